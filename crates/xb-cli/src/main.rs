@@ -1,0 +1,5 @@
+//! `xb-cli`: the thin command-line front end of xb.
+
+fn main() {
+    println!("xb-cli: not yet implemented");
+}

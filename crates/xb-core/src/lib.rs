@@ -1,0 +1,2 @@
+//! Backup orchestration: the `BackupPlan` builder and its execution against a
+//! live MySQL-family server.

@@ -1,0 +1,6 @@
+//! InnoDB on-disk formats needed by a hot physical backup: the redo log
+//! (checkpoint lookup, LSN → file offset, log scanning and validation) and
+//! tablespace pages (page size, checksums, LSN, torn-read detection).
+//!
+//! This crate is pure: no SQL, no threads. Live files are read with
+//! positioned reads (never mmap: a live file can shrink under us).

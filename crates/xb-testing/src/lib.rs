@@ -1,0 +1,4 @@
+//! Test support for xb: real database servers started on 127.0.0.1 by the
+//! project's own `scripts/db.sh`, one fresh instance per test.
+
+pub mod server;

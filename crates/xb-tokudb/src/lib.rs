@@ -1,0 +1,1 @@
+//! TokuDB hot-backup steps: checkpoint lock, discovery of data and log files.
