@@ -1,4 +1,6 @@
 //! Test support for xb: real database servers started on 127.0.0.1 by the
 //! project's own `scripts/db.sh`, one fresh instance per test.
 
+pub mod load;
 pub mod server;
+pub mod verify;
