@@ -1,0 +1,81 @@
+#!/usr/bin/env bash
+# backup_vs_mariadb_backup.sh - end-to-end backup benchmark, xb-cli vs mariadb-backup,
+# measured in the same run on the same dataset, alternating the two tools.
+#
+#   benches/e2e/backup_vs_mariadb_backup.sh [--size-gb N] [--rounds R] [--workdir DIR] [--keep]
+#
+# Starts a MariaDB 10.11 (scripts/db.sh), loads a sysbench dataset of about N GB
+# (default 2) once (reused by later runs from the same workdir), then for each round runs
+#   1. xb-cli backup --target-dir        2. mariadb-backup --backup --target-dir
+#   3. xb-cli backup --stream=xbstream --compress=zstd > file
+#   4. mariadb-backup --backup --stream=xbstream | zstd -1 -T2 > file
+# under /usr/bin/time -v, and prints wall time, CPU (user+sys), peak RSS and the
+# xb/mariadb-backup ratios (medians over the rounds). Page cache is warm for both.
+set -euo pipefail
+here=$(cd "$(dirname "$0")/../.." && pwd)
+size_gb=2 rounds=3 work=${XB_BENCH_DIR:-/tmp/xb-bench} keep=0
+while [ $# -gt 0 ]; do
+    case $1 in
+        --size-gb) size_gb=$2; shift 2 ;;
+        --rounds) rounds=$2; shift 2 ;;
+        --workdir) work=$2; shift 2 ;;
+        --keep) keep=1; shift ;;
+        *) echo "usage: $0 [--size-gb N] [--rounds R] [--workdir DIR] [--keep]" >&2; exit 2 ;;
+    esac
+done
+command -v sysbench >/dev/null || { echo "sysbench missing: apt-get install -y sysbench" >&2; exit 1; }
+command -v zstd >/dev/null || { echo "zstd missing: apt-get install -y zstd" >&2; exit 1; }
+db="$here/scripts/db.sh"
+data="$work/data" port=${XB_BENCH_PORT:-3499}
+mkdir -p "$work"
+cargo build -q --release -p xb-cli --manifest-path "$here/Cargo.toml"
+xb="${CARGO_TARGET_DIR:-$here/target}/release/xb-cli"
+
+XB_MYSQLD_ARGS="--innodb-buffer-pool-size=1G --innodb-log-file-size=512M --log-bin=binlog --server-id=1" \
+    "$db" mariadb1011 start "$data" "$port" >/dev/null
+cleanup() { [ "$keep" = 1 ] || "$db" mariadb1011 stop "$data" >/dev/null 2>&1 || true; }
+trap cleanup EXIT
+
+# sysbench rows are ~ 230 bytes on disk; 8 tables
+rows=$(( size_gb * 1024 * 1024 * 1024 / 8 / 230 ))
+if [ ! -f "$work/.loaded-$size_gb" ]; then
+    echo "loading ~${size_gb} GB: 8 tables x $rows rows" >&2
+    "$db" mariadb1011 client "$data" -e "DROP DATABASE IF EXISTS sbtest; CREATE DATABASE sbtest"
+    sysbench oltp_write_only --mysql-host=127.0.0.1 --mysql-port="$port" --mysql-user=xb \
+        --mysql-password=xb --mysql-db=sbtest --tables=8 --table-size="$rows" --threads=2 prepare >/dev/null
+    touch "$work/.loaded-$size_gb"
+fi
+echo "dataset: $(du -sb "$data" | cut -f1) bytes in $data" >&2
+
+cnf="$data.run/my.cnf"
+conn=(--host=127.0.0.1 --port="$port" --user=xb --password=xb)
+measure() { # name cmd... ; appends "name wall cpu rss" to $work/results
+    local name=$1; shift
+    rm -rf "$work/out"; mkdir -p "$work/out"
+    /usr/bin/time -f '%e %U %S %M' -o "$work/time.txt" bash -c "$*" >/dev/null 2>"$work/$name.log" || {
+        echo "$name failed, see $work/$name.log" >&2; tail -5 "$work/$name.log" >&2; exit 1; }
+    read -r wall user sys rss < "$work/time.txt"
+    echo "$name $wall $(awk "BEGIN{print $user + $sys}") $rss" >> "$work/results"
+}
+: > "$work/results"
+for r in $(seq "$rounds"); do
+    echo "round $r/$rounds" >&2
+    measure xb-dir "'$xb' backup ${conn[*]} --target-dir='$work/out/b'"
+    measure mb-dir "'$db' mariadb1011 exec mariadb-backup --defaults-file='$cnf' --backup ${conn[*]} --target-dir='$work/out/b'"
+    measure xb-zstd "'$xb' backup ${conn[*]} --target-dir='$work/out/b' --stream=xbstream --compress=zstd > '$work/out/s.xbs'"
+    measure mb-zstd "'$db' mariadb1011 exec mariadb-backup --defaults-file='$cnf' --backup ${conn[*]} --stream=xbstream --target-dir='$work/out/b' | zstd -1 -T2 -q > '$work/out/s.zst'"
+done
+python3 - "$work/results" <<'PY'
+import sys, statistics as st
+rows = {}
+for line in open(sys.argv[1]):
+    n, wall, cpu, rss = line.split()
+    rows.setdefault(n, []).append((float(wall), float(cpu), int(rss)))
+med = {n: tuple(st.median(v[i] for v in vs) for i in range(3)) for n, vs in rows.items()}
+print(f"{'run':10} {'wall s':>8} {'cpu s':>8} {'peak RSS MiB':>13}")
+for n, (w, c, r) in med.items():
+    print(f"{n:10} {w:8.2f} {c:8.2f} {r/1024:13.1f}")
+for a, b in (("xb-dir", "mb-dir"), ("xb-zstd", "mb-zstd")):
+    if a in med and b in med:
+        print(f"ratio {a}/{b}: wall {med[a][0]/med[b][0]:.2f}x  cpu {med[a][1]/med[b][1]:.2f}x  rss {med[a][2]/med[b][2]:.2f}x")
+PY
