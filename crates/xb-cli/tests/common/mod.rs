@@ -1,0 +1,108 @@
+//! Shared steps of the CLI runbooks: run `xb-cli backup` against a test
+//! server, and prove a backup by restoring it.
+#![allow(dead_code, unreachable_pub)]
+
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+
+use xb_testing::server::{Flavor, TestServer};
+use xb_testing::verify::{check_tables, replay_binlog, table_checksums};
+
+/// Source servers write a binlog, so restores can be rolled forward.
+pub const BINLOG_ARGS: &str = "--log-bin=binlog --server-id=1";
+
+/// File that marks a target directory whose backup did not complete.
+pub const INCOMPLETE_MARKER: &str = "xtrabackup_incomplete";
+
+/// The `xb-cli backup` command line for `server`, plus `extra` options.
+pub fn xb_backup_command(server: &TestServer, extra: &[&str]) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_xb-cli"));
+    cmd.arg("backup")
+        .args(["--host", "127.0.0.1", "--port"])
+        .arg(server.port().to_string())
+        .args(["--user", "xb", "--password=xb"])
+        .args(extra)
+        .stdin(Stdio::null());
+    cmd
+}
+
+/// Runs a command to completion, capturing its output.
+pub fn output_of(mut cmd: Command) -> Output {
+    cmd.output().expect("xb-cli runs")
+}
+
+/// Runs `xb-cli backup` off the async runtime.
+pub async fn run_xb_backup(server: &TestServer, extra: &[&str]) -> Output {
+    let cmd = xb_backup_command(server, extra);
+    tokio::task::spawn_blocking(move || output_of(cmd))
+        .await
+        .unwrap()
+}
+
+/// Runs `xb-cli backup` with its standard output sent to `file`.
+pub async fn run_xb_backup_to_file(server: &TestServer, extra: &[&str], file: &Path) -> Output {
+    let mut cmd = xb_backup_command(server, extra);
+    cmd.stdout(std::fs::File::create(file).unwrap());
+    tokio::task::spawn_blocking(move || output_of(cmd))
+        .await
+        .unwrap()
+}
+
+/// Asserts exit 0, printing stderr otherwise.
+pub fn assert_success(out: &Output) {
+    assert!(
+        out.status.success(),
+        "xb-cli failed ({}):\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// Asserts a non-zero exit whose stderr mentions every one of `needles`
+/// and never claims success.
+pub fn assert_failure_mentions(out: &Output, needles: &[&str]) {
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success(),
+        "expected failure, got success:\n{stderr}"
+    );
+    for n in needles {
+        assert!(stderr.contains(n), "stderr should mention {n:?}:\n{stderr}");
+    }
+    let all = format!("{stderr}{}", String::from_utf8_lossy(&out.stdout));
+    assert!(
+        !all.contains("completed OK"),
+        "a failure must not claim success:\n{all}"
+    );
+}
+
+/// Prepares `target` with the vendor's `mariadb-backup --prepare`, starts a
+/// server on it, checks every table, replays the source's binlog from the
+/// recorded coordinates and compares `CHECKSUM TABLE` of every table.
+pub async fn restore_and_compare(src: &TestServer, target: &Path, schemas: &[&str]) {
+    let prep = src
+        .tool("mariadb-backup")
+        .args(["--prepare", &format!("--target-dir={}", target.display())])
+        .output()
+        .unwrap();
+    assert!(
+        prep.status.success(),
+        "mariadb-backup --prepare failed:\n{}",
+        String::from_utf8_lossy(&prep.stderr)
+    );
+    let info = std::fs::read_to_string(target.join("xtrabackup_binlog_info")).unwrap();
+    let mut fields = info.split_whitespace();
+    let file = fields.next().expect("binlog file").to_string();
+    let pos: u64 = fields.next().expect("binlog position").parse().unwrap();
+
+    let restored = TestServer::start_on(Flavor::MariaDb1011, target).expect("restored server");
+    let mut rconn = restored.conn().await.unwrap();
+    let bad = check_tables(&mut rconn, schemas).await.unwrap();
+    assert!(bad.is_empty(), "CHECK TABLE on the restore: {bad:?}");
+    replay_binlog(src, &file, pos, &restored).expect("binlog replay");
+    let mut sconn = src.conn().await.unwrap();
+    let want = table_checksums(&mut sconn, schemas).await.unwrap();
+    let got = table_checksums(&mut rconn, schemas).await.unwrap();
+    assert!(!want.is_empty());
+    assert_eq!(got, want, "restored tables differ from the source");
+}
