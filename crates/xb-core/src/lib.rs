@@ -1,2 +1,5 @@
 //! Backup orchestration: the `BackupPlan` builder and its execution against a
 //! live MySQL-family server.
+
+pub mod checkpoints;
+pub mod prepare;

@@ -3,4 +3,5 @@
 
 pub mod load;
 pub mod server;
+pub mod vendor;
 pub mod verify;
