@@ -1,6 +1,6 @@
 //! Shared steps of the CLI runbooks: run `xb-cli backup` against a test
 //! server, and prove a backup by restoring it.
-#![allow(dead_code, unreachable_pub)]
+#![allow(dead_code, unreachable_pub, clippy::unwrap_used)]
 
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
