@@ -102,7 +102,7 @@ async fn ddl_during_backup_restores_to_equal_tables() {
     let target = src.scratch("backup");
     let target_s = target.to_string_lossy().into_owned();
     let backup = tokio::spawn({
-        let args = vec!["--target-dir".to_string(), target_s];
+        let args = ["--target-dir".to_string(), target_s];
         let cmd = xb_backup_command(&src, &args.iter().map(String::as_str).collect::<Vec<_>>());
         async move {
             tokio::task::spawn_blocking(move || output_of(cmd))
