@@ -4,3 +4,4 @@
 //!
 //! This crate is pure: no SQL, no threads. Live files are read with
 //! positioned reads (never mmap: a live file can shrink under us).
+pub mod redo108;

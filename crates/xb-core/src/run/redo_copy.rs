@@ -1,0 +1,226 @@
+//! The redo copier: a thread that follows the server's redo log from the
+//! start checkpoint and appends every validated piece to the backup, so the
+//! server can never overwrite log we still need without us noticing.
+//!
+//! The thread polls (every `interval`, faster once a stop target is set)
+//! until the orchestrator asks it to stop at an LSN. If the server overwrote
+//! log before we copied it, the feed reports it and the backup fails loudly
+//! (the copy would have a hole: never a backup that restores to garbage).
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Condvar, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+/// Where the redo comes from: the server's log, read and validated.
+/// Implemented over `xb_innodb::redo` for each format.
+pub trait RedoFeed: Send {
+    /// LSN of the first byte the feed will hand out (the start checkpoint).
+    fn start_lsn(&self) -> u64;
+    /// Reads what the server wrote since the last call and passes validated
+    /// log, in order, to `out`. Returns the LSN reached (end of valid log).
+    ///
+    /// # Errors
+    /// A sentence saying why the log cannot be followed (overwritten
+    /// before it was copied, corrupt, I/O).
+    fn poll(&mut self, out: &mut dyn FnMut(&[u8]) -> Result<(), String>) -> Result<u64, String>;
+}
+
+/// Where the copied redo goes (the backup's log file in the sink chain).
+pub trait RedoOut: Send {
+    /// Appends bytes.
+    ///
+    /// # Errors
+    /// The sink's error as text (it names the file and the cause).
+    fn write(&mut self, buf: &[u8]) -> Result<(), String>;
+    /// Finishes the file.
+    ///
+    /// # Errors
+    /// The sink's error as text.
+    fn close(self: Box<Self>) -> Result<(), String>;
+}
+
+/// Why redo copying failed.
+#[derive(Debug, thiserror::Error, Clone, PartialEq, Eq)]
+pub enum RedoCopyError {
+    /// The feed failed (overwritten log, corruption, I/O).
+    #[error("redo copy stopped at LSN {lsn}: {reason}")]
+    Feed {
+        /// LSN copied so far.
+        lsn: u64,
+        /// The feed's reason.
+        reason: String,
+    },
+    /// Writing the copy failed.
+    #[error("writing the redo copy failed at LSN {lsn}: {reason}")]
+    Out {
+        /// LSN copied so far.
+        lsn: u64,
+        /// The sink's reason.
+        reason: String,
+    },
+    /// The log did not reach the stop LSN in time.
+    #[error("redo copy reached only LSN {reached}, the backup needs LSN {target}")]
+    Short {
+        /// Where copying ended.
+        reached: u64,
+        /// Where it had to reach.
+        target: u64,
+    },
+    /// The thread panicked (a bug; reported, never swallowed).
+    #[error("the redo copy thread panicked")]
+    Panicked,
+}
+
+#[derive(Debug, Default)]
+struct Shared {
+    copied: AtomicU64,
+    target: AtomicU64,
+    cancel: AtomicBool,
+    wake: (Mutex<bool>, Condvar),
+}
+
+/// A running redo copier.
+#[derive(Debug)]
+pub struct RedoCopier {
+    shared: Arc<Shared>,
+    start_lsn: u64,
+    thread: Option<JoinHandle<Result<u64, RedoCopyError>>>,
+}
+
+/// What the copier did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RedoCopied {
+    /// First LSN in the copy.
+    pub start_lsn: u64,
+    /// LSN the copy reaches (`last_lsn`).
+    pub end_lsn: u64,
+}
+
+impl RedoCopier {
+    /// Starts the thread. `header` is written first (the backup log file's
+    /// own header), then everything the feed hands out.
+    #[must_use]
+    pub fn start(
+        mut feed: Box<dyn RedoFeed>,
+        mut out: Box<dyn RedoOut>,
+        header: Vec<u8>,
+        interval: Duration,
+    ) -> RedoCopier {
+        let shared = Arc::new(Shared::default());
+        let start_lsn = feed.start_lsn();
+        shared.copied.store(start_lsn, Ordering::Release);
+        let sh = Arc::clone(&shared);
+        let thread = std::thread::Builder::new()
+            .name("xb-redo-copy".into())
+            .spawn(move || {
+                let lsn0 = feed.start_lsn();
+                out.write(&header).map_err(|reason| RedoCopyError::Out { lsn: lsn0, reason })?;
+                loop {
+                    let mut out_err = None;
+                    let reached = feed.poll(&mut |buf| {
+                        out.write(buf).map_err(|e| {
+                            out_err = Some(e.clone());
+                            e
+                        })
+                    });
+                    let copied = sh.copied.load(Ordering::Acquire);
+                    let reached = match (reached, out_err) {
+                        (_, Some(reason)) => return Err(RedoCopyError::Out { lsn: copied, reason }),
+                        (Err(reason), None) => return Err(RedoCopyError::Feed { lsn: copied, reason }),
+                        (Ok(r), None) => r,
+                    };
+                    sh.copied.store(reached, Ordering::Release);
+                    let target = sh.target.load(Ordering::Acquire);
+                    if target != 0 && reached >= target {
+                        out.close().map_err(|reason| RedoCopyError::Out { lsn: reached, reason })?;
+                        return Ok(reached);
+                    }
+                    if sh.cancel.load(Ordering::Acquire) {
+                        return Ok(reached);
+                    }
+                    let wait = if target != 0 { interval.min(Duration::from_millis(5)) } else { interval };
+                    let (lock, cv) = &sh.wake;
+                    let guard = lock.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+                    let _ = cv.wait_timeout(guard, wait);
+                }
+            });
+        RedoCopier {
+            shared,
+            start_lsn,
+            thread: thread.ok(),
+        }
+    }
+
+    /// LSN copied so far (for progress: redo lag = server LSN − this).
+    #[must_use]
+    pub fn copied_lsn(&self) -> u64 {
+        self.shared.copied.load(Ordering::Acquire)
+    }
+
+    /// True while the thread runs (false after it failed or finished).
+    #[must_use]
+    pub fn is_running(&self) -> bool {
+        self.thread.as_ref().is_some_and(|t| !t.is_finished())
+    }
+
+    /// Asks the thread to copy up to `target` and stop; waits at most
+    /// `patience` without progress.
+    ///
+    /// # Errors
+    /// [`RedoCopyError`] if the copy failed or stalled before `target`.
+    pub fn finish_at(mut self, target: u64, patience: Duration) -> Result<RedoCopied, RedoCopyError> {
+        self.shared.target.store(target.max(1), Ordering::Release);
+        self.kick();
+        let mut last = self.copied_lsn();
+        let mut since = Instant::now();
+        let thread = self.thread.take().ok_or(RedoCopyError::Panicked)?;
+        while !thread.is_finished() {
+            std::thread::sleep(Duration::from_millis(2));
+            let now = self.copied_lsn();
+            if now != last {
+                last = now;
+                since = Instant::now();
+            } else if since.elapsed() > patience {
+                self.shared.cancel.store(true, Ordering::Release);
+                self.kick();
+                let _ = thread.join();
+                return Err(RedoCopyError::Short { reached: now, target });
+            }
+        }
+        let end_lsn = thread.join().map_err(|_| RedoCopyError::Panicked)??;
+        Ok(RedoCopied {
+            start_lsn: self.start_lsn,
+            end_lsn,
+        })
+    }
+
+    /// Stops the thread without finishing the copy (the backup failed
+    /// elsewhere). Returns the copier's own error if it had one.
+    pub fn abort(mut self) -> Option<RedoCopyError> {
+        self.shared.cancel.store(true, Ordering::Release);
+        self.kick();
+        match self.thread.take()?.join() {
+            Ok(Ok(_)) => None,
+            Ok(Err(e)) => Some(e),
+            Err(_) => Some(RedoCopyError::Panicked),
+        }
+    }
+
+    fn kick(&self) {
+        let (lock, cv) = &self.shared.wake;
+        let mut g = lock.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        *g = true;
+        cv.notify_all();
+    }
+}
+
+impl Drop for RedoCopier {
+    fn drop(&mut self) {
+        if let Some(t) = self.thread.take() {
+            self.shared.cancel.store(true, Ordering::Release);
+            self.kick();
+            let _ = t.join();
+        }
+    }
+}

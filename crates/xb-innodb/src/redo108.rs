@@ -1,0 +1,419 @@
+//! MariaDB 10.8+ redo log (`ib_logfile0`, format "Phys"): checkpoint lookup,
+//! LSN → offset, incremental scanning of mini-transactions, and the linear
+//! copy a backup keeps.
+//!
+//! | offset | size | field |
+//! |---|---|---|
+//! | 0 | 4 | format id `0x50687973` ("Phys"), big-endian like every field here |
+//! | 8 | 8 | `first_lsn`: LSN stored at offset 12288 |
+//! | 16 | 32 | creator, NUL-padded |
+//! | 508 | 4 | CRC-32C of bytes 0..508 |
+//! | 4096, 8192 | 64 | checkpoint: LSN (8), end LSN (8), 44 zero bytes, CRC-32C of 0..60 |
+//! | 12288.. | | ring of mini-transactions, `capacity = size − 12288` |
+//!
+//! A mini-transaction is records, then a sequence byte (1 on even laps over
+//! the ring, 0 on odd ones), then the CRC-32C (4 bytes) of the records. A
+//! record starts with a byte whose low nibble is its length (0: a varint
+//! length follows); a byte ≤ 1 where a record would start ends the records.
+
+use std::fs::File;
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+
+/// Format id of MariaDB 10.8+ logs.
+pub const FORMAT_10_8: u32 = 0x5068_7973;
+/// Offset of the first log byte.
+pub const START_OFFSET: u64 = 12_288;
+/// Largest mini-transaction the server writes.
+pub const MTR_SIZE_MAX: usize = 1 << 20;
+const CHECKPOINTS: [u64; 2] = [4096, 8192];
+
+/// Errors reading a MariaDB 10.8+ log.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum Redo108Error {
+    /// I/O error on the file.
+    #[error("{file}: read at offset {offset} failed: {reason}")]
+    Io {
+        /// The file.
+        file: PathBuf,
+        /// Where.
+        offset: u64,
+        /// The OS error.
+        reason: String,
+    },
+    /// Not a 10.8+ log, or a damaged header.
+    #[error("{file}: {reason}")]
+    Header {
+        /// The file.
+        file: PathBuf,
+        /// What is wrong.
+        reason: String,
+    },
+    /// Neither checkpoint block is valid.
+    #[error("{file}: no valid checkpoint at offsets 4096 or 8192")]
+    NoCheckpoint {
+        /// The file.
+        file: PathBuf,
+    },
+    /// Writing the copy failed (the sink's message).
+    #[error("{0}")]
+    Out(String),
+    /// The server overwrote log we still needed.
+    #[error(
+        "{file}: redo at LSN {needed} was overwritten before it was copied (the server's checkpoint is at LSN {checkpoint})"
+    )]
+    Overwritten {
+        /// The file.
+        file: PathBuf,
+        /// First LSN we still needed.
+        needed: u64,
+        /// The server's checkpoint when we noticed.
+        checkpoint: u64,
+    },
+}
+
+/// A checkpoint block.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Checkpoint108 {
+    /// Everything before this LSN is in the data files.
+    pub lsn: u64,
+    /// Start LSN of the mini-transaction carrying the FILE_CHECKPOINT record.
+    pub end_lsn: u64,
+    /// File offset of the block (4096 or 8192).
+    pub offset: u64,
+}
+
+/// A live `ib_logfile0` in the 10.8+ format.
+#[derive(Debug)]
+pub struct Log108 {
+    file: File,
+    path: PathBuf,
+    size: u64,
+    first_lsn: u64,
+    creator: String,
+}
+
+fn be32(b: &[u8], at: usize) -> u32 {
+    let mut a = [0u8; 4];
+    a.copy_from_slice(&b[at..at + 4]);
+    u32::from_be_bytes(a)
+}
+
+fn be64(b: &[u8], at: usize) -> u64 {
+    let mut a = [0u8; 8];
+    a.copy_from_slice(&b[at..at + 8]);
+    u64::from_be_bytes(a)
+}
+
+impl Log108 {
+    /// Opens and checks the header of `path`.
+    ///
+    /// # Errors
+    /// [`Redo108Error`] naming the file.
+    pub fn open(path: &Path) -> Result<Self, Redo108Error> {
+        let file = File::open(path).map_err(|e| Redo108Error::Io {
+            file: path.to_path_buf(),
+            offset: 0,
+            reason: e.to_string(),
+        })?;
+        let size = file
+            .metadata()
+            .map_err(|e| Redo108Error::Io {
+                file: path.to_path_buf(),
+                offset: 0,
+                reason: e.to_string(),
+            })?
+            .len();
+        let header_err = |reason: String| Redo108Error::Header {
+            file: path.to_path_buf(),
+            reason,
+        };
+        if size < START_OFFSET + 512 {
+            return Err(header_err(format!(
+                "{size} bytes is too small for a redo log"
+            )));
+        }
+        let mut log = Log108 {
+            file,
+            path: path.to_path_buf(),
+            size,
+            first_lsn: 0,
+            creator: String::new(),
+        };
+        let mut hdr = [0u8; 512];
+        log.read_exact_at(&mut hdr, 0)?;
+        let format = be32(&hdr, 0);
+        if format != FORMAT_10_8 {
+            return Err(header_err(format!(
+                "format id {format:#010x} at offset 0 is not MariaDB 10.8+ ({FORMAT_10_8:#010x})"
+            )));
+        }
+        if crc32c::crc32c(&hdr[..508]) != be32(&hdr, 508) {
+            return Err(header_err("header checksum mismatch at offset 508".into()));
+        }
+        log.first_lsn = be64(&hdr, 8);
+        if log.first_lsn < START_OFFSET {
+            return Err(header_err(format!(
+                "first_lsn {} below {START_OFFSET}",
+                log.first_lsn
+            )));
+        }
+        let c = &hdr[16..48];
+        let end = c.iter().position(|&b| b == 0).unwrap_or(c.len());
+        log.creator = String::from_utf8_lossy(&c[..end]).into_owned();
+        Ok(log)
+    }
+
+    fn read_exact_at(&self, buf: &mut [u8], offset: u64) -> Result<(), Redo108Error> {
+        self.file
+            .read_exact_at(buf, offset)
+            .map_err(|e| Redo108Error::Io {
+                file: self.path.clone(),
+                offset,
+                reason: e.to_string(),
+            })
+    }
+
+    /// Creator string of the header ("MariaDB 10.11.18").
+    #[must_use]
+    pub fn creator(&self) -> &str {
+        &self.creator
+    }
+
+    /// File size (`innodb_log_file_size`).
+    #[must_use]
+    pub fn size(&self) -> u64 {
+        self.size
+    }
+
+    /// Bytes of log the ring holds.
+    #[must_use]
+    pub fn capacity(&self) -> u64 {
+        self.size - START_OFFSET
+    }
+
+    /// LSN at offset 12288.
+    #[must_use]
+    pub fn first_lsn(&self) -> u64 {
+        self.first_lsn
+    }
+
+    /// File offset of `lsn` (the ring wraps to 12288).
+    #[must_use]
+    pub fn offset_of(&self, lsn: u64) -> u64 {
+        START_OFFSET + (lsn.saturating_sub(self.first_lsn)) % self.capacity()
+    }
+
+    /// The sequence byte expected at `lsn` (1 on even laps, 0 on odd).
+    #[must_use]
+    pub fn seq_of(&self, lsn: u64) -> u8 {
+        u8::from((lsn.saturating_sub(self.first_lsn) / self.capacity()) % 2 == 0)
+    }
+
+    /// The latest valid checkpoint, re-read from the file on every call.
+    ///
+    /// # Errors
+    /// I/O, or [`Redo108Error::NoCheckpoint`].
+    pub fn latest_checkpoint(&self) -> Result<Checkpoint108, Redo108Error> {
+        let mut best: Option<Checkpoint108> = None;
+        for off in CHECKPOINTS {
+            let mut b = [0u8; 64];
+            self.read_exact_at(&mut b, off)?;
+            let lsn = be64(&b, 0);
+            let end_lsn = be64(&b, 8);
+            let valid = crc32c::crc32c(&b[..60]) == be32(&b, 60)
+                && b[16..60].iter().all(|&x| x == 0)
+                && lsn >= self.first_lsn
+                && end_lsn >= lsn;
+            if valid && best.is_none_or(|c| lsn > c.lsn) {
+                best = Some(Checkpoint108 {
+                    lsn,
+                    end_lsn,
+                    offset: off,
+                });
+            }
+        }
+        best.ok_or_else(|| Redo108Error::NoCheckpoint {
+            file: self.path.clone(),
+        })
+    }
+
+    /// Reads `len` log bytes starting at `lsn`, across the wrap.
+    fn read_ring(&self, lsn: u64, buf: &mut [u8]) -> Result<(), Redo108Error> {
+        let off = self.offset_of(lsn);
+        let first = usize::try_from((self.size - off).min(buf.len() as u64)).unwrap_or(buf.len());
+        self.read_exact_at(&mut buf[..first], off)?;
+        if first < buf.len() {
+            let rest = &mut buf[first..];
+            self.read_exact_at(rest, START_OFFSET)?;
+        }
+        Ok(())
+    }
+}
+
+/// Length in bytes of the mini-transaction starting at `buf[0]` whose first
+/// byte is at `lsn`, if it is complete and valid in `buf`:
+/// `Ok(Some(len))` valid; `Ok(None)` end of log (or not enough bytes, see
+/// `need_more`); the flag says whether more bytes might complete it.
+fn parse_mtr(log: &Log108, lsn: u64, buf: &[u8]) -> (Option<usize>, bool) {
+    let mut p = 0usize;
+    if buf.first().is_none_or(|&b| b <= 1) {
+        return (None, buf.is_empty());
+    }
+    loop {
+        let Some(&b) = buf.get(p) else {
+            return (None, p < MTR_SIZE_MAX);
+        };
+        if b <= 1 {
+            break;
+        }
+        let l = usize::from(b & 15);
+        let rec = if l != 0 {
+            1 + l
+        } else {
+            let Some(&v0) = buf.get(p + 1) else {
+                return (None, true);
+            };
+            let (n, vlen) = if v0 & 0x80 == 0 {
+                (usize::from(v0), 1)
+            } else if v0 & 0xc0 == 0x80 {
+                let Some(&v1) = buf.get(p + 2) else {
+                    return (None, true);
+                };
+                ((usize::from(v0 & 0x3f) << 8 | usize::from(v1)) + 0x80, 2)
+            } else if v0 & 0xe0 == 0xc0 {
+                let (Some(&v1), Some(&v2)) = (buf.get(p + 2), buf.get(p + 3)) else {
+                    return (None, true);
+                };
+                (
+                    (usize::from(v0 & 0x1f) << 16 | usize::from(v1) << 8 | usize::from(v2))
+                        + 0x4080,
+                    3,
+                )
+            } else {
+                return (None, false);
+            };
+            let _ = vlen;
+            16 + n
+        };
+        p += rec;
+        if p > MTR_SIZE_MAX {
+            return (None, false);
+        }
+    }
+    // buf[p] is the sequence byte
+    if buf[p] != log.seq_of(lsn + p as u64) {
+        return (None, false);
+    }
+    if buf.len() < p + 5 {
+        return (None, true);
+    }
+    let want = be32(buf, p + 1);
+    if crc32c::crc32c(&buf[..p]) != want {
+        return (None, false);
+    }
+    (Some(p + 5), false)
+}
+
+/// Follows the log from an LSN, handing out whole validated
+/// mini-transactions with their sequence byte rewritten to 1 (the linear
+/// copy a backup keeps never wraps, so every byte is on the "first lap").
+#[derive(Debug)]
+pub struct Scanner108 {
+    lsn: u64,
+    window: Vec<u8>,
+}
+
+/// Read window of one poll.
+const WINDOW: usize = 4 << 20;
+
+impl Scanner108 {
+    /// Starts at `lsn` (must be the start of a mini-transaction, e.g. a
+    /// checkpoint LSN).
+    #[must_use]
+    pub fn new(lsn: u64) -> Self {
+        Scanner108 {
+            lsn,
+            window: Vec::new(),
+        }
+    }
+
+    /// The LSN reached.
+    #[must_use]
+    pub fn lsn(&self) -> u64 {
+        self.lsn
+    }
+
+    /// Reads from the current LSN to the end of valid log and passes each
+    /// chunk of whole mini-transactions to `out`. Returns the LSN reached.
+    ///
+    /// # Errors
+    /// I/O, [`Redo108Error::Overwritten`] when the server's checkpoint moved
+    /// past log not yet copied (the copy would have a hole), or `out`'s
+    /// error as [`Redo108Error::Io`].
+    pub fn poll(
+        &mut self,
+        log: &Log108,
+        out: &mut dyn FnMut(&[u8]) -> Result<(), String>,
+    ) -> Result<u64, Redo108Error> {
+        loop {
+            let len = WINDOW.min(usize::try_from(log.capacity()).unwrap_or(WINDOW));
+            self.window.resize(len, 0);
+            let start = self.lsn;
+            log.read_ring(start, &mut self.window)?;
+            let mut p = 0usize;
+            loop {
+                let (len, _more) = parse_mtr(log, start + p as u64, &self.window[p..]);
+                let Some(n) = len else { break };
+                let seq_at = p + n - 5;
+                self.window[seq_at] = 1;
+                p += n;
+            }
+            // Were the bytes just read still from this lap? The server never
+            // writes more than `capacity` past its checkpoint, and the log
+            // from our position up to the checkpoint is always complete.
+            // So: a checkpoint more than a lap ahead, or one we could not
+            // parse up to, means the server overwrote log we still needed.
+            // (Read after the data, so it bounds what the data could be.)
+            let cp = log.latest_checkpoint()?;
+            let parsed_to = start + p as u64;
+            if cp.lsn > start + log.capacity() || (cp.lsn > start && parsed_to < cp.lsn) {
+                return Err(Redo108Error::Overwritten {
+                    file: log.path.clone(),
+                    needed: parsed_to,
+                    checkpoint: cp.lsn,
+                });
+            }
+            if p == 0 {
+                return Ok(self.lsn);
+            }
+            out(&self.window[..p]).map_err(Redo108Error::Out)?;
+            self.lsn = start + p as u64;
+            if p < len.saturating_sub(MTR_SIZE_MAX) {
+                return Ok(self.lsn);
+            }
+        }
+    }
+}
+
+/// The 12288-byte header of a backup's `ib_logfile0` in the server's own
+/// format: `first_lsn` = the checkpoint the copy starts at, checkpoint block
+/// 1 = (that checkpoint, its end LSN), block 2 empty. The copied
+/// mini-transactions follow, linear, so offset 12288 holds `first_lsn`.
+#[must_use]
+pub fn backup_log_header(checkpoint: Checkpoint108, creator: &str) -> Vec<u8> {
+    let mut h = vec![0u8; usize::try_from(START_OFFSET).unwrap_or(12_288)];
+    h[0..4].copy_from_slice(&FORMAT_10_8.to_be_bytes());
+    h[8..16].copy_from_slice(&checkpoint.lsn.to_be_bytes());
+    let c = creator.as_bytes();
+    let n = c.len().min(31);
+    h[16..16 + n].copy_from_slice(&c[..n]);
+    let crc = crc32c::crc32c(&h[..508]);
+    h[508..512].copy_from_slice(&crc.to_be_bytes());
+    let cp = 4096;
+    h[cp..cp + 8].copy_from_slice(&checkpoint.lsn.to_be_bytes());
+    h[cp + 8..cp + 16].copy_from_slice(&checkpoint.end_lsn.to_be_bytes());
+    let crc = crc32c::crc32c(&h[cp..cp + 60]);
+    h[cp + 60..cp + 64].copy_from_slice(&crc.to_be_bytes());
+    h
+}
