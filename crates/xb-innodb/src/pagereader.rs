@@ -1,0 +1,233 @@
+//! Reading a live tablespace page by page: every page is checked, and a
+//! batch with a bad page is read again (the server may have been writing it:
+//! a torn read, repaired later by the redo), up to a bounded number of tries.
+//! Only when the page stays bad is the copy failed, naming file and page.
+
+use std::fs::File;
+use std::io::ErrorKind;
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use crate::pagecheck::{SpaceMeta, Verdict, check_page};
+
+/// Errors reading a tablespace.
+#[derive(Debug, thiserror::Error)]
+pub enum PageReadError {
+    /// I/O error.
+    #[error("{file}: read at offset {offset} failed: {source}")]
+    Io {
+        /// The file.
+        file: PathBuf,
+        /// Where.
+        offset: u64,
+        /// The error.
+        source: std::io::Error,
+    },
+    /// Page 0 is not understood.
+    #[error("{file}: {reason}")]
+    Meta {
+        /// The file.
+        file: PathBuf,
+        /// Why.
+        reason: String,
+    },
+    /// A page stayed invalid after every re-read.
+    #[error("{file}: page {page} is corrupt ({reason}) after {tries} reads")]
+    Corrupt {
+        /// The file.
+        file: PathBuf,
+        /// Page number.
+        page: u64,
+        /// The checksum verdict.
+        reason: &'static str,
+        /// Reads made.
+        tries: u32,
+    },
+}
+
+/// How hard to try on a bad page.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RetryPolicy {
+    /// Reads of a batch before giving up (default 10).
+    pub tries: u32,
+    /// Pause between reads (default 100 ms).
+    pub delay: Duration,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        RetryPolicy {
+            tries: 10,
+            delay: Duration::from_millis(100),
+        }
+    }
+}
+
+/// Pages per read batch (1 MiB at 16 KiB pages).
+const BATCH_BYTES: usize = 1 << 20;
+
+/// A live tablespace being read in order.
+#[derive(Debug)]
+pub struct TablespaceReader {
+    file: File,
+    path: PathBuf,
+    meta: Option<SpaceMeta>,
+    system: bool,
+    offset: u64,
+    policy: RetryPolicy,
+    retries: u64,
+}
+
+impl TablespaceReader {
+    /// Opens `path`; `None` when it does not exist (dropped). `system` marks
+    /// the system tablespace (page numbers not checked, doublewrite skipped).
+    ///
+    /// # Errors
+    /// I/O, or a page 0 that cannot be decoded.
+    pub fn open(
+        path: &Path,
+        server_page_size: usize,
+        system: bool,
+        policy: RetryPolicy,
+    ) -> Result<Option<Self>, PageReadError> {
+        let file = match File::open(path) {
+            Ok(f) => f,
+            Err(e) if e.kind() == ErrorKind::NotFound => return Ok(None),
+            Err(source) => {
+                return Err(PageReadError::Io {
+                    file: path.to_path_buf(),
+                    offset: 0,
+                    source,
+                });
+            }
+        };
+        let mut head = vec![0u8; 4096];
+        let n = read_full(&file, &mut head, 0).map_err(|source| PageReadError::Io {
+            file: path.to_path_buf(),
+            offset: 0,
+            source,
+        })?;
+        // A file shorter than a page (being created) is copied as it is.
+        let meta = if n < head.len() {
+            None
+        } else {
+            Some(SpaceMeta::from_page0(&head, server_page_size).map_err(|e| {
+                PageReadError::Meta {
+                    file: path.to_path_buf(),
+                    reason: e.to_string(),
+                }
+            })?)
+        };
+        Ok(Some(TablespaceReader {
+            file,
+            path: path.to_path_buf(),
+            meta,
+            system,
+            offset: 0,
+            policy,
+            retries: 0,
+        }))
+    }
+
+    /// Page re-reads so far.
+    #[must_use]
+    pub fn retries(&self) -> u64 {
+        self.retries
+    }
+
+    /// What page 0 said.
+    #[must_use]
+    pub fn meta(&self) -> Option<SpaceMeta> {
+        self.meta
+    }
+
+    fn doublewrite(&self, page: u64, size: usize) -> bool {
+        let extent: u64 = if size <= 16384 {
+            (1 << 20) / size as u64
+        } else {
+            64
+        };
+        self.system && (extent..3 * extent).contains(&page)
+    }
+
+    /// Reads the next batch of whole pages into `buf`; returns its length
+    /// (0 at the end of the file).
+    ///
+    /// # Errors
+    /// I/O, or a page still corrupt after [`RetryPolicy::tries`] reads.
+    pub fn next_chunk(&mut self, buf: &mut Vec<u8>) -> Result<usize, PageReadError> {
+        let Some(meta) = self.meta else {
+            buf.resize(BATCH_BYTES, 0);
+            let n =
+                read_full(&self.file, buf, self.offset).map_err(|source| PageReadError::Io {
+                    file: self.path.clone(),
+                    offset: self.offset,
+                    source,
+                })?;
+            self.offset += n as u64;
+            return Ok(n);
+        };
+        let ps = meta.physical_size;
+        let batch = (BATCH_BYTES / ps).max(1) * ps;
+        buf.resize(batch, 0);
+        let mut tries = 0u32;
+        loop {
+            tries += 1;
+            let n =
+                read_full(&self.file, buf, self.offset).map_err(|source| PageReadError::Io {
+                    file: self.path.clone(),
+                    offset: self.offset,
+                    source,
+                })?;
+            // whole pages only: a partial last page is a file being extended
+            let n = n / ps * ps;
+            let first = self.offset / ps as u64;
+            let bad = (0..n / ps).find_map(|i| {
+                let no = first + i as u64;
+                if self.doublewrite(no, ps) {
+                    return None;
+                }
+                let page = &buf[i * ps..(i + 1) * ps];
+                let expected = u32::try_from(no).unwrap_or(u32::MAX);
+                match check_page(page, &meta, expected, self.system) {
+                    Verdict::Bad(reason) => Some((no, reason)),
+                    _ => None,
+                }
+            });
+            match bad {
+                None => {
+                    self.offset += n as u64;
+                    return Ok(n);
+                }
+                Some((page, reason)) if tries >= self.policy.tries => {
+                    return Err(PageReadError::Corrupt {
+                        file: self.path.clone(),
+                        page,
+                        reason,
+                        tries,
+                    });
+                }
+                Some((page, reason)) => {
+                    self.retries += 1;
+                    tracing::debug!(file = %self.path.display(), page, reason, tries, "bad page, reading the batch again");
+                    std::thread::sleep(self.policy.delay);
+                }
+            }
+        }
+    }
+}
+
+/// `pread` until `buf` is full or the file ends; returns bytes read.
+fn read_full(file: &File, buf: &mut [u8], offset: u64) -> std::io::Result<usize> {
+    let mut filled = 0;
+    while filled < buf.len() {
+        match file.read_at(&mut buf[filled..], offset + filled as u64) {
+            Ok(0) => break,
+            Ok(n) => filled += n,
+            Err(e) if e.kind() == ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(filled)
+}
