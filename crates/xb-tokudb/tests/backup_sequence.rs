@@ -5,6 +5,9 @@
 //! rewriting its `.tokudb` files unless the checkpoint lock is held and keeps
 //! appending to its `.tokulog` files until FLUSH TABLES WITH READ LOCK.
 
+// Test code: helpers outside #[test] fns may unwrap too (see clippy.toml).
+#![allow(clippy::unwrap_used)]
+
 mod common;
 
 use std::fs;
