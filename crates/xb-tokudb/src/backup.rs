@@ -20,7 +20,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use crate::copier::FileCopier;
-use crate::discover::{TokuDirs, TokuFile, find_data_files, find_log_files};
+use crate::discover::{METADATA_FILES, TokuDirs, TokuFile, find_data_files, find_log_files};
 use crate::error::{HookError, Step, TokuError};
 use crate::sql::SqlSession;
 
@@ -117,7 +117,9 @@ impl TokuManifest {
 
 /// Run steps 1–6 on `session`. `dirs` comes from [`crate::probe`]; call this
 /// only when the probe found TokuDB, so a server without the plugin never
-/// receives a TokuDB statement. On error, both locks have been released (or
+/// receives a TokuDB statement. This function takes and releases FLUSH TABLES
+/// WITH READ LOCK itself: the caller must not hold it, and does its own
+/// read-lock work (non-InnoDB files, binlog position) in `hook`. On error, both locks have been released (or
 /// their release failed, reported inside [`TokuError::Aborted`]).
 pub async fn run<S, H>(
     session: &mut S,
@@ -145,7 +147,7 @@ where
     }
 
     // Step 2.
-    let data = find_data_files(dirs);
+    let data = find_data_files(dirs).and_then(|files| require_metadata(dirs, files));
     let data = match data {
         Ok(files) => {
             copy_files(
@@ -178,6 +180,12 @@ where
 
     // Step 4, next to the hook.
     let logs = match find_log_files(dirs) {
+        Ok(files) if files.is_empty() => {
+            let e = TokuError::MissingLogs {
+                dir: dirs.log_dir.clone(),
+            };
+            return Err(abort(session, Step::CopyLogs, e, vec![], true).await);
+        }
         Ok(files) => files,
         Err(e) => return Err(abort(session, Step::CopyLogs, e, vec![], true).await),
     };
@@ -221,6 +229,22 @@ where
         data_files,
         log_files,
     })
+}
+
+/// Every metadata file must be among the data files.
+fn require_metadata(dirs: &TokuDirs, files: Vec<TokuFile>) -> Result<Vec<TokuFile>, TokuError> {
+    for name in METADATA_FILES {
+        if !files
+            .iter()
+            .any(|f| f.path.file_name().is_some_and(|n| n == name))
+        {
+            return Err(TokuError::MissingMetadata {
+                dir: dirs.data_dir.clone(),
+                name,
+            });
+        }
+    }
+    Ok(files)
 }
 
 /// Release what may be held, then wrap the original error with any release
@@ -305,4 +329,140 @@ async fn copy_files(
     tokio::task::spawn_blocking(work)
         .await
         .unwrap_or(Err(TokuError::WorkerPanicked(step)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::copier::LocalDirCopier;
+    use crate::sql::{Rows, SqlError};
+
+    /// A session that records statements and answers every one with OK.
+    #[derive(Default)]
+    struct Recorder(Vec<String>);
+
+    impl SqlSession for Recorder {
+        async fn exec(&mut self, sql: &str) -> Result<(), SqlError> {
+            self.0.push(sql.to_string());
+            Ok(())
+        }
+        async fn query_rows(&mut self, sql: &str) -> Result<Rows, SqlError> {
+            self.0.push(sql.to_string());
+            Ok(vec![])
+        }
+    }
+
+    fn dirs(root: &std::path::Path) -> TokuDirs {
+        TokuDirs::resolve(root.to_str().unwrap(), "", "")
+    }
+
+    #[tokio::test]
+    async fn missing_metadata_stops_before_the_read_lock_and_releases() {
+        let src = tempfile::tempdir().unwrap();
+        let dst = tempfile::tempdir().unwrap();
+        std::fs::write(src.path().join("a.tokudb"), b"x").unwrap();
+        std::fs::write(src.path().join("tokudb.directory"), b"x").unwrap();
+        std::fs::write(src.path().join("tokudb.rollback"), b"x").unwrap();
+        let mut s = Recorder::default();
+        let copier = Arc::new(LocalDirCopier::new(dst.path()));
+        let e = run(
+            &mut s,
+            &dirs(src.path()),
+            copier,
+            &mut NoHook,
+            &TokuOptions::default(),
+        )
+        .await
+        .unwrap_err();
+        assert!(
+            matches!(
+                e.root_cause(),
+                TokuError::MissingMetadata {
+                    name: "tokudb.environment",
+                    ..
+                }
+            ),
+            "{e}"
+        );
+        assert_eq!(s.0, [CHECKPOINT_LOCK_ON, CHECKPOINT_LOCK_OFF]);
+        assert!(!dst.path().join("a.tokudb").exists());
+    }
+
+    #[tokio::test]
+    async fn missing_logs_stop_under_the_read_lock_and_release_both() {
+        let src = tempfile::tempdir().unwrap();
+        let dst = tempfile::tempdir().unwrap();
+        for name in METADATA_FILES {
+            std::fs::write(src.path().join(name), b"x").unwrap();
+        }
+        let mut s = Recorder::default();
+        let copier = Arc::new(LocalDirCopier::new(dst.path()));
+        let e = run(
+            &mut s,
+            &dirs(src.path()),
+            copier,
+            &mut NoHook,
+            &TokuOptions::default(),
+        )
+        .await
+        .unwrap_err();
+        assert!(
+            matches!(e.root_cause(), TokuError::MissingLogs { .. }),
+            "{e}"
+        );
+        assert_eq!(
+            s.0,
+            [
+                CHECKPOINT_LOCK_ON,
+                READ_LOCK,
+                UNLOCK_TABLES,
+                CHECKPOINT_LOCK_OFF
+            ]
+        );
+    }
+
+    #[tokio::test]
+    async fn many_files_on_few_threads_are_all_copied_in_name_order() {
+        let src = tempfile::tempdir().unwrap();
+        let dst = tempfile::tempdir().unwrap();
+        for name in METADATA_FILES {
+            std::fs::write(src.path().join(name), b"m").unwrap();
+        }
+        for i in 0..40 {
+            std::fs::write(src.path().join(format!("t{i:02}.tokudb")), vec![b'x'; i]).unwrap();
+        }
+        std::fs::write(src.path().join("log000000000001.tokulog27"), b"log").unwrap();
+        let mut s = Recorder::default();
+        let copier = Arc::new(LocalDirCopier::new(dst.path()));
+        let m = run(
+            &mut s,
+            &dirs(src.path()),
+            copier,
+            &mut NoHook,
+            &TokuOptions::default().parallel(3),
+        )
+        .await
+        .unwrap();
+        assert_eq!(m.data_files.len(), 43);
+        let rels: Vec<_> = m.data_files.iter().map(|f| f.rel.clone()).collect();
+        let mut sorted = rels.clone();
+        sorted.sort();
+        assert_eq!(rels, sorted);
+        for i in 0..40 {
+            let rel = format!("t{i:02}.tokudb");
+            assert_eq!(
+                std::fs::read(dst.path().join(&rel)).unwrap().len(),
+                i,
+                "{rel}"
+            );
+        }
+        assert_eq!(
+            m.log_files,
+            [CopiedFile {
+                rel: "log000000000001.tokulog27".into(),
+                bytes: 3
+            }]
+        );
+        assert_eq!(s.0.len(), 4);
+    }
 }

@@ -82,6 +82,25 @@ pub enum TokuError {
         /// The copier's error.
         source: io::Error,
     },
+    /// A TokuDB metadata file is missing: without it the backup cannot be
+    /// restored, and its absence usually means the wrong directory was read.
+    #[error(
+        "tokudb: {name} not found in {dir}; hint: run the backup on the database host with read access to @@tokudb_data_dir"
+    )]
+    MissingMetadata {
+        /// The directory searched.
+        dir: PathBuf,
+        /// The missing file.
+        name: &'static str,
+    },
+    /// No recovery log file was found; the data files alone cannot be recovered.
+    #[error(
+        "tokudb: no log*.tokulog* file found in {dir}; hint: check @@tokudb_log_dir and run the backup on the database host"
+    )]
+    MissingLogs {
+        /// The directory searched.
+        dir: PathBuf,
+    },
     /// The orchestrator's work under the read lock failed.
     #[error("tokudb: work under flush tables with read lock failed: {0}")]
     Hook(HookError),
