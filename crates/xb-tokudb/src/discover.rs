@@ -276,6 +276,24 @@ mod tests {
         }
     }
 
+    proptest::proptest! {
+        #[test]
+        fn every_numbered_log_name_matches(a in 0u64..u64::MAX, b in 0u32..1000) {
+            let name = format!("log{:012}.tokulog{}", a, b);
+            proptest::prop_assert!(is_log_file_name(&name));
+        }
+
+        #[test]
+        fn names_with_extra_text_never_match(a in 0u64..1_000_000, pre in "[a-z_./]{1,6}", post in "[a-z_.~]{1,6}") {
+            let base = format!("log{a:012}.tokulog27");
+            let before = format!("{}{}", pre, base);
+            let after = format!("{}{}", base, post);
+            proptest::prop_assert!(!is_log_file_name(&before));
+            proptest::prop_assert!(!is_log_file_name(&after));
+            proptest::prop_assert!(!is_data_file_name(&base));
+        }
+    }
+
     #[test]
     fn resolve_defaults_and_relative_dirs() {
         let d = TokuDirs::resolve("/var/lib/mysql/", "", "");
