@@ -1,6 +1,8 @@
 //! `xb-cli`: the thin command-line front end of xb. Each subcommand lives in
 //! its own module and only translates options into library calls.
 
+mod backup;
+mod optfile;
 mod prepare;
 
 use clap::{Parser, Subcommand};
@@ -15,6 +17,8 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Take a hot backup of a running server.
+    Backup(backup::BackupArgs),
     /// Make a backup restorable by running the server's own crash recovery on it.
     Prepare(prepare::PrepareArgs),
 }
@@ -26,9 +30,27 @@ fn main() -> std::process::ExitCode {
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
         )
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
     let cli = Cli::parse();
     let result = match cli.command {
+        Command::Backup(args) => {
+            let rt = match tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()
+            {
+                Ok(rt) => rt,
+                Err(e) => {
+                    eprintln!("xb: error: cannot start the async runtime: {e}");
+                    return std::process::ExitCode::FAILURE;
+                }
+            };
+            match rt.block_on(backup::run(args)) {
+                Ok(0) => Ok(()),
+                Ok(code) => return std::process::ExitCode::from(code),
+                Err(e) => Err(e),
+            }
+        }
         Command::Prepare(args) => prepare::run(args),
     };
     match result {

@@ -1,6 +1,7 @@
 //! Runbook: what a DBA sees when a backup cannot be taken. Every case ends in
 //! a non-zero exit, an error that names the thing and the fix, no claim of
 //! success, and never a target that looks like a complete backup.
+#![allow(clippy::unwrap_used)] // a test that cannot unwrap its fixtures has failed
 
 mod common;
 

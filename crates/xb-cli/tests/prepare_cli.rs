@@ -1,4 +1,5 @@
 //! Runbook: `xb-cli prepare` on a backup, and on something that is not one.
+#![allow(clippy::unwrap_used)] // a test that cannot unwrap its fixtures has failed
 
 use std::process::Command;
 

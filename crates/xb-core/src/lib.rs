@@ -3,3 +3,4 @@
 
 pub mod checkpoints;
 pub mod prepare;
+pub mod run;

@@ -1,5 +1,6 @@
 //! Every server flavour the project runs starts for real on 127.0.0.1 and
 //! answers `SELECT VERSION()` over TCP through mysql_async.
+#![allow(clippy::unwrap_used)] // a test that cannot unwrap its fixtures has failed
 
 use mysql_async::prelude::Queryable;
 use xb_testing::server::{Flavor, TestServer};

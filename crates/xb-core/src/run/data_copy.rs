@@ -73,7 +73,9 @@ pub fn copy_all(
     let vanished = Mutex::new(Vec::new());
     let first_err: Mutex<Option<String>> = Mutex::new(None);
     let fail = |e: String| {
-        let mut g = first_err.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut g = first_err
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         g.get_or_insert(e);
         cancel.store(true, Ordering::Release);
     };
@@ -86,7 +88,9 @@ pub fn copy_all(
                         return;
                     }
                     let job = {
-                        let mut q = queue.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+                        let mut q = queue
+                            .lock()
+                            .unwrap_or_else(std::sync::PoisonError::into_inner);
                         q.pop_front()
                     };
                     let Some(job) = job else { return };
@@ -106,13 +110,18 @@ pub fn copy_all(
             });
         }
     });
-    if let Some(e) = first_err.into_inner().unwrap_or_else(std::sync::PoisonError::into_inner) {
+    if let Some(e) = first_err
+        .into_inner()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+    {
         return Err(e);
     }
     if cancel.load(Ordering::Acquire) {
         return Err("data copy cancelled".into());
     }
-    let mut vanished = vanished.into_inner().unwrap_or_else(std::sync::PoisonError::into_inner);
+    let mut vanished = vanished
+        .into_inner()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
     vanished.sort();
     Ok(CopyStats {
         files: files.into_inner(),

@@ -43,7 +43,10 @@ impl ChunkReader for PlainReader {
         buf.resize(CHUNK, 0);
         let mut filled = 0;
         while filled < CHUNK {
-            match self.file.read_at(&mut buf[filled..], self.offset + filled as u64) {
+            match self
+                .file
+                .read_at(&mut buf[filled..], self.offset + filled as u64)
+            {
                 Ok(0) => break,
                 Ok(n) => filled += n,
                 Err(e) if e.kind() == ErrorKind::Interrupted => {}
@@ -82,6 +85,10 @@ mod tests {
             got.extend_from_slice(&buf[..n]);
         }
         assert_eq!(got, data);
-        assert!(PlainReader::open(&dir.path().join("gone")).unwrap().is_none());
+        assert!(
+            PlainReader::open(&dir.path().join("gone"))
+                .unwrap()
+                .is_none()
+        );
     }
 }

@@ -115,33 +115,49 @@ impl RedoCopier {
             .name("xb-redo-copy".into())
             .spawn(move || {
                 let lsn0 = feed.start_lsn();
-                out.write(&header).map_err(|reason| RedoCopyError::Out { lsn: lsn0, reason })?;
+                out.write(&header)
+                    .map_err(|reason| RedoCopyError::Out { lsn: lsn0, reason })?;
                 loop {
                     let mut out_err = None;
-                    let reached = feed.poll(&mut |buf| {
-                        out.write(buf).map_err(|e| {
-                            out_err = Some(e.clone());
-                            e
-                        })
-                    });
+                    let reached = feed
+                        .poll(&mut |buf| out.write(buf).inspect_err(|e| out_err = Some(e.clone())));
                     let copied = sh.copied.load(Ordering::Acquire);
                     let reached = match (reached, out_err) {
-                        (_, Some(reason)) => return Err(RedoCopyError::Out { lsn: copied, reason }),
-                        (Err(reason), None) => return Err(RedoCopyError::Feed { lsn: copied, reason }),
+                        (_, Some(reason)) => {
+                            return Err(RedoCopyError::Out {
+                                lsn: copied,
+                                reason,
+                            });
+                        }
+                        (Err(reason), None) => {
+                            return Err(RedoCopyError::Feed {
+                                lsn: copied,
+                                reason,
+                            });
+                        }
                         (Ok(r), None) => r,
                     };
                     sh.copied.store(reached, Ordering::Release);
                     let target = sh.target.load(Ordering::Acquire);
                     if target != 0 && reached >= target {
-                        out.close().map_err(|reason| RedoCopyError::Out { lsn: reached, reason })?;
+                        out.close().map_err(|reason| RedoCopyError::Out {
+                            lsn: reached,
+                            reason,
+                        })?;
                         return Ok(reached);
                     }
                     if sh.cancel.load(Ordering::Acquire) {
                         return Ok(reached);
                     }
-                    let wait = if target != 0 { interval.min(Duration::from_millis(5)) } else { interval };
+                    let wait = if target != 0 {
+                        interval.min(Duration::from_millis(5))
+                    } else {
+                        interval
+                    };
                     let (lock, cv) = &sh.wake;
-                    let guard = lock.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+                    let guard = lock
+                        .lock()
+                        .unwrap_or_else(std::sync::PoisonError::into_inner);
                     let _ = cv.wait_timeout(guard, wait);
                 }
             });
@@ -169,7 +185,11 @@ impl RedoCopier {
     ///
     /// # Errors
     /// [`RedoCopyError`] if the copy failed or stalled before `target`.
-    pub fn finish_at(mut self, target: u64, patience: Duration) -> Result<RedoCopied, RedoCopyError> {
+    pub fn finish_at(
+        mut self,
+        target: u64,
+        patience: Duration,
+    ) -> Result<RedoCopied, RedoCopyError> {
         self.shared.target.store(target.max(1), Ordering::Release);
         self.kick();
         let mut last = self.copied_lsn();
@@ -185,7 +205,10 @@ impl RedoCopier {
                 self.shared.cancel.store(true, Ordering::Release);
                 self.kick();
                 let _ = thread.join();
-                return Err(RedoCopyError::Short { reached: now, target });
+                return Err(RedoCopyError::Short {
+                    reached: now,
+                    target,
+                });
             }
         }
         let end_lsn = thread.join().map_err(|_| RedoCopyError::Panicked)??;
@@ -209,7 +232,9 @@ impl RedoCopier {
 
     fn kick(&self) {
         let (lock, cv) = &self.shared.wake;
-        let mut g = lock.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut g = lock
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         *g = true;
         cv.notify_all();
     }

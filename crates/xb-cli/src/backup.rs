@@ -1,0 +1,223 @@
+//! `xb-cli backup`: options in the style of xtrabackup/mariadb-backup,
+//! turned into a `xb_core::run::backup` call.
+
+use std::io::IsTerminal as _;
+use std::path::PathBuf;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use xb_core::run::{BackupError, BackupOptions, ConnectOptions, Destination, Progress, backup};
+
+use crate::optfile;
+
+/// Options of `xb-cli backup`.
+#[derive(Debug, clap::Args)]
+pub struct BackupArgs {
+    /// Option file to read ([client], [xtrabackup], [mariadb-backup] groups).
+    #[arg(long, value_name = "FILE")]
+    pub defaults_file: Option<PathBuf>,
+    /// Directory the backup is written to (must be absent or empty).
+    /// With --stream it is not written to.
+    #[arg(long, value_name = "DIR")]
+    pub target_dir: Option<PathBuf>,
+    /// Write the backup to standard output in this format instead.
+    #[arg(long, value_name = "FORMAT", value_parser = ["xbstream", "mbstream"])]
+    pub stream: Option<String>,
+    /// Copy threads.
+    #[arg(long, default_value_t = 4)]
+    pub parallel: usize,
+    /// Server host.
+    #[arg(long, short = 'H')]
+    pub host: Option<String>,
+    /// Server TCP port.
+    #[arg(long, short = 'P')]
+    pub port: Option<u16>,
+    /// Server unix socket.
+    #[arg(long, short = 'S')]
+    pub socket: Option<String>,
+    /// Account.
+    #[arg(long, short = 'u')]
+    pub user: Option<String>,
+    /// Password. `--password` alone asks on the terminal; without this option
+    /// MYSQL_PWD or XB_PASSWORD is used. A value given on the command line is
+    /// visible to other local users, as with every MySQL tool.
+    #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "\u{0}prompt")]
+    pub password: Option<String>,
+    /// Seconds to wait for the server's backup lock.
+    #[arg(long, default_value_t = 86_400)]
+    pub lock_wait_timeout: u64,
+    /// Print a JSON summary at the end (stdout, or stderr with --stream).
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Progress for a terminal (one updating line) or logs (a line per 10 %).
+struct Report {
+    total: AtomicU64,
+    done: AtomicU64,
+    last_step: AtomicU64,
+    tty: bool,
+    out: Mutex<()>,
+}
+
+impl Progress for Report {
+    fn phase(&self, name: &str) {
+        let _g = self.out.lock();
+        if self.tty {
+            eprint!("\r\x1b[K");
+        }
+        eprintln!("xb: {name}");
+    }
+    fn total(&self, bytes: u64) {
+        self.total.store(bytes.max(1), Ordering::Relaxed);
+    }
+    fn bytes(&self, _file: &str, n: u64) {
+        let done = self.done.fetch_add(n, Ordering::Relaxed) + n;
+        let total = self.total.load(Ordering::Relaxed).max(1);
+        let pct = (done.min(total) * 100) / total;
+        if self.tty {
+            let _g = self.out.lock();
+            eprint!(
+                "\r\x1b[Kxb: copied {} MiB of {} MiB ({pct}%)",
+                done >> 20,
+                total >> 20
+            );
+        } else {
+            let step = pct / 10;
+            if step > self.last_step.swap(step, Ordering::Relaxed) {
+                let _g = self.out.lock();
+                eprintln!(
+                    "xb: copied {} MiB of {} MiB ({pct}%)",
+                    done >> 20,
+                    total >> 20
+                );
+            }
+        }
+    }
+}
+
+fn resolve_password(
+    arg: Option<String>,
+    from_file: Option<String>,
+) -> anyhow::Result<Option<String>> {
+    match arg.as_deref() {
+        Some("\u{0}prompt") => Ok(Some(rpassword::prompt_password("Enter password: ")?)),
+        Some(p) => Ok(Some(p.to_string())),
+        None => Ok(std::env::var("XB_PASSWORD")
+            .ok()
+            .or_else(|| std::env::var("MYSQL_PWD").ok())
+            .or(from_file)),
+    }
+}
+
+/// Runs `xb-cli backup`; returns the process exit code.
+///
+/// # Errors
+/// Only for usage errors before the backup starts; backup failures are
+/// printed with their hint and returned as the exit code.
+pub async fn run(args: BackupArgs) -> anyhow::Result<u8> {
+    let file = match &args.defaults_file {
+        Some(p) => optfile::read_groups(
+            p,
+            &["client", "xtrabackup", "mariadb-backup", "mariabackup"],
+        )?,
+        None => optfile::Options::default(),
+    };
+    let destination = match (&args.stream, &args.target_dir) {
+        (Some(_), _) => Destination::Stream(Box::new(std::io::BufWriter::with_capacity(
+            1 << 20,
+            std::io::stdout(),
+        ))),
+        (None, Some(dir)) => Destination::Dir(dir.clone()),
+        (None, None) => {
+            anyhow::bail!("give --target-dir DIR, or --stream=xbstream to write to standard output")
+        }
+    };
+    if args.stream.is_some() && std::io::stdout().is_terminal() {
+        anyhow::bail!("--stream writes binary data: redirect standard output to a file or a pipe");
+    }
+    let connect = {
+        let mut c = ConnectOptions::default();
+        c.host = args.host.clone().or(file.get("host"));
+        c.port = match args.port {
+            Some(p) => Some(p),
+            None => file
+                .get("port")
+                .map(|p| p.parse())
+                .transpose()
+                .map_err(|_| anyhow::anyhow!("port in the option file is not a number"))?,
+        };
+        c.socket = args.socket.clone().or(file.get("socket"));
+        c.user = args
+            .user
+            .clone()
+            .or(file.get("user"))
+            .unwrap_or_else(|| "root".into());
+        c.password = resolve_password(args.password.clone(), file.get("password"))?;
+        c
+    };
+    let mut opts = BackupOptions::new(connect, destination);
+    opts.parallel = args.parallel.max(1);
+    opts.lock_wait_timeout = args.lock_wait_timeout;
+    opts.command_line = std::env::args().skip(1).collect();
+    let report = Report {
+        total: AtomicU64::new(1),
+        done: AtomicU64::new(0),
+        last_step: AtomicU64::new(0),
+        tty: std::io::stderr().is_terminal(),
+        out: Mutex::new(()),
+    };
+    let streaming = args.stream.is_some();
+    match backup(opts, &report).await {
+        Ok(s) => {
+            report.phase(&format!(
+                "redo copied from LSN {} to {}; {} files, {} MiB, {} page re-reads; commits blocked {:.1}s",
+                s.start_lsn,
+                s.last_lsn,
+                s.files,
+                s.bytes >> 20,
+                s.page_retries,
+                s.lock_seconds
+            ));
+            if args.json {
+                let j = serde_json::json!({
+                    "status": "completed",
+                    "server_version": s.server_version,
+                    "to_lsn": s.to_lsn,
+                    "last_lsn": s.last_lsn,
+                    "start_lsn": s.start_lsn,
+                    "binlog": s.binlog.as_ref().map(|(f, p, g)| serde_json::json!({"file": f, "position": p, "gtid": g})),
+                    "files": s.files,
+                    "bytes": s.bytes,
+                    "page_retries": s.page_retries,
+                    "lock_seconds": s.lock_seconds,
+                });
+                if streaming {
+                    eprintln!("{j}");
+                } else {
+                    println!("{j}");
+                }
+            }
+            eprintln!("xb: completed OK!");
+            Ok(0)
+        }
+        Err(e) => {
+            print_failure(&e, args.target_dir.as_ref().filter(|_| !streaming));
+            Ok(e.code())
+        }
+    }
+}
+
+fn print_failure(e: &BackupError, target: Option<&PathBuf>) {
+    eprintln!("xb: error: {e}");
+    eprintln!("hint: {}", e.hint());
+    if let Some(t) = target {
+        if t.join(xb_core::prepare::INCOMPLETE_MARKER).exists() {
+            eprintln!(
+                "xb: {} is incomplete (it holds {}); it cannot be restored",
+                t.display(),
+                xb_core::prepare::INCOMPLETE_MARKER
+            );
+        }
+    }
+}

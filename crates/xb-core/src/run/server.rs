@@ -1,0 +1,296 @@
+//! The SQL side of a backup: connect, read what the server is, check the
+//! account can take a backup, and the few statements the stages need.
+//! Every failure a user can cause becomes a sentence that names the thing
+//! and a hint that says what to do.
+
+use mysql_async::prelude::Queryable;
+use mysql_async::{Conn, Opts, OptsBuilder};
+
+use super::error::BackupError;
+
+/// How to reach the server.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ConnectOptions {
+    /// Host (default 127.0.0.1 when no socket is given).
+    pub host: Option<String>,
+    /// TCP port (default 3306).
+    pub port: Option<u16>,
+    /// Unix socket; used instead of TCP when set.
+    pub socket: Option<String>,
+    /// Account.
+    pub user: String,
+    /// Password (never logged).
+    pub password: Option<String>,
+}
+
+impl ConnectOptions {
+    /// `host:port` or the socket path, for messages.
+    #[must_use]
+    pub fn endpoint(&self) -> String {
+        match &self.socket {
+            Some(s) => format!("socket {s}"),
+            None => format!(
+                "{}:{}",
+                self.host.as_deref().unwrap_or("127.0.0.1"),
+                self.port.unwrap_or(3306)
+            ),
+        }
+    }
+
+    fn opts(&self) -> Opts {
+        let mut b = OptsBuilder::default()
+            .user(Some(self.user.clone()))
+            .pass(self.password.clone())
+            .prefer_socket(false);
+        if let Some(s) = &self.socket {
+            b = b.socket(Some(s.clone()));
+        } else {
+            b = b
+                .ip_or_hostname(self.host.clone().unwrap_or_else(|| "127.0.0.1".into()))
+                .tcp_port(self.port.unwrap_or(3306));
+        }
+        b.into()
+    }
+}
+
+/// What the server is, as far as a backup cares.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServerFacts {
+    /// `SELECT VERSION()`.
+    pub version: String,
+    /// Major, minor, patch parsed from the version.
+    pub version_num: (u32, u32, u32),
+    /// MariaDB (true) or MySQL/Percona (false).
+    pub mariadb: bool,
+    /// `@@datadir`, without a trailing slash.
+    pub datadir: String,
+    /// Directory of the redo log, absolute.
+    pub log_dir: String,
+    /// `@@innodb_page_size`.
+    pub page_size: usize,
+    /// `@@innodb_data_file_path`.
+    pub data_file_path: String,
+    /// `@@innodb_data_home_dir` (empty: the datadir).
+    pub data_home_dir: String,
+    /// `@@innodb_undo_directory`.
+    pub undo_directory: String,
+    /// `@@innodb_undo_tablespaces`.
+    pub undo_tablespaces: u32,
+    /// `@@innodb_log_file_size`.
+    pub log_file_size: u64,
+    /// `@@innodb_checksum_algorithm`.
+    pub checksum_algorithm: String,
+    /// `@@innodb_compression_level`.
+    pub compression_level: String,
+    /// Binary log on.
+    pub log_bin: bool,
+}
+
+fn classify(e: mysql_async::Error, c: &ConnectOptions) -> BackupError {
+    match &e {
+        mysql_async::Error::Server(se) if se.code == 1045 => BackupError::Access {
+            user: c.user.clone(),
+            endpoint: c.endpoint(),
+            message: se.message.clone(),
+        },
+        mysql_async::Error::Io(_) | mysql_async::Error::Driver(_) => BackupError::Connect {
+            endpoint: c.endpoint(),
+            message: e.to_string(),
+        },
+        _ => BackupError::Sql {
+            statement: "connect".into(),
+            message: e.to_string(),
+        },
+    }
+}
+
+/// Opens a connection.
+///
+/// # Errors
+/// [`BackupError::Access`] (wrong user or password) or
+/// [`BackupError::Connect`] (server unreachable).
+pub async fn connect(c: &ConnectOptions) -> Result<Conn, BackupError> {
+    let fut = Conn::new(c.opts());
+    match tokio::time::timeout(std::time::Duration::from_secs(30), fut).await {
+        Ok(r) => r.map_err(|e| classify(e, c)),
+        Err(_) => Err(BackupError::Connect {
+            endpoint: c.endpoint(),
+            message: "no answer within 30 s".into(),
+        }),
+    }
+}
+
+/// Runs a statement, naming it in the error.
+///
+/// # Errors
+/// [`BackupError::Sql`].
+pub async fn exec(conn: &mut Conn, sql: &str) -> Result<(), BackupError> {
+    conn.query_drop(sql).await.map_err(|e| BackupError::Sql {
+        statement: sql.into(),
+        message: e.to_string(),
+    })
+}
+
+async fn var(conn: &mut Conn, name: &str) -> Result<String, BackupError> {
+    let sql = format!("SELECT CAST(@@{name} AS CHAR)");
+    let v: Option<Option<String>> = conn.query_first(&sql).await.map_err(|e| BackupError::Sql {
+        statement: sql.clone(),
+        message: e.to_string(),
+    })?;
+    Ok(v.flatten().unwrap_or_default())
+}
+
+fn parse_version(v: &str) -> (u32, u32, u32) {
+    let mut it = v
+        .split(|c: char| !c.is_ascii_digit())
+        .filter(|s| !s.is_empty())
+        .map(|s| s.parse().unwrap_or(0));
+    (
+        it.next().unwrap_or(0),
+        it.next().unwrap_or(0),
+        it.next().unwrap_or(0),
+    )
+}
+
+fn abs_dir(datadir: &str, dir: &str) -> String {
+    let d = dir.trim_end_matches('/');
+    if d.is_empty() || d == "." {
+        datadir.to_string()
+    } else if d.starts_with('/') {
+        d.to_string()
+    } else {
+        format!("{datadir}/{}", d.trim_start_matches("./"))
+    }
+}
+
+/// Reads the server facts and checks the account's privileges.
+///
+/// # Errors
+/// [`BackupError::Privileges`] naming what is missing, or SQL errors.
+pub async fn discover(conn: &mut Conn, c: &ConnectOptions) -> Result<ServerFacts, BackupError> {
+    let version = var(conn, "version").await?;
+    let datadir = var(conn, "datadir")
+        .await?
+        .trim_end_matches('/')
+        .to_string();
+    let log_dir = abs_dir(&datadir, &var(conn, "innodb_log_group_home_dir").await?);
+    let facts = ServerFacts {
+        version_num: parse_version(&version),
+        mariadb: version.contains("MariaDB"),
+        page_size: var(conn, "innodb_page_size")
+            .await?
+            .parse()
+            .unwrap_or(16384),
+        data_file_path: var(conn, "innodb_data_file_path").await?,
+        data_home_dir: var(conn, "innodb_data_home_dir").await?,
+        undo_directory: var(conn, "innodb_undo_directory").await?,
+        undo_tablespaces: var(conn, "innodb_undo_tablespaces")
+            .await?
+            .parse()
+            .unwrap_or(0),
+        log_file_size: var(conn, "innodb_log_file_size")
+            .await?
+            .parse()
+            .unwrap_or(0),
+        checksum_algorithm: var(conn, "innodb_checksum_algorithm").await?,
+        compression_level: var(conn, "innodb_compression_level").await?,
+        log_bin: matches!(var(conn, "log_bin").await?.as_str(), "1" | "ON"),
+        version,
+        datadir,
+        log_dir,
+    };
+    check_privileges(conn, c, facts.log_bin).await?;
+    Ok(facts)
+}
+
+async fn check_privileges(
+    conn: &mut Conn,
+    c: &ConnectOptions,
+    log_bin: bool,
+) -> Result<(), BackupError> {
+    let sql = "SELECT PRIVILEGE_TYPE FROM information_schema.USER_PRIVILEGES \
+               WHERE GRANTEE = CONCAT('''', SUBSTRING_INDEX(CURRENT_USER(), '@', 1), '''@''', \
+               SUBSTRING_INDEX(CURRENT_USER(), '@', -1), '''')";
+    let have: Vec<String> = conn.query(sql).await.map_err(|e| BackupError::Sql {
+        statement: sql.into(),
+        message: e.to_string(),
+    })?;
+    let mut need = vec!["RELOAD", "PROCESS"];
+    if log_bin {
+        need.push("BINLOG MONITOR");
+    }
+    let missing: Vec<&str> = need
+        .into_iter()
+        .filter(|p| {
+            !have.iter().any(|h| {
+                h == p || (*p == "BINLOG MONITOR" && (h == "REPLICATION CLIENT" || h == "SUPER"))
+            })
+        })
+        .collect();
+    if missing.is_empty() {
+        Ok(())
+    } else {
+        Err(BackupError::Privileges {
+            user: c.user.clone(),
+            missing: missing.iter().map(|s| (*s).to_string()).collect(),
+        })
+    }
+}
+
+/// InnoDB's current LSN (`Log sequence number` of SHOW ENGINE INNODB STATUS).
+///
+/// # Errors
+/// SQL errors, or a status without that line.
+pub async fn current_lsn(conn: &mut Conn) -> Result<u64, BackupError> {
+    let sql = "SHOW ENGINE INNODB STATUS";
+    let row: Option<(String, String, String)> =
+        conn.query_first(sql).await.map_err(|e| BackupError::Sql {
+            statement: sql.into(),
+            message: e.to_string(),
+        })?;
+    let text = row.map(|r| r.2).unwrap_or_default();
+    text.lines()
+        .find_map(|l| l.strip_prefix("Log sequence number"))
+        .and_then(|rest| rest.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+        .ok_or_else(|| BackupError::Sql {
+            statement: sql.into(),
+            message: "no \"Log sequence number\" line in the status".into(),
+        })
+}
+
+/// Binlog coordinates: (file, position, GTID position).
+///
+/// # Errors
+/// SQL errors.
+pub async fn binlog_position(
+    conn: &mut Conn,
+) -> Result<Option<(String, u64, String)>, BackupError> {
+    let sql = "SHOW MASTER STATUS";
+    let row: Option<mysql_async::Row> =
+        conn.query_first(sql).await.map_err(|e| BackupError::Sql {
+            statement: sql.into(),
+            message: e.to_string(),
+        })?;
+    let Some(row) = row else { return Ok(None) };
+    let file: Option<String> = row.get(0);
+    let pos: Option<u64> = row.get(1);
+    let gtid = var(conn, "gtid_binlog_pos").await?;
+    Ok(file.zip(pos).map(|(f, p)| (f, p, gtid)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn versions_and_dirs() {
+        assert_eq!(parse_version("10.11.18-MariaDB-0+deb12u1"), (10, 11, 18));
+        assert_eq!(parse_version("9.7.4"), (9, 7, 4));
+        assert_eq!(abs_dir("/d", "./"), "/d");
+        assert_eq!(abs_dir("/d", ""), "/d");
+        assert_eq!(abs_dir("/d", "/logs/"), "/logs");
+        assert_eq!(abs_dir("/d", "./undo"), "/d/undo");
+    }
+}
