@@ -359,9 +359,12 @@ fn recover_with_server(
         .map(|m| std::os::unix::fs::MetadataExt::uid(&m) == 0)
         .unwrap_or(false);
     text.push_str(&format!(
-        "\ndatadir={}\nsocket={}\npid-file={}\nlog-error={}\nskip-networking\nskip-log-bin\n\
+        "\ndatadir={}\ntmpdir={}\nsocket={}\npid-file={}\nlog-error={}\nskip-networking\nskip-log-bin\n\
          skip-slave-start\ninnodb-buffer-pool-size={}\n{}",
         dir.display(),
+        // its own tmpdir: a starting server deletes every '#sql*' file in
+        // its tmpdir, which would hurt another server sharing /tmp
+        run.path().display(),
         run.path().join("s.sock").display(),
         run.path().join("s.pid").display(),
         err_log.display(),
