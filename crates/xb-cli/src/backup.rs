@@ -43,6 +43,13 @@ pub struct BackupArgs {
     /// visible to other local users, as with every MySQL tool.
     #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "\u{0}prompt")]
     pub password: Option<String>,
+    /// Partial backup: databases (or `db.table`) to keep, separated by spaces.
+    /// The system schemas are always kept.
+    #[arg(long, value_name = "LIST")]
+    pub databases: Option<String>,
+    /// Partial backup: keep only tables whose `db.table` matches this regex.
+    #[arg(long, value_name = "REGEX")]
+    pub tables: Option<String>,
     /// Seconds to wait for the server's backup lock.
     #[arg(long, default_value_t = 86_400)]
     pub lock_wait_timeout: u64,
@@ -160,6 +167,16 @@ pub async fn run(args: BackupArgs) -> anyhow::Result<u8> {
     opts.parallel = args.parallel.max(1);
     opts.lock_wait_timeout = args.lock_wait_timeout;
     opts.command_line = std::env::args().skip(1).collect();
+    opts.filter.databases = args
+        .databases
+        .as_ref()
+        .map(|l| l.split_whitespace().map(String::from).collect());
+    opts.filter.tables = match &args.tables {
+        Some(re) => Some(regex::Regex::new(re).map_err(|e| {
+            anyhow::anyhow!("--tables {re:?} is not a valid regular expression: {e}")
+        })?),
+        None => None,
+    };
     let report = Report {
         total: AtomicU64::new(1),
         done: AtomicU64::new(0),

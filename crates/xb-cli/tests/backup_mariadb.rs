@@ -131,3 +131,37 @@ async fn ddl_during_backup_restores_to_equal_tables() {
     conn.disconnect().await.unwrap();
     restore_and_compare(&src, &target, &[&spec.schema]).await;
 }
+
+/// `--databases` keeps the named schema (and the system schemas) only.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn partial_backup_keeps_only_the_named_database() {
+    use mysql_async::prelude::Queryable;
+    let src = TestServer::start(Flavor::MariaDb1011).expect("source");
+    let spec = LoadSpec::default();
+    prepare(src.opts(), &spec).await.expect("load data");
+    let mut conn = src.conn().await.unwrap();
+    conn.query_drop("CREATE DATABASE other").await.unwrap();
+    conn.query_drop("CREATE TABLE other.t (id INT PRIMARY KEY) ENGINE=InnoDB")
+        .await
+        .unwrap();
+    let target = src.scratch("backup");
+    let out = run_xb_backup(
+        &src,
+        &[
+            "--target-dir",
+            &target.to_string_lossy(),
+            "--databases",
+            "xbload",
+        ],
+    )
+    .await;
+    assert_success(&out);
+    assert!(target.join("xbload/sbtest1.ibd").is_file());
+    assert!(
+        target.join("mysql").is_dir(),
+        "system schemas are always kept"
+    );
+    assert!(!target.join("other").exists(), "other database left out");
+    let info = std::fs::read_to_string(target.join("xtrabackup_info")).unwrap();
+    assert!(info.contains("\npartial = Y\n"), "{info}");
+}

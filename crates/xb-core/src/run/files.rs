@@ -19,6 +19,50 @@ const NON_INNODB: &[&str] = &[
 /// Aria table files: crash-safe, copied with the Aria log while commits are blocked.
 const ARIA: &[&str] = &["MAD", "MAI"];
 
+/// Which tables a partial backup keeps (`--databases`, `--tables`). The
+/// system schemas (`mysql`, `performance_schema`, `sys`) are always kept,
+/// so the backup can still be started as a server.
+#[derive(Debug, Clone, Default)]
+pub struct Filter {
+    /// `db` or `db.table` names; `None` keeps every database.
+    pub databases: Option<Vec<String>>,
+    /// Pattern matched against `db.table`; `None` keeps every table.
+    pub tables: Option<regex::Regex>,
+}
+
+const SYSTEM_SCHEMAS: &[&str] = &["mysql", "performance_schema", "sys"];
+
+impl Filter {
+    /// True when nothing is filtered out.
+    #[must_use]
+    pub fn is_full(&self) -> bool {
+        self.databases.is_none() && self.tables.is_none()
+    }
+
+    /// Does the backup keep file `file` of database directory `db`?
+    #[must_use]
+    pub fn keeps(&self, db: &str, file: &str) -> bool {
+        if SYSTEM_SCHEMAS.contains(&db) {
+            return true;
+        }
+        // table name: up to the partition marker or the extension
+        let table = file.split("#P#").next().unwrap_or(file);
+        let table = table.rsplit_once('.').map_or(table, |(t, _)| t);
+        let qualified = format!("{db}.{table}");
+        let by_db = self.databases.as_ref().is_none_or(|list| {
+            list.iter().any(|d| {
+                d == db || *d == qualified || (file == "db.opt" && d.split('.').next() == Some(db))
+            })
+        });
+        let by_table = file == "db.opt"
+            || self
+                .tables
+                .as_ref()
+                .is_none_or(|re| re.is_match(&qualified));
+        by_db && by_table
+    }
+}
+
 /// The copy list of one datadir.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct Manifest {
@@ -61,7 +105,7 @@ pub fn system_files(data_file_path: &str) -> Vec<String> {
 ///
 /// # Errors
 /// The datadir (or a database directory) cannot be read.
-pub fn list(facts: &ServerFacts) -> Result<Manifest, String> {
+pub fn list(facts: &ServerFacts, filter: &Filter) -> Result<Manifest, String> {
     let datadir = Path::new(&facts.datadir);
     let read =
         |d: &Path| std::fs::read_dir(d).map_err(|e| format!("cannot list {}: {e}", d.display()));
@@ -104,7 +148,11 @@ pub fn list(facts: &ServerFacts) -> Result<Manifest, String> {
             if !fp.is_file() {
                 continue;
             }
-            let rel = format!("{name}/{}", f.file_name().to_string_lossy());
+            let file_name = f.file_name().to_string_lossy().into_owned();
+            if !filter.keeps(&name, &file_name) {
+                continue;
+            }
+            let rel = format!("{name}/{file_name}");
             match ext(&fp) {
                 Some("ibd") => m.innodb.push(job(fp, rel, Kind::Tablespace)),
                 Some(x) if ARIA.contains(&x) => m.aria.push(job(fp, rel, Kind::Plain)),
@@ -119,6 +167,29 @@ pub fn list(facts: &ServerFacts) -> Result<Manifest, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn partial_backups_keep_the_named_tables_and_the_system_schemas() {
+        let f = Filter {
+            databases: Some(vec!["shop".into(), "crm.users".into()]),
+            tables: None,
+        };
+        assert!(f.keeps("shop", "orders.ibd"));
+        assert!(f.keeps("shop", "p#P#p0.ibd"));
+        assert!(f.keeps("crm", "users.frm"));
+        assert!(f.keeps("crm", "db.opt"));
+        assert!(!f.keeps("crm", "leads.ibd"));
+        assert!(!f.keeps("other", "t.ibd"));
+        assert!(f.keeps("mysql", "user.MAI"));
+        let t = Filter {
+            databases: None,
+            tables: Some(regex::Regex::new("^shop[.]o").unwrap()),
+        };
+        assert!(t.keeps("shop", "orders.ibd"));
+        assert!(!t.keeps("shop", "items.ibd"));
+        assert!(t.keeps("shop", "db.opt"));
+        assert!(Filter::default().is_full());
+    }
 
     #[test]
     fn system_tablespace_names() {
@@ -173,7 +244,7 @@ mod tests {
             compression_level: "6".into(),
             log_bin: false,
         };
-        let m = list(&facts).unwrap();
+        let m = list(&facts, &Filter::default()).unwrap();
         let rels = |v: &[Job]| {
             let mut r: Vec<String> = v.iter().map(|j| j.rel.clone()).collect();
             r.sort();

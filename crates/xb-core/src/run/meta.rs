@@ -25,6 +25,8 @@ pub struct InfoFacts {
     pub to_lsn: u64,
     /// `file` or `mbstream`.
     pub format: &'static str,
+    /// Some databases or tables were left out.
+    pub partial: bool,
 }
 
 /// `xtrabackup_info`.
@@ -51,7 +53,7 @@ pub fn xtrabackup_info(f: &InfoFacts) -> String {
         ("binlog_pos", binlog_pos),
         ("innodb_from_lsn", "0".into()),
         ("innodb_to_lsn", f.to_lsn.to_string()),
-        ("partial", "N".into()),
+        ("partial", if f.partial { "Y" } else { "N" }.into()),
         ("incremental", "N".into()),
         ("format", f.format.into()),
         ("compressed", "N".into()),
@@ -125,6 +127,7 @@ mod tests {
             binlog: Some(("binlog.000001".into(), 780, "0-1-5".into())),
             to_lsn: 44760,
             format: "file",
+            partial: false,
         });
         let keys: Vec<&str> = text
             .lines()

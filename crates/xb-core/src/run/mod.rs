@@ -79,6 +79,8 @@ pub struct BackupOptions {
     pub redo_interval: Duration,
     /// The command line, recorded (secrets masked) in `xtrabackup_info`.
     pub command_line: Vec<String>,
+    /// Partial backup: which databases and tables to keep.
+    pub filter: files::Filter,
 }
 
 impl BackupOptions {
@@ -92,6 +94,7 @@ impl BackupOptions {
             lock_wait_timeout: 86_400,
             redo_interval: Duration::from_millis(100),
             command_line: Vec::new(),
+            filter: files::Filter::default(),
         }
     }
 }
@@ -278,6 +281,7 @@ pub async fn backup(
         parallel: opts.parallel,
         lock_wait_timeout: opts.lock_wait_timeout,
         redo_interval: opts.redo_interval,
+        filter: opts.filter.clone(),
     };
     let summary = match run_stages(&ctx, &mut conn, progress).await {
         Ok(s) => s,
@@ -304,6 +308,7 @@ pub async fn backup(
         binlog: summary.binlog.clone(),
         to_lsn: summary.to_lsn,
         format,
+        partial: !ctx.filter.is_full(),
     };
     write_file(
         ctx.target.as_ref(),
@@ -347,6 +352,7 @@ struct Ctx {
     parallel: usize,
     lock_wait_timeout: u64,
     redo_interval: Duration,
+    filter: files::Filter,
 }
 
 async fn run_stages(
@@ -450,7 +456,7 @@ async fn stages(
     for stage in ["START", "FLUSH", "BLOCK_DDL"] {
         server::exec(conn, &format!("BACKUP STAGE {stage}")).await?;
     }
-    let manifest = files::list(facts).map_err(BackupError::Read)?;
+    let manifest = files::list(facts, &ctx.filter).map_err(BackupError::Read)?;
     let total: u64 = manifest
         .innodb
         .iter()
