@@ -23,6 +23,8 @@ pub struct LoadSpec {
     pub rows_per_table: usize,
     /// Also write a MyISAM table `my1` and an Aria table `aria1` (MariaDB only).
     pub non_innodb: bool,
+    /// Also write a MyRocks table `rocks1` (the ROCKSDB plugin must be loaded).
+    pub rocksdb: bool,
     /// Concurrent writer connections.
     pub writers: usize,
     /// Length of the `pad` column: larger rows make the data set grow faster.
@@ -36,6 +38,7 @@ impl Default for LoadSpec {
             innodb_tables: 4,
             rows_per_table: 2_000,
             non_innodb: false,
+            rocksdb: false,
             writers: 4,
             pad_len: 60,
         }
@@ -56,6 +59,9 @@ fn table_names(spec: &LoadSpec) -> Vec<(String, &'static str)> {
     if spec.non_innodb {
         names.push(("my1".into(), "MyISAM"));
         names.push(("aria1".into(), "Aria"));
+    }
+    if spec.rocksdb {
+        names.push(("rocks1".into(), "ROCKSDB"));
     }
     names
 }
@@ -209,7 +215,7 @@ async fn writer(
         let (t, engine) = &tables[usize::try_from(next() % tables.len() as u64).unwrap_or(0)];
         let id = next() % 2000 + 1;
         let k = next() % 1000;
-        let transactional = *engine == "InnoDB";
+        let transactional = matches!(*engine, "InnoDB" | "ROCKSDB");
         if transactional {
             conn.query_drop("START TRANSACTION").await?;
         }

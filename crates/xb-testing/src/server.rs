@@ -357,9 +357,25 @@ impl TestServer {
     /// # Errors
     /// When the script fails.
     pub fn start_on(flavor: Flavor, datadir: &Path) -> Result<Self, ServerError> {
+        Self::start_on_with_args(flavor, datadir, "")
+    }
+
+    /// [`Self::start_on`] with extra `mysqld` options (e.g. a plugin to load).
+    ///
+    /// # Errors
+    /// When the script fails.
+    pub fn start_on_with_args(
+        flavor: Flavor,
+        datadir: &Path,
+        mysqld_args: &str,
+    ) -> Result<Self, ServerError> {
         let port = free_port()?;
         let datadir_s = datadir.to_string_lossy().into_owned();
-        db_sh(flavor, &["start", &datadir_s, &port.to_string()], &[])?;
+        db_sh(
+            flavor,
+            &["start", &datadir_s, &port.to_string()],
+            &[("XB_MYSQLD_ARGS", mysqld_args)],
+        )?;
         Ok(TestServer {
             flavor,
             dir: None,

@@ -80,6 +80,16 @@ pub fn assert_failure_mentions(out: &Output, needles: &[&str]) {
 /// server on it, checks every table, replays the source's binlog from the
 /// recorded coordinates and compares `CHECKSUM TABLE` of every table.
 pub async fn restore_and_compare(src: &TestServer, target: &Path, schemas: &[&str]) {
+    restore_and_compare_with(src, target, schemas, "").await;
+}
+
+/// [`restore_and_compare`], starting the restored server with `mysqld_args`.
+pub async fn restore_and_compare_with(
+    src: &TestServer,
+    target: &Path,
+    schemas: &[&str],
+    mysqld_args: &str,
+) {
     let prep = src
         .tool("mariadb-backup")
         .args(["--prepare", &format!("--target-dir={}", target.display())])
@@ -95,7 +105,8 @@ pub async fn restore_and_compare(src: &TestServer, target: &Path, schemas: &[&st
     let file = fields.next().expect("binlog file").to_string();
     let pos: u64 = fields.next().expect("binlog position").parse().unwrap();
 
-    let restored = TestServer::start_on(Flavor::MariaDb1011, target).expect("restored server");
+    let restored = TestServer::start_on_with_args(Flavor::MariaDb1011, target, mysqld_args)
+        .expect("restored server");
     let mut rconn = restored.conn().await.unwrap();
     let bad = check_tables(&mut rconn, schemas).await.unwrap();
     assert!(bad.is_empty(), "CHECK TABLE on the restore: {bad:?}");

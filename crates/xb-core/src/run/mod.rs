@@ -25,6 +25,7 @@ pub mod files;
 pub mod local;
 pub mod meta;
 pub mod redo_copy;
+pub mod rocksdb;
 pub mod seams;
 pub mod server;
 pub mod targets;
@@ -286,8 +287,12 @@ pub async fn backup(
     let summary = match run_stages(&ctx, &mut conn, progress).await {
         Ok(s) => s,
         Err(e) => {
-            // release the lock if we held it; the first error is what counts
+            // release the lock and the RocksDB checkpoint if we held them;
+            // the first error is what counts
             let _ = server::exec(&mut conn, "BACKUP STAGE END").await;
+            if let Ok(Some(_)) = rocksdb::probe(&mut conn, &ctx.facts.datadir).await {
+                let _ = rocksdb::remove(&mut conn).await;
+            }
             let _ = conn.disconnect().await;
             return Err(e);
         }
@@ -389,7 +394,14 @@ async fn run_stages(
 
     let staged = stages(ctx, conn, progress, &log, &copier).await;
     match staged {
-        Ok((to_lsn, target_lsn, binlog, stats, lock_start)) => {
+        Ok(Staged {
+            to_lsn,
+            target_lsn,
+            binlog,
+            mut stats,
+            lock_start,
+            rocks_checkpoint,
+        }) => {
             progress.phase("finish redo copy");
             let copied = tokio::task::block_in_place(|| {
                 copier.finish_at(target_lsn, Duration::from_secs(30))
@@ -406,6 +418,16 @@ async fn run_stages(
             }
             server::exec(conn, "BACKUP STAGE END").await?;
             let lock_seconds = lock_start.elapsed().as_secs_f64();
+            if let Some(cp) = rocks_checkpoint {
+                progress.phase("copy RocksDB checkpoint");
+                let copied =
+                    rocksdb::jobs(&cp).and_then(|jobs| copy_jobs(ctx, progress, jobs, None));
+                let removed = rocksdb::remove(conn).await;
+                let s = copied?;
+                removed?;
+                stats.files += s.files;
+                stats.bytes += s.bytes;
+            }
             tracing::info!(from = copied.start_lsn, to = copied.end_lsn, "redo copied");
             Ok(BackupSummary {
                 to_lsn,
@@ -431,13 +453,67 @@ async fn run_stages(
     }
 }
 
-type Staged = (
-    u64,
-    u64,
-    Option<(String, u64, String)>,
-    data_copy::CopyStats,
-    Instant,
-);
+/// Copies `jobs` with the configured workers. While `copier` is given, the
+/// copy stops as soon as the redo copier dies: the backup is lost anyway,
+/// and the copier's error says why.
+fn copy_jobs(
+    ctx: &Ctx,
+    progress: &dyn Progress,
+    jobs: Vec<data_copy::Job>,
+    copier: Option<&RedoCopier>,
+) -> Result<data_copy::CopyStats, BackupError> {
+    let reader = LiveReader {
+        page_size: ctx.facts.page_size,
+        system: files::system_files(&ctx.facts.data_file_path),
+    };
+    let on_bytes = |f: &str, n: u64| progress.bytes(f, n);
+    let cancel = AtomicBool::new(false);
+    let watch_stop = AtomicBool::new(false);
+    tokio::task::block_in_place(|| {
+        std::thread::scope(|s| {
+            if let Some(copier) = copier {
+                s.spawn(|| {
+                    while !watch_stop.load(Ordering::Acquire) {
+                        if !copier.is_running() {
+                            cancel.store(true, Ordering::Release);
+                            return;
+                        }
+                        std::thread::sleep(Duration::from_millis(50));
+                    }
+                });
+            }
+            let r = data_copy::copy_all(
+                jobs,
+                ctx.parallel,
+                &reader,
+                ctx.target.as_ref(),
+                &on_bytes,
+                &cancel,
+            );
+            watch_stop.store(true, Ordering::Release);
+            r
+        })
+    })
+    .map_err(|e| {
+        if e.contains("no space left") || e.contains("refusing") {
+            BackupError::Target(e)
+        } else if e.contains("cancelled") {
+            BackupError::Redo("the redo copier stopped".into())
+        } else {
+            BackupError::Read(e)
+        }
+    })
+}
+
+/// What the locked stages found, for the finish.
+struct Staged {
+    to_lsn: u64,
+    target_lsn: u64,
+    binlog: Option<(String, u64, String)>,
+    stats: data_copy::CopyStats,
+    lock_start: Instant,
+    rocks_checkpoint: Option<PathBuf>,
+}
 
 async fn stages(
     ctx: &Ctx,
@@ -465,56 +541,15 @@ async fn stages(
         .map(|j| j.size)
         .sum();
     progress.total(total);
-    let reader = LiveReader {
-        page_size: facts.page_size,
-        system: files::system_files(&facts.data_file_path),
-    };
-    let on_bytes = |f: &str, n: u64| progress.bytes(f, n);
-    let copy = |jobs: Vec<data_copy::Job>, what: &'static str| {
-        progress.phase(what);
-        let cancel = AtomicBool::new(false);
-        let watch_stop = AtomicBool::new(false);
-        tokio::task::block_in_place(|| {
-            std::thread::scope(|s| {
-                // stop copying data as soon as the redo copier dies: the
-                // backup is lost anyway, and the copier's error says why
-                s.spawn(|| {
-                    while !watch_stop.load(Ordering::Acquire) {
-                        if !copier.is_running() {
-                            cancel.store(true, Ordering::Release);
-                            return;
-                        }
-                        std::thread::sleep(Duration::from_millis(50));
-                    }
-                });
-                let r = data_copy::copy_all(
-                    jobs,
-                    ctx.parallel,
-                    &reader,
-                    ctx.target.as_ref(),
-                    &on_bytes,
-                    &cancel,
-                );
-                watch_stop.store(true, Ordering::Release);
-                r
-            })
-        })
-        .map_err(|e| {
-            if e.contains("no space left") || e.contains("refusing") {
-                BackupError::Target(e)
-            } else if e.contains("cancelled") {
-                BackupError::Redo("the redo copier stopped".into())
-            } else {
-                BackupError::Read(e)
-            }
-        })
-    };
-    let mut stats = copy(manifest.innodb, "copy InnoDB tablespaces")?;
-    let s2 = copy(manifest.non_innodb, "copy non-InnoDB tables")?;
+    progress.phase("copy InnoDB tablespaces");
+    let mut stats = copy_jobs(ctx, progress, manifest.innodb, Some(copier))?;
+    progress.phase("copy non-InnoDB tables");
+    let s2 = copy_jobs(ctx, progress, manifest.non_innodb, Some(copier))?;
     progress.phase("BACKUP STAGE BLOCK_COMMIT");
     server::exec(conn, "BACKUP STAGE BLOCK_COMMIT").await?;
     let lock_start = Instant::now();
-    let s3 = copy(manifest.aria, "copy Aria tables and log")?;
+    progress.phase("copy Aria tables and log");
+    let s3 = copy_jobs(ctx, progress, manifest.aria, Some(copier))?;
     for s in [s2, s3] {
         stats.files += s.files;
         stats.bytes += s.bytes;
@@ -525,11 +560,25 @@ async fn stages(
     } else {
         None
     };
+    let rocks_checkpoint = match rocksdb::probe(conn, &facts.datadir).await? {
+        Some(dir) => {
+            progress.phase("RocksDB checkpoint");
+            Some(rocksdb::create(conn, &dir).await?)
+        }
+        None => None,
+    };
     let lsn = server::current_lsn(conn).await?;
     server::exec(conn, "FLUSH NO_WRITE_TO_BINLOG ENGINE LOGS").await?;
     let to_lsn = log
         .latest_checkpoint()
         .map_err(|e| BackupError::Redo(e.to_string()))?
         .lsn;
-    Ok((to_lsn, lsn.max(to_lsn), binlog, stats, lock_start))
+    Ok(Staged {
+        to_lsn,
+        target_lsn: lsn.max(to_lsn),
+        binlog,
+        stats,
+        lock_start,
+        rocks_checkpoint,
+    })
 }
