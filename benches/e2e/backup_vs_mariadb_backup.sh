@@ -7,8 +7,10 @@
 # Starts a MariaDB 10.11 (scripts/db.sh), loads a sysbench dataset of about N GB
 # (default 2) once (reused by later runs from the same workdir), then for each round runs
 #   1. xb-cli backup --target-dir        2. mariadb-backup --backup --target-dir
-#   3. xb-cli backup --stream=xbstream --compress=zstd > file
-#   4. mariadb-backup --backup --stream=xbstream | zstd -1 -T2 > file
+#   3. xb-cli backup --stream=xbstream > file
+#   4. mariadb-backup --backup --stream=xbstream > file
+#   5./6. the same streams compressed (xb: --compress=zstd, when xb-cli has it;
+#      mariadb-backup: piped through zstd -1 -T2)
 # under /usr/bin/time -v, and prints wall time, CPU (user+sys), peak RSS and the
 # xb/mariadb-backup ratios (medians over the rounds). Page cache is warm for both.
 set -euo pipefail
@@ -62,8 +64,12 @@ for r in $(seq "$rounds"); do
     echo "round $r/$rounds" >&2
     measure xb-dir "'$xb' backup ${conn[*]} --target-dir='$work/out/b'"
     measure mb-dir "'$db' mariadb1011 exec mariadb-backup --defaults-file='$cnf' --backup ${conn[*]} --target-dir='$work/out/b'"
-    measure xb-zstd "'$xb' backup ${conn[*]} --target-dir='$work/out/b' --stream=xbstream --compress=zstd > '$work/out/s.xbs'"
-    measure mb-zstd "'$db' mariadb1011 exec mariadb-backup --defaults-file='$cnf' --backup ${conn[*]} --stream=xbstream --target-dir='$work/out/b' | zstd -1 -T2 -q > '$work/out/s.zst'"
+    measure xb-stream "'$xb' backup ${conn[*]} --stream=xbstream > '$work/out/s.xbs'"
+    measure mb-stream "'$db' mariadb1011 exec mariadb-backup --defaults-file='$cnf' --backup ${conn[*]} --stream=xbstream --target-dir='$work/out/b' > '$work/out/s.xbs'"
+    if "$xb" backup --help | grep -q -- '--compress'; then
+        measure xb-zstd "'$xb' backup ${conn[*]} --stream=xbstream --compress=zstd > '$work/out/s.xbs'"
+        measure mb-zstd "'$db' mariadb1011 exec mariadb-backup --defaults-file='$cnf' --backup ${conn[*]} --stream=xbstream --target-dir='$work/out/b' | zstd -1 -T2 -q > '$work/out/s.zst'"
+    fi
 done
 python3 - "$work/results" <<'PY'
 import sys, statistics as st
@@ -75,7 +81,7 @@ med = {n: tuple(st.median(v[i] for v in vs) for i in range(3)) for n, vs in rows
 print(f"{'run':10} {'wall s':>8} {'cpu s':>8} {'peak RSS MiB':>13}")
 for n, (w, c, r) in med.items():
     print(f"{n:10} {w:8.2f} {c:8.2f} {r/1024:13.1f}")
-for a, b in (("xb-dir", "mb-dir"), ("xb-zstd", "mb-zstd")):
+for a, b in (("xb-dir", "mb-dir"), ("xb-stream", "mb-stream"), ("xb-zstd", "mb-zstd")):
     if a in med and b in med:
         print(f"ratio {a}/{b}: wall {med[a][0]/med[b][0]:.2f}x  cpu {med[a][1]/med[b][1]:.2f}x  rss {med[a][2]/med[b][2]:.2f}x")
 PY
