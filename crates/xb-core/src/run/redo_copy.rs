@@ -249,3 +249,119 @@ impl Drop for RedoCopier {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Mutex as StdMutex;
+
+    /// A feed that hands out `steps` chunks, then fails or stays at the end.
+    struct Script {
+        lsn: u64,
+        steps: Vec<Result<Vec<u8>, String>>,
+    }
+    impl RedoFeed for Script {
+        fn start_lsn(&self) -> u64 {
+            1000
+        }
+        fn poll(
+            &mut self,
+            out: &mut dyn FnMut(&[u8]) -> Result<(), String>,
+        ) -> Result<u64, String> {
+            if self.steps.is_empty() {
+                return Ok(self.lsn);
+            }
+            let step = self.steps.remove(0)?;
+            out(&step)?;
+            self.lsn += step.len() as u64;
+            Ok(self.lsn)
+        }
+    }
+    #[derive(Clone, Default)]
+    struct Sink(Arc<StdMutex<Vec<u8>>>, Arc<AtomicBool>);
+    impl RedoOut for Sink {
+        fn write(&mut self, buf: &[u8]) -> Result<(), String> {
+            self.0.lock().unwrap().extend_from_slice(buf);
+            Ok(())
+        }
+        fn close(self: Box<Self>) -> Result<(), String> {
+            self.1.store(true, Ordering::Release);
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn copies_header_then_log_up_to_the_target_and_closes() {
+        let sink = Sink::default();
+        let feed = Script {
+            lsn: 1000,
+            steps: vec![Ok(vec![1; 10]), Ok(vec![2; 5])],
+        };
+        let c = RedoCopier::start(
+            Box::new(feed),
+            Box::new(sink.clone()),
+            b"HDR".to_vec(),
+            Duration::from_millis(1),
+        );
+        let done = c.finish_at(1015, Duration::from_secs(5)).unwrap();
+        assert_eq!(
+            done,
+            RedoCopied {
+                start_lsn: 1000,
+                end_lsn: 1015
+            }
+        );
+        let bytes = sink.0.lock().unwrap().clone();
+        assert_eq!(&bytes[..3], b"HDR");
+        assert_eq!(bytes.len(), 3 + 15);
+        assert!(sink.1.load(Ordering::Acquire), "file closed");
+    }
+
+    #[test]
+    fn a_feed_failure_fails_the_copy_with_its_reason() {
+        let feed = Script {
+            lsn: 1000,
+            steps: vec![
+                Ok(vec![1; 10]),
+                Err("redo at LSN 1010 was overwritten".into()),
+            ],
+        };
+        let c = RedoCopier::start(
+            Box::new(feed),
+            Box::new(Sink::default()),
+            Vec::new(),
+            Duration::from_millis(1),
+        );
+        let err = c.finish_at(5000, Duration::from_secs(5)).unwrap_err();
+        assert_eq!(
+            err,
+            RedoCopyError::Feed {
+                lsn: 1010,
+                reason: "redo at LSN 1010 was overwritten".into()
+            }
+        );
+        assert!(err.to_string().contains("overwritten"));
+    }
+
+    #[test]
+    fn a_log_that_stops_short_of_the_target_is_reported() {
+        let feed = Script {
+            lsn: 1000,
+            steps: vec![Ok(vec![1; 10])],
+        };
+        let c = RedoCopier::start(
+            Box::new(feed),
+            Box::new(Sink::default()),
+            Vec::new(),
+            Duration::from_millis(1),
+        );
+        let err = c.finish_at(2000, Duration::from_millis(200)).unwrap_err();
+        assert_eq!(
+            err,
+            RedoCopyError::Short {
+                reached: 1010,
+                target: 2000
+            }
+        );
+    }
+}
