@@ -117,3 +117,36 @@ pub async fn restore_and_compare_with(
     assert!(!want.is_empty());
     assert_eq!(got, want, "restored tables differ from the source");
 }
+
+/// Prepares `target` with `xb-cli prepare` (the flavour's own server binary
+/// runs the recovery), then the same checks as [`restore_and_compare`].
+pub async fn xb_prepare_and_compare(src: &TestServer, target: &Path, schemas: &[&str]) {
+    let out = Command::new(env!("CARGO_BIN_EXE_xb-cli"))
+        .args(["prepare", "--target-dir"])
+        .arg(target)
+        .arg("--server-binary")
+        .arg(xb_testing::vendor::server_binary(src))
+        .arg("--server-defaults-file")
+        .arg(src.run_dir().join("my.cnf"))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "xb-cli prepare failed:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let info = std::fs::read_to_string(target.join("xtrabackup_binlog_info")).unwrap();
+    let mut fields = info.split_whitespace();
+    let file = fields.next().expect("binlog file").to_string();
+    let pos: u64 = fields.next().expect("binlog position").parse().unwrap();
+    let restored = TestServer::start_on(src.flavor(), target).expect("restored server");
+    let mut rconn = restored.conn().await.unwrap();
+    let bad = check_tables(&mut rconn, schemas).await.unwrap();
+    assert!(bad.is_empty(), "CHECK TABLE on the restore: {bad:?}");
+    replay_binlog(src, &file, pos, &restored).expect("binlog replay");
+    let mut sconn = src.conn().await.unwrap();
+    let want = table_checksums(&mut sconn, schemas).await.unwrap();
+    let got = table_checksums(&mut rconn, schemas).await.unwrap();
+    assert!(!want.is_empty());
+    assert_eq!(got, want, "restored tables differ from the source");
+}
