@@ -12,7 +12,9 @@
 #   5./6. the same streams compressed (xb: --compress=zstd, when xb-cli has it;
 #      mariadb-backup: piped through zstd -1 -T2)
 # under /usr/bin/time -v, and prints wall time, CPU (user+sys), peak RSS and the
-# xb/mariadb-backup ratios (medians over the rounds). Page cache is warm for both.
+# xb/mariadb-backup ratios (medians over the rounds). Page cache is warm for both;
+# `sync` runs before each measurement. xb fsyncs every file it writes
+# (mariadb-backup leaves that to the kernel), so its wall time includes writeback.
 set -euo pipefail
 here=$(cd "$(dirname "$0")/../.." && pwd)
 size_gb=2 rounds=3 work=${XB_BENCH_DIR:-/tmp/xb-bench} keep=0
@@ -54,6 +56,8 @@ conn=(--host=127.0.0.1 --port="$port" --user=xb --password=xb)
 measure() { # name cmd... ; appends "name wall cpu rss" to $work/results
     local name=$1; shift
     rm -rf "$work/out"; mkdir -p "$work/out"
+    # no run pays for the previous run's dirty pages
+    sync
     /usr/bin/time -f '%e %U %S %M' -o "$work/time.txt" bash -c "$*" >/dev/null 2>"$work/$name.log" || {
         echo "$name failed, see $work/$name.log" >&2; tail -5 "$work/$name.log" >&2; exit 1; }
     read -r wall user sys rss < "$work/time.txt"
