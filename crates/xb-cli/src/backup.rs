@@ -6,7 +6,8 @@ use std::path::PathBuf;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use xb_core::run::{BackupError, BackupOptions, ConnectOptions, Destination, Progress, backup};
+use xb_core::plan::BackupPlan;
+use xb_core::run::{BackupError, ConnectOptions, Progress};
 
 use crate::optfile;
 
@@ -130,16 +131,6 @@ pub async fn run(args: BackupArgs) -> anyhow::Result<u8> {
         )?,
         None => optfile::Options::default(),
     };
-    let destination = match (&args.stream, &args.target_dir) {
-        (Some(_), _) => Destination::Stream(Box::new(std::io::BufWriter::with_capacity(
-            1 << 20,
-            std::io::stdout(),
-        ))),
-        (None, Some(dir)) => Destination::Dir(dir.clone()),
-        (None, None) => {
-            anyhow::bail!("give --target-dir DIR, or --stream=xbstream to write to standard output")
-        }
-    };
     if args.stream.is_some() && std::io::stdout().is_terminal() {
         anyhow::bail!("--stream writes binary data: redirect standard output to a file or a pipe");
     }
@@ -163,19 +154,34 @@ pub async fn run(args: BackupArgs) -> anyhow::Result<u8> {
         c.password = resolve_password(args.password.clone(), file.get("password"))?;
         c
     };
-    let mut opts = BackupOptions::new(connect, destination);
-    opts.parallel = args.parallel.max(1);
-    opts.lock_wait_timeout = args.lock_wait_timeout;
-    opts.command_line = std::env::args().skip(1).collect();
-    opts.filter.databases = args
-        .databases
-        .as_ref()
-        .map(|l| l.split_whitespace().map(String::from).collect());
-    opts.filter.tables = match &args.tables {
-        Some(re) => Some(regex::Regex::new(re).map_err(|e| {
+    let mut plan = BackupPlan::builder(connect)
+        .parallel(args.parallel)
+        .lock_wait_timeout(args.lock_wait_timeout)
+        .command_line(std::env::args().skip(1).collect());
+    plan = match (&args.stream, &args.target_dir) {
+        (Some(_), _) => plan.stream(Box::new(std::io::BufWriter::with_capacity(
+            1 << 20,
+            std::io::stdout(),
+        ))),
+        (None, Some(dir)) => plan.target_dir(dir),
+        (None, None) => {
+            anyhow::bail!("give --target-dir DIR, or --stream=xbstream to write to standard output")
+        }
+    };
+    if let Some(list) = &args.databases {
+        plan = plan.databases(list.split_whitespace().map(String::from).collect());
+    }
+    if let Some(re) = &args.tables {
+        plan = plan.tables(regex::Regex::new(re).map_err(|e| {
             anyhow::anyhow!("--tables {re:?} is not a valid regular expression: {e}")
-        })?),
-        None => None,
+        })?);
+    }
+    let plan = match plan.build() {
+        Ok(p) => p,
+        Err(e) => {
+            print_failure(&e, None);
+            return Ok(e.code());
+        }
     };
     let report = Report {
         total: AtomicU64::new(1),
@@ -185,7 +191,7 @@ pub async fn run(args: BackupArgs) -> anyhow::Result<u8> {
         out: Mutex::new(()),
     };
     let streaming = args.stream.is_some();
-    match backup(opts, &report).await {
+    match plan.run(&report).await {
         Ok(s) => {
             report.phase(&format!(
                 "redo copied from LSN {} to {}; {} files, {} MiB, {} page re-reads; commits blocked {:.1}s",

@@ -2,5 +2,6 @@
 //! live MySQL-family server.
 
 pub mod checkpoints;
+pub mod plan;
 pub mod prepare;
 pub mod run;

@@ -8,7 +8,8 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use xb_core::run::{BackupOptions, ConnectOptions, Destination, Progress, backup};
+use xb_core::plan::BackupPlan;
+use xb_core::run::{ConnectOptions, Progress};
 
 /// Counts bytes and prints each phase: an operator would export these as
 /// metrics or events instead.
@@ -45,9 +46,15 @@ async fn main() -> std::process::ExitCode {
     connect.port = Some(port);
     connect.user = user.clone();
     connect.password = std::env::var("XB_PASSWORD").ok();
-    let opts = BackupOptions::new(connect, Destination::Dir(target.into()));
+    let plan = match BackupPlan::builder(connect).target_dir(target).build() {
+        Ok(plan) => plan,
+        Err(e) => {
+            eprintln!("cannot back up: {e}\nhint: {}", e.hint());
+            return std::process::ExitCode::from(e.code());
+        }
+    };
     let metrics = Metrics::default();
-    match backup(opts, &metrics).await {
+    match plan.run(&metrics).await {
         Ok(summary) => {
             println!(
                 "backup complete: restores to LSN {}, binlog {:?}",

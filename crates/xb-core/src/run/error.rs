@@ -58,7 +58,13 @@ pub enum BackupError {
         /// The OS error.
         message: String,
     },
-    /// Writing the backup failed (target full, not empty, I/O).
+    /// The target directory already holds files.
+    #[error("target directory {path} is not empty")]
+    TargetNotEmpty {
+        /// The directory.
+        path: String,
+    },
+    /// Writing the backup failed (target full, I/O).
     #[error("{0}")]
     Target(String),
     /// Reading a data file failed (corrupt page, I/O).
@@ -94,6 +100,9 @@ impl BackupError {
             BackupError::Target(m) if m.contains("no space left") => {
                 "Free space on the target file system or choose another --target-dir, then take the backup again.".into()
             }
+            BackupError::TargetNotEmpty { .. } => {
+                "Choose a new --target-dir: xb never writes into a directory that holds files.".into()
+            }
             BackupError::Target(_) => "Check the target path and its permissions.".into(),
             BackupError::Read(_) => {
                 "A page stayed corrupt after every re-read: run CHECK TABLE on that table on the server.".into()
@@ -115,7 +124,7 @@ impl BackupError {
             BackupError::Sql { .. } => 13,
             BackupError::Unsupported { .. } => 14,
             BackupError::Datadir { .. } => 15,
-            BackupError::Target(_) => 20,
+            BackupError::Target(_) | BackupError::TargetNotEmpty { .. } => 20,
             BackupError::Read(_) => 21,
             BackupError::Redo(_) => 22,
         }

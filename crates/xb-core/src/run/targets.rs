@@ -43,10 +43,7 @@ impl LocalDir {
             let mut entries =
                 fs::read_dir(root).map_err(|e| describe(&e, &root.display().to_string()))?;
             if entries.next().is_some() {
-                return Err(format!(
-                    "target directory {} is not empty\nhint: choose a new --target-dir; xb never writes into a directory that holds files",
-                    root.display()
-                ));
+                return Err(format!("target directory {} is not empty", root.display()));
             }
         } else {
             fs::create_dir_all(root).map_err(|e| describe(&e, &root.display().to_string()))?;

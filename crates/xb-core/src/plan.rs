@@ -1,0 +1,200 @@
+//! `BackupPlan`: what a backup will do, checked before anything touches the
+//! server, then run.
+//!
+//! ```no_run
+//! # async fn f() -> Result<(), xb_core::run::BackupError> {
+//! use xb_core::plan::BackupPlan;
+//! use xb_core::run::{ConnectOptions, NoProgress};
+//! let mut server = ConnectOptions::default();
+//! server.host = Some("127.0.0.1".into());
+//! server.user = "backup".into();
+//! let summary = BackupPlan::builder(server)
+//!     .target_dir("/backups/today")
+//!     .parallel(4)
+//!     .build()?
+//!     .run(&NoProgress)
+//!     .await?;
+//! println!("restores to LSN {}", summary.last_lsn);
+//! # Ok(()) }
+//! ```
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use crate::run::{
+    BackupError, BackupOptions, BackupSummary, ConnectOptions, Destination, Progress, backup,
+    files::Filter,
+};
+
+/// A validated backup, ready to run.
+#[derive(Debug)]
+pub struct BackupPlan {
+    opts: BackupOptions,
+}
+
+/// Builds a [`BackupPlan`].
+#[derive(Debug)]
+pub struct BackupPlanBuilder {
+    connect: ConnectOptions,
+    destination: Option<Destination>,
+    parallel: usize,
+    filter: Filter,
+    lock_wait_timeout: u64,
+    redo_interval: Duration,
+    command_line: Vec<String>,
+}
+
+impl BackupPlan {
+    /// Starts a plan for the server at `connect`.
+    #[must_use]
+    pub fn builder(connect: ConnectOptions) -> BackupPlanBuilder {
+        BackupPlanBuilder {
+            connect,
+            destination: None,
+            parallel: 4,
+            filter: Filter::default(),
+            lock_wait_timeout: 86_400,
+            redo_interval: Duration::from_millis(100),
+            command_line: Vec::new(),
+        }
+    }
+
+    /// Where the backup goes.
+    #[must_use]
+    pub fn destination(&self) -> &Destination {
+        &self.opts.destination
+    }
+
+    /// Copy workers.
+    #[must_use]
+    pub fn parallel(&self) -> usize {
+        self.opts.parallel
+    }
+
+    /// Runs the backup.
+    ///
+    /// # Errors
+    /// [`BackupError`] naming what failed; no success is claimed then.
+    pub async fn run(self, progress: &dyn Progress) -> Result<BackupSummary, BackupError> {
+        backup(self.opts, progress).await
+    }
+}
+
+impl BackupPlanBuilder {
+    /// Back up into this directory (absent or empty).
+    #[must_use]
+    pub fn target_dir(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.destination = Some(Destination::Dir(dir.into()));
+        self
+    }
+
+    /// Back up as an xbstream into this writer.
+    #[must_use]
+    pub fn stream(mut self, out: Box<dyn std::io::Write + Send>) -> Self {
+        self.destination = Some(Destination::Stream(out));
+        self
+    }
+
+    /// Copy workers (default 4; at least 1).
+    #[must_use]
+    pub fn parallel(mut self, n: usize) -> Self {
+        self.parallel = n;
+        self
+    }
+
+    /// Keep only these databases (`db` or `db.table`); system schemas always stay.
+    #[must_use]
+    pub fn databases(mut self, names: Vec<String>) -> Self {
+        self.filter.databases = Some(names);
+        self
+    }
+
+    /// Keep only tables whose `db.table` matches.
+    #[must_use]
+    pub fn tables(mut self, pattern: regex::Regex) -> Self {
+        self.filter.tables = Some(pattern);
+        self
+    }
+
+    /// Seconds to wait for the backup lock (default 86400).
+    #[must_use]
+    pub fn lock_wait_timeout(mut self, secs: u64) -> Self {
+        self.lock_wait_timeout = secs;
+        self
+    }
+
+    /// How often the redo copier polls (default 100 ms).
+    #[must_use]
+    pub fn redo_poll_interval(mut self, every: Duration) -> Self {
+        self.redo_interval = every;
+        self
+    }
+
+    /// The command line recorded (secrets masked) in `xtrabackup_info`.
+    #[must_use]
+    pub fn command_line(mut self, args: Vec<String>) -> Self {
+        self.command_line = args;
+        self
+    }
+
+    /// Checks what can be checked without the server.
+    ///
+    /// # Errors
+    /// [`BackupError::Target`] when no destination was given, the worker
+    /// count is zero, or the target directory already holds files.
+    pub fn build(self) -> Result<BackupPlan, BackupError> {
+        let destination = self.destination.ok_or_else(|| {
+            BackupError::Target("no destination: give a target directory or a stream".into())
+        })?;
+        if self.parallel == 0 {
+            return Err(BackupError::Target("parallel must be at least 1".into()));
+        }
+        if let Destination::Dir(d) = &destination {
+            if std::fs::read_dir(d).is_ok_and(|mut e| e.next().is_some()) {
+                return Err(BackupError::TargetNotEmpty {
+                    path: d.display().to_string(),
+                });
+            }
+        }
+        let mut opts = BackupOptions::new(self.connect, destination);
+        opts.parallel = self.parallel;
+        opts.filter = self.filter;
+        opts.lock_wait_timeout = self.lock_wait_timeout;
+        opts.redo_interval = self.redo_interval;
+        opts.command_line = self.command_line;
+        Ok(BackupPlan { opts })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn build_refuses_what_cannot_work_before_touching_the_server() {
+        let err = BackupPlan::builder(ConnectOptions::default())
+            .build()
+            .unwrap_err();
+        assert!(err.to_string().contains("no destination"), "{err}");
+        let err = BackupPlan::builder(ConnectOptions::default())
+            .target_dir("/tmp/x")
+            .parallel(0)
+            .build()
+            .unwrap_err();
+        assert!(err.to_string().contains("at least 1"), "{err}");
+        let d = tempfile::tempdir().unwrap();
+        std::fs::write(d.path().join("f"), b"x").unwrap();
+        let err = BackupPlan::builder(ConnectOptions::default())
+            .target_dir(d.path())
+            .build()
+            .unwrap_err();
+        assert!(err.to_string().contains("is not empty"), "{err}");
+        let plan = BackupPlan::builder(ConnectOptions::default())
+            .target_dir(d.path().join("new"))
+            .parallel(2)
+            .build()
+            .unwrap();
+        assert_eq!(plan.parallel(), 2);
+        assert!(matches!(plan.destination(), Destination::Dir(_)));
+    }
+}
