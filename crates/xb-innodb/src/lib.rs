@@ -7,3 +7,4 @@
 pub mod pagecheck;
 pub mod pagereader;
 pub mod redo108;
+pub mod redo8030;
