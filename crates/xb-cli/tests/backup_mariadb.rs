@@ -16,6 +16,7 @@ async fn backup_to_directory_under_write_load_restores_to_equal_tables() {
     let src = TestServer::start_with_args(Flavor::MariaDb1011, BINLOG_ARGS).expect("source");
     let spec = LoadSpec {
         non_innodb: true,
+        aria: true,
         ..LoadSpec::default()
     };
     prepare(src.opts(), &spec).await.expect("load data");

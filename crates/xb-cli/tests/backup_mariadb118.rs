@@ -15,6 +15,7 @@ async fn backup_under_load_then_xb_prepare(flavor: Flavor) {
     let src = TestServer::start_with_args(flavor, BINLOG_ARGS).expect("source");
     let spec = LoadSpec {
         non_innodb: true,
+        aria: true,
         ..LoadSpec::default()
     };
     prepare(src.opts(), &spec).await.expect("load data");

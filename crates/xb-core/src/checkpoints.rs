@@ -45,6 +45,30 @@ impl Checkpoints {
         }
     }
 
+    /// A full backup's checkpoints in Percona XtraBackup 8.x's key order.
+    #[must_use]
+    pub fn full_mysql(to_lsn: u64, last_lsn: u64) -> Self {
+        let lines = [
+            ("backup_type", "full-backuped".to_string()),
+            ("from_lsn", "0".into()),
+            ("to_lsn", to_lsn.to_string()),
+            ("last_lsn", last_lsn.to_string()),
+            ("flushed_lsn", "0".into()),
+            ("redo_memory", "0".into()),
+            ("redo_frames", "0".into()),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v))
+        .collect();
+        Checkpoints {
+            backup_type: "full-backuped".into(),
+            from_lsn: 0,
+            to_lsn,
+            last_lsn,
+            lines,
+        }
+    }
+
     /// Parses the file's text.
     ///
     /// # Errors

@@ -18,8 +18,10 @@
 //! 5. record `backup_type = log-applied` (what mariadb-backup writes).
 //!
 //! Supported today: MariaDB 10.8+ backups (`ib_logfile0` in the server's own
-//! "Phys" format, as xb and mariadb-backup write it). Other formats are
-//! refused with a clear error rather than half-prepared.
+//! "Phys" format, as xb and mariadb-backup write it) and MySQL 8.0.30+
+//! backups (`#innodb_redo/#ib_redoN` in the server's own format, as xb
+//! writes it). Other formats are refused with a clear error rather than
+//! half-prepared.
 
 use std::fs;
 use std::io::Read;
@@ -192,7 +194,7 @@ impl PrepareError {
                 "The backup's metadata is damaged; take a new backup."
             }
             PrepareError::UnsupportedLog { .. } => {
-                "Prepare supports MariaDB 10.8+ backups today; use the vendor's tool for this one."
+                "Prepare supports MariaDB 10.8+ and MySQL 8.0.30+ backups today; use the vendor's tool for this one."
             }
             PrepareError::LogTooShort { .. } => {
                 "The redo copy is truncated, so this backup cannot reach its end point; take a new backup."
@@ -247,6 +249,25 @@ fn linear_log_extent(file: &Path) -> Result<(u64, u64), PrepareError> {
         });
     }
     Ok((first_lsn, first_lsn + (len - PHYS_HEADER_SIZE)))
+}
+
+/// The checkpoint and the end of valid log of a MySQL 8.0.30+ backup's
+/// `#innodb_redo` (a redo file in the server's own format).
+fn mysql_log_extent(dir: &Path) -> Result<(u64, u64), PrepareError> {
+    use xb_innodb::redo8030::{Log8030, Scanner8030};
+    let unsupported = |reason: String| PrepareError::UnsupportedLog {
+        file: dir.to_path_buf(),
+        reason,
+    };
+    let mut log = Log8030::open(dir).map_err(|e| unsupported(e.to_string()))?;
+    let cp = log
+        .latest_checkpoint()
+        .map_err(|e| unsupported(e.to_string()))?;
+    let mut scanner = Scanner8030::new(cp.lsn);
+    let end = scanner
+        .poll(&mut log, &mut |_| Ok(()))
+        .map_err(|e| unsupported(e.to_string()))?;
+    Ok((cp.lsn, end))
 }
 
 /// Applies `.del`, then `.ren`, then `.new` marker files left by DDL during
@@ -323,10 +344,12 @@ fn find_server(opts: &PrepareOptions) -> Result<PathBuf, PrepareError> {
 fn backup_settings(dir: &Path) -> Result<String, PrepareError> {
     let file = dir.join("backup-my.cnf");
     let text = fs::read_to_string(&file).map_err(io_err(&file))?;
+    // `loose-`: a setting this server version lacks is skipped, not fatal
     Ok(text
         .lines()
         .map(str::trim)
         .filter(|l| !l.is_empty() && !l.starts_with('#') && !l.starts_with('['))
+        .map(|l| format!("loose-{l}"))
         .collect::<Vec<_>>()
         .join("\n"))
 }
@@ -360,7 +383,7 @@ fn recover_with_server(
         .unwrap_or(false);
     text.push_str(&format!(
         "\ndatadir={}\ntmpdir={}\nsocket={}\npid-file={}\nlog-error={}\nskip-networking\nskip-log-bin\n\
-         skip-slave-start\ninnodb-buffer-pool-size={}\n{}",
+         loose-skip-slave-start\nloose-skip-replica-start\ninnodb-buffer-pool-size={}\n{}",
         dir.display(),
         // its own tmpdir: a starting server deletes every '#sql*' file in
         // its tmpdir, which would hurt another server sharing /tmp
@@ -470,8 +493,14 @@ pub fn prepare(opts: &PrepareOptions) -> Result<PrepareReport, PrepareError> {
             backup_type: cps.backup_type,
         });
     }
-    let log = dir.join("ib_logfile0");
-    let (first_lsn, log_end_lsn) = linear_log_extent(&log)?;
+    let redo_dir = dir.join("#innodb_redo");
+    let (log, (first_lsn, log_end_lsn)) = if redo_dir.is_dir() {
+        (redo_dir.clone(), mysql_log_extent(&redo_dir)?)
+    } else {
+        let log = dir.join("ib_logfile0");
+        let extent = linear_log_extent(&log)?;
+        (log, extent)
+    };
     if log_end_lsn < cps.last_lsn {
         return Err(PrepareError::LogTooShort {
             file: log,

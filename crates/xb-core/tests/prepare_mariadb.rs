@@ -21,6 +21,7 @@ async fn xb_prepare_and_vendor_prepare_give_identical_tables() {
         TestServer::start_with_args(Flavor::MariaDb1011, "--log-bin=binlog --server-id=1").unwrap();
     let spec = LoadSpec {
         non_innodb: true,
+        aria: true,
         ..LoadSpec::default()
     };
     load_data(src.opts(), &spec).await.unwrap();

@@ -21,8 +21,10 @@ pub struct LoadSpec {
     pub innodb_tables: usize,
     /// Rows inserted into each table by [`prepare`].
     pub rows_per_table: usize,
-    /// Also write a MyISAM table `my1` and an Aria table `aria1` (MariaDB only).
+    /// Also write a MyISAM table `my1`.
     pub non_innodb: bool,
+    /// Also write an Aria table `aria1` (MariaDB only).
+    pub aria: bool,
     /// Also write a MyRocks table `rocks1` (the ROCKSDB plugin must be loaded).
     pub rocksdb: bool,
     /// Concurrent writer connections.
@@ -38,6 +40,7 @@ impl Default for LoadSpec {
             innodb_tables: 4,
             rows_per_table: 2_000,
             non_innodb: false,
+            aria: false,
             rocksdb: false,
             writers: 4,
             pad_len: 60,
@@ -58,6 +61,8 @@ fn table_names(spec: &LoadSpec) -> Vec<(String, &'static str)> {
         .collect();
     if spec.non_innodb {
         names.push(("my1".into(), "MyISAM"));
+    }
+    if spec.aria {
         names.push(("aria1".into(), "Aria"));
     }
     if spec.rocksdb {

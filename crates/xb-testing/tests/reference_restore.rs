@@ -28,6 +28,7 @@ async fn mariadb_backup_restore_under_load_matches_source_after_binlog_replay() 
         .expect("source server");
     let spec = LoadSpec {
         non_innodb: true,
+        aria: true,
         ..LoadSpec::default()
     };
     prepare(src.opts(), &spec).await.expect("load data");

@@ -15,6 +15,7 @@ use super::server::ServerFacts;
 /// while DDL and non-transactional writes are blocked.
 const NON_INNODB: &[&str] = &[
     "frm", "isl", "MYD", "MYI", "MRG", "TRG", "TRN", "ARM", "ARZ", "CSM", "CSV", "opt", "par",
+    "sdi",
 ];
 /// Aria table files: crash-safe, copied with the Aria log while commits are blocked.
 const ARIA: &[&str] = &["MAD", "MAI"];
@@ -123,10 +124,11 @@ pub fn list(facts: &ServerFacts, filter: &Filter) -> Result<Manifest, String> {
     for e in read(&undo_dir)? {
         let e = e.map_err(|e| e.to_string())?;
         let name = e.file_name().to_string_lossy().into_owned();
-        if name.starts_with("undo")
-            && name[4..].chars().all(|c| c.is_ascii_digit())
-            && name.len() > 4
-        {
+        // MariaDB: undo001; MySQL: undo_001
+        let digits = name
+            .strip_prefix("undo_")
+            .or_else(|| name.strip_prefix("undo"));
+        if digits.is_some_and(|d| !d.is_empty() && d.chars().all(|c| c.is_ascii_digit())) {
             m.innodb.push(job(e.path(), name, Kind::Tablespace));
         }
     }
@@ -136,6 +138,11 @@ pub fn list(facts: &ServerFacts, filter: &Filter) -> Result<Manifest, String> {
         let name = e.file_name().to_string_lossy().into_owned();
         if path.is_file() && (name == "aria_log_control" || name.starts_with("aria_log.")) {
             m.aria.push(job(path, name, Kind::Plain));
+            continue;
+        }
+        // tablespaces in the datadir itself: MySQL's mysql.ibd, general tablespaces
+        if path.is_file() && ext(&path) == Some("ibd") {
+            m.innodb.push(job(path, name, Kind::Tablespace));
             continue;
         }
         if !path.is_dir() || name.starts_with('#') || name.starts_with('.') || name == "lost+found"
@@ -223,6 +230,13 @@ mod tests {
             "db/db.opt",
             "#rocksdb/x.sst",
             "db/#sql-1.frm.tmp",
+            "mysql.ibd",
+            "undo_002",
+            "#ib_16384_0.dblwr",
+            "#innodb_redo/#ib_redo5",
+            "#innodb_temp/temp_1.ibt",
+            "db/m_123.sdi",
+            "auto.cnf",
         ] {
             let p = root.join(f);
             std::fs::create_dir_all(p.parent().unwrap()).unwrap();
@@ -250,10 +264,19 @@ mod tests {
             r.sort();
             r
         };
-        assert_eq!(rels(&m.innodb), ["db/t.ibd", "ibdata1", "undo001"]);
+        assert_eq!(
+            rels(&m.innodb),
+            ["db/t.ibd", "ibdata1", "mysql.ibd", "undo001", "undo_002"]
+        );
         assert_eq!(
             rels(&m.non_innodb),
-            ["db/db.opt", "db/m.MYD", "db/m.MYI", "db/t.frm"]
+            [
+                "db/db.opt",
+                "db/m.MYD",
+                "db/m.MYI",
+                "db/m_123.sdi",
+                "db/t.frm"
+            ]
         );
         assert_eq!(
             rels(&m.aria),

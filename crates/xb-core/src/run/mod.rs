@@ -24,6 +24,7 @@ pub mod error;
 pub mod files;
 pub mod local;
 pub mod meta;
+pub mod mysql;
 pub mod redo_copy;
 pub mod rocksdb;
 pub mod seams;
@@ -243,10 +244,15 @@ pub async fn backup(
     progress.phase("connect");
     let mut conn = server::connect(&opts.connect).await?;
     let facts = server::discover(&mut conn, &opts.connect).await?;
-    if !facts.mariadb || facts.version_num < (10, 8, 0) {
+    let supported = if facts.mariadb {
+        facts.version_num >= (10, 8, 0)
+    } else {
+        facts.version_num >= (8, 0, 30)
+    };
+    if !supported {
         return Err(BackupError::Unsupported {
             version: facts.version.clone(),
-            reason: "this version of xb backs up MariaDB 10.8 and later".into(),
+            reason: "this version of xb backs up MariaDB 10.8+ and MySQL 8.0.30+".into(),
         });
     }
     std::fs::read_dir(&facts.datadir).map_err(|e| BackupError::Datadir {
@@ -284,14 +290,24 @@ pub async fn backup(
         redo_interval: opts.redo_interval,
         filter: opts.filter.clone(),
     };
-    let summary = match run_stages(&ctx, &mut conn, progress).await {
+    let staged = if ctx.facts.mariadb {
+        run_stages(&ctx, &mut conn, progress).await
+    } else {
+        mysql::run_stages(&ctx, &mut conn, progress).await
+    };
+    let summary = match staged {
         Ok(s) => s,
         Err(e) => {
             // release the lock and the RocksDB checkpoint if we held them;
             // the first error is what counts
-            let _ = server::exec(&mut conn, "BACKUP STAGE END").await;
-            if let Ok(Some(_)) = rocksdb::probe(&mut conn, &ctx.facts.datadir).await {
-                let _ = rocksdb::remove(&mut conn).await;
+            if ctx.facts.mariadb {
+                let _ = server::exec(&mut conn, "BACKUP STAGE END").await;
+                if let Ok(Some(_)) = rocksdb::probe(&mut conn, &ctx.facts.datadir).await {
+                    let _ = rocksdb::remove(&mut conn).await;
+                }
+            } else {
+                let _ = server::exec(&mut conn, "UNLOCK TABLES").await;
+                let _ = server::exec(&mut conn, "UNLOCK INSTANCE").await;
             }
             let _ = conn.disconnect().await;
             return Err(e);

@@ -24,6 +24,18 @@ pub trait RedoFeed: Send {
     /// A sentence saying why the log cannot be followed (overwritten
     /// before it was copied, corrupt, I/O).
     fn poll(&mut self, out: &mut dyn FnMut(&[u8]) -> Result<(), String>) -> Result<u64, String>;
+    /// At the end of the copy: whatever the format keeps back while the
+    /// server may still be writing it (the partly written last block).
+    ///
+    /// # Errors
+    /// As for `poll`.
+    fn tail(&mut self, _out: &mut dyn FnMut(&[u8]) -> Result<(), String>) -> Result<(), String> {
+        Ok(())
+    }
+    /// Bytes appended after the log so the copy ends cleanly (padding).
+    fn trailer(&self) -> Vec<u8> {
+        Vec::new()
+    }
 }
 
 /// Where the copied redo goes (the backup's log file in the sink chain).
@@ -140,6 +152,27 @@ impl RedoCopier {
                     sh.copied.store(reached, Ordering::Release);
                     let target = sh.target.load(Ordering::Acquire);
                     if target != 0 && reached >= target {
+                        let mut out_err = None;
+                        feed.tail(&mut |buf| {
+                            out.write(buf).inspect_err(|e| out_err = Some(e.clone()))
+                        })
+                        .map_err(|reason| match out_err.take() {
+                            Some(reason) => RedoCopyError::Out {
+                                lsn: reached,
+                                reason,
+                            },
+                            None => RedoCopyError::Feed {
+                                lsn: reached,
+                                reason,
+                            },
+                        })?;
+                        let trailer = feed.trailer();
+                        if !trailer.is_empty() {
+                            out.write(&trailer).map_err(|reason| RedoCopyError::Out {
+                                lsn: reached,
+                                reason,
+                            })?;
+                        }
                         out.close().map_err(|reason| RedoCopyError::Out {
                             lsn: reached,
                             reason,

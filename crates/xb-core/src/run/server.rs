@@ -141,6 +141,19 @@ async fn var(conn: &mut Conn, name: &str) -> Result<String, BackupError> {
     Ok(v.flatten().unwrap_or_default())
 }
 
+/// Like [`var`], but an unknown variable (another flavour or version) is
+/// an empty value rather than an error.
+async fn var_opt(conn: &mut Conn, name: &str) -> Result<String, BackupError> {
+    match var(conn, name).await {
+        Err(BackupError::Sql { message, .. })
+            if message.contains("1193") || message.contains("Unknown system variable") =>
+        {
+            Ok(String::new())
+        }
+        other => other,
+    }
+}
+
 fn parse_version(v: &str) -> (u32, u32, u32) {
     let mut it = v
         .split(|c: char| !c.is_ascii_digit())
@@ -185,11 +198,11 @@ pub async fn discover(conn: &mut Conn, c: &ConnectOptions) -> Result<ServerFacts
         data_file_path: var(conn, "innodb_data_file_path").await?,
         data_home_dir: var(conn, "innodb_data_home_dir").await?,
         undo_directory: var(conn, "innodb_undo_directory").await?,
-        undo_tablespaces: var(conn, "innodb_undo_tablespaces")
+        undo_tablespaces: var_opt(conn, "innodb_undo_tablespaces")
             .await?
             .parse()
             .unwrap_or(0),
-        log_file_size: var(conn, "innodb_log_file_size")
+        log_file_size: var_opt(conn, "innodb_log_file_size")
             .await?
             .parse()
             .unwrap_or(0),
@@ -200,7 +213,7 @@ pub async fn discover(conn: &mut Conn, c: &ConnectOptions) -> Result<ServerFacts
         datadir,
         log_dir,
     };
-    check_privileges(conn, c, facts.log_bin).await?;
+    check_privileges(conn, c, facts.log_bin, facts.mariadb).await?;
     Ok(facts)
 }
 
@@ -208,6 +221,7 @@ async fn check_privileges(
     conn: &mut Conn,
     c: &ConnectOptions,
     log_bin: bool,
+    mariadb: bool,
 ) -> Result<(), BackupError> {
     let sql = "SELECT PRIVILEGE_TYPE FROM information_schema.USER_PRIVILEGES \
                WHERE GRANTEE = CONCAT('''', SUBSTRING_INDEX(CURRENT_USER(), '@', 1), '''@''', \
@@ -217,7 +231,10 @@ async fn check_privileges(
         message: e.to_string(),
     })?;
     let mut need = vec!["RELOAD", "PROCESS"];
-    if log_bin {
+    if !mariadb {
+        // LOCK INSTANCE FOR BACKUP and performance_schema.log_status
+        need.push("BACKUP_ADMIN");
+    } else if log_bin {
         need.push("BINLOG MONITOR");
     }
     let missing: Vec<&str> = need
