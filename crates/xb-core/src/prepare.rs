@@ -17,7 +17,8 @@
 //!    holds a clean checkpoint;
 //! 5. record `backup_type = log-applied` (what mariadb-backup writes).
 //!
-//! Supported today: MariaDB 10.8+ backups (`ib_logfile0` in the server's own
+//! Supported today: MariaDB 10.5–10.7 backups (`ib_logfile0` in the 10.5
+//! block format), MariaDB 10.8+ backups (`ib_logfile0` in the server's own
 //! "Phys" format, as xb and mariadb-backup write it) and MySQL 8.0.30+
 //! backups (`#innodb_redo/#ib_redoN` in the server's own format, as xb
 //! writes it). Other formats are refused with a clear error rather than
@@ -194,7 +195,7 @@ impl PrepareError {
                 "The backup's metadata is damaged; take a new backup."
             }
             PrepareError::UnsupportedLog { .. } => {
-                "Prepare supports MariaDB 10.8+ and MySQL 8.0.30+ backups today; use the vendor's tool for this one."
+                "Prepare supports MariaDB 10.5+ and MySQL 8.0.30+ backups today; use the vendor's tool for this one."
             }
             PrepareError::LogTooShort { .. } => {
                 "The redo copy is truncated, so this backup cannot reach its end point; take a new backup."
@@ -268,6 +269,31 @@ fn mysql_log_extent(dir: &Path) -> Result<(u64, u64), PrepareError> {
         .poll(&mut log, &mut |_| Ok(()))
         .map_err(|e| unsupported(e.to_string()))?;
     Ok((cp.lsn, end))
+}
+
+/// The checkpoint and end of valid log of a MariaDB 10.5 backup's
+/// `ib_logfile0`, or `None` when the file is not in that format.
+fn maria105_log_extent(file: &Path) -> Result<Option<(u64, u64)>, PrepareError> {
+    use xb_innodb::redo105::{FORMAT_10_5, Log105, Scanner105};
+    let mut id = [0u8; 4];
+    fs::File::open(file)
+        .and_then(|mut f| f.read_exact(&mut id))
+        .map_err(io_err(file))?;
+    if u32::from_be_bytes(id) != FORMAT_10_5 {
+        return Ok(None);
+    }
+    let unsupported = |reason: String| PrepareError::UnsupportedLog {
+        file: file.to_path_buf(),
+        reason,
+    };
+    let log = Log105::open(file).map_err(|e| unsupported(e.to_string()))?;
+    let cp = log
+        .latest_checkpoint()
+        .map_err(|e| unsupported(e.to_string()))?;
+    let end = Scanner105::new(cp.lsn)
+        .poll(&log, &mut |_| Ok(()))
+        .map_err(|e| unsupported(e.to_string()))?;
+    Ok(Some((cp.lsn, end)))
 }
 
 /// Applies `.del`, then `.ren`, then `.new` marker files left by DDL during
@@ -498,7 +524,10 @@ pub fn prepare(opts: &PrepareOptions) -> Result<PrepareReport, PrepareError> {
         (redo_dir.clone(), mysql_log_extent(&redo_dir)?)
     } else {
         let log = dir.join("ib_logfile0");
-        let extent = linear_log_extent(&log)?;
+        let extent = match maria105_log_extent(&log)? {
+            Some(extent) => extent,
+            None => linear_log_extent(&log)?,
+        };
         (log, extent)
     };
     if log_end_lsn < cps.last_lsn {

@@ -6,5 +6,6 @@
 //! positioned reads (never mmap: a live file can shrink under us).
 pub mod pagecheck;
 pub mod pagereader;
+pub mod redo105;
 pub mod redo108;
 pub mod redo8030;

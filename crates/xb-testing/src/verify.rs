@@ -155,18 +155,18 @@ pub fn replay_binlog(
         what: tool.into(),
         source: e,
     })?;
-    if !dumped.status.success() {
-        return Err(ServerError::Failed {
-            what: tool.into(),
-            status: dumped.status,
-            stderr: String::from_utf8_lossy(&dumped.stderr).into_owned(),
-        });
-    }
     if !client.status.success() {
         return Err(ServerError::Failed {
             what: "client replaying binlog".into(),
             status: client.status,
             stderr: String::from_utf8_lossy(&client.stderr).into_owned(),
+        });
+    }
+    if !dumped.status.success() {
+        return Err(ServerError::Failed {
+            what: tool.into(),
+            status: dumped.status,
+            stderr: String::from_utf8_lossy(&dumped.stderr).into_owned(),
         });
     }
     Ok(())

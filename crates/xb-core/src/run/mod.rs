@@ -38,6 +38,7 @@ use std::time::{Duration, Instant};
 
 use mysql_async::Conn;
 use xb_innodb::pagereader::{RetryPolicy, TablespaceReader};
+use xb_innodb::redo105::{self, Log105, Scanner105};
 use xb_innodb::redo108::{Log108, Scanner108, backup_log_header};
 
 pub use error::BackupError;
@@ -188,6 +189,87 @@ impl RedoFeed for Feed108 {
     }
 }
 
+/// The checkpoint the copy starts at (for the log line).
+struct Cp {
+    lsn: u64,
+}
+
+/// The server's `ib_logfile0`, in whichever MariaDB format it is.
+enum MariaLog {
+    /// 10.8+ ("Phys").
+    V108(Log108),
+    /// 10.5–10.7 ("PHYS").
+    V105(Log105),
+}
+
+impl MariaLog {
+    fn open(path: &Path) -> Result<Self, BackupError> {
+        let mut id = [0u8; 4];
+        std::fs::File::open(path)
+            .and_then(|f| std::os::unix::fs::FileExt::read_exact_at(&f, &mut id, 0))
+            .map_err(|e| BackupError::Redo(format!("{}: {e}", path.display())))?;
+        match u32::from_be_bytes(id) {
+            redo105::FORMAT_10_5 => Log105::open(path)
+                .map(MariaLog::V105)
+                .map_err(|e| BackupError::Redo(e.to_string())),
+            _ => Log108::open(path)
+                .map(MariaLog::V108)
+                .map_err(|e| BackupError::Redo(e.to_string())),
+        }
+    }
+
+    fn checkpoint_lsn(&self) -> Result<u64, BackupError> {
+        match self {
+            MariaLog::V108(l) => l
+                .latest_checkpoint()
+                .map(|c| c.lsn)
+                .map_err(|e| BackupError::Redo(e.to_string())),
+            MariaLog::V105(l) => l
+                .latest_checkpoint()
+                .map(|c| c.lsn)
+                .map_err(|e| BackupError::Redo(e.to_string())),
+        }
+    }
+}
+
+/// The MariaDB 10.5 redo as a feed for the copier.
+struct Feed105 {
+    log: Log105,
+    scanner: Scanner105,
+    start: u64,
+    written: u64,
+}
+
+impl RedoFeed for Feed105 {
+    fn start_lsn(&self) -> u64 {
+        self.start
+    }
+    fn poll(&mut self, out: &mut dyn FnMut(&[u8]) -> Result<(), String>) -> Result<u64, String> {
+        let written = &mut self.written;
+        self.scanner
+            .poll(&self.log, &mut |b| {
+                *written += b.len() as u64;
+                out(b)
+            })
+            .map_err(|e| e.to_string())
+    }
+    fn tail(&mut self, out: &mut dyn FnMut(&[u8]) -> Result<(), String>) -> Result<(), String> {
+        let written = &mut self.written;
+        self.scanner
+            .tail(&mut |b| {
+                *written += b.len() as u64;
+                out(b)
+            })
+            .map_err(|e| e.to_string())
+    }
+    /// Zero blocks after the log (read as its end), up to a whole MiB.
+    fn trailer(&self) -> Vec<u8> {
+        let used = 2048 + self.written + 512;
+        let size = used.div_ceil(1 << 20) * (1 << 20);
+        vec![0u8; usize::try_from(size - 2048 - self.written).unwrap_or(512)]
+    }
+}
+
 struct RedoFile(Box<dyn OutFile>);
 impl RedoOut for RedoFile {
     fn write(&mut self, buf: &[u8]) -> Result<(), String> {
@@ -245,14 +327,14 @@ pub async fn backup(
     let mut conn = server::connect(&opts.connect).await?;
     let facts = server::discover(&mut conn, &opts.connect).await?;
     let supported = if facts.mariadb {
-        facts.version_num >= (10, 8, 0)
+        facts.version_num >= (10, 5, 0)
     } else {
         facts.version_num >= (8, 0, 30)
     };
     if !supported {
         return Err(BackupError::Unsupported {
             version: facts.version.clone(),
-            reason: "this version of xb backs up MariaDB 10.8+ and MySQL 8.0.30+".into(),
+            reason: "this version of xb backs up MariaDB 10.5+ and MySQL 8.0.30+".into(),
         });
     }
     std::fs::read_dir(&facts.datadir).map_err(|e| BackupError::Datadir {
@@ -385,27 +467,44 @@ async fn run_stages(
     // 3. redo
     progress.phase("start redo copy");
     let log_path = Path::new(&facts.log_dir).join("ib_logfile0");
-    let log = Log108::open(&log_path).map_err(|e| BackupError::Redo(e.to_string()))?;
-    let cp = log
-        .latest_checkpoint()
-        .map_err(|e| BackupError::Redo(e.to_string()))?;
+    let log = MariaLog::open(&log_path)?;
     let short_version = facts.version.split('-').next().unwrap_or(&facts.version);
-    let header = backup_log_header(cp, &format!("Backup {short_version}"));
+    let creator = format!("Backup {short_version}");
     let out = ctx
         .target
         .create("ib_logfile0", 0)
         .map_err(BackupError::Target)?;
-    let feed = Feed108 {
-        log: Log108::open(&log_path).map_err(|e| BackupError::Redo(e.to_string()))?,
-        scanner: Scanner108::new(cp.lsn),
-        start: cp.lsn,
+    let (feed, header, cp_lsn): (Box<dyn RedoFeed>, Vec<u8>, u64) = match &log {
+        MariaLog::V108(l) => {
+            let cp = l
+                .latest_checkpoint()
+                .map_err(|e| BackupError::Redo(e.to_string()))?;
+            let feed = Feed108 {
+                log: Log108::open(&log_path).map_err(|e| BackupError::Redo(e.to_string()))?,
+                scanner: Scanner108::new(cp.lsn),
+                start: cp.lsn,
+            };
+            (Box::new(feed), backup_log_header(cp, &creator), cp.lsn)
+        }
+        MariaLog::V105(l) => {
+            let cp = l
+                .latest_checkpoint()
+                .map_err(|e| BackupError::Redo(e.to_string()))?;
+            let feed = Feed105 {
+                log: Log105::open(&log_path).map_err(|e| BackupError::Redo(e.to_string()))?,
+                scanner: Scanner105::new(cp.lsn),
+                start: cp.lsn,
+                written: 0,
+            };
+            (
+                Box::new(feed),
+                redo105::backup_log_header(&cp, &creator),
+                cp.lsn,
+            )
+        }
     };
-    let copier = RedoCopier::start(
-        Box::new(feed),
-        Box::new(RedoFile(out)),
-        header,
-        ctx.redo_interval,
-    );
+    let cp = Cp { lsn: cp_lsn };
+    let copier = RedoCopier::start(feed, Box::new(RedoFile(out)), header, ctx.redo_interval);
     tracing::info!(checkpoint = cp.lsn, "redo copy started");
 
     let staged = stages(ctx, conn, progress, &log, &copier).await;
@@ -535,7 +634,7 @@ async fn stages(
     ctx: &Ctx,
     conn: &mut Conn,
     progress: &dyn Progress,
-    log: &Log108,
+    log: &MariaLog,
     copier: &RedoCopier,
 ) -> Result<Staged, BackupError> {
     let facts = &ctx.facts;
@@ -585,10 +684,7 @@ async fn stages(
     };
     let lsn = server::current_lsn(conn).await?;
     server::exec(conn, "FLUSH NO_WRITE_TO_BINLOG ENGINE LOGS").await?;
-    let to_lsn = log
-        .latest_checkpoint()
-        .map_err(|e| BackupError::Redo(e.to_string()))?
-        .lsn;
+    let to_lsn = log.checkpoint_lsn()?;
     Ok(Staged {
         to_lsn,
         target_lsn: lsn.max(to_lsn),

@@ -1,0 +1,57 @@
+//! The MariaDB 10.5 redo reader against a live MariaDB 10.5: the checkpoint
+//! we read is the server's, and scanning from it reaches the flushed LSN.
+#![allow(clippy::unwrap_used)] // a test that cannot unwrap its fixtures has failed
+
+use mysql_async::prelude::Queryable;
+use xb_innodb::redo105::{Log105, Scanner105};
+use xb_testing::server::{Flavor, TestServer};
+
+async fn status(conn: &mut mysql_async::Conn) -> (u64, u64) {
+    let row: (String, String, String) = conn
+        .query_first("SHOW ENGINE INNODB STATUS")
+        .await
+        .unwrap()
+        .unwrap();
+    let grab = |label: &str| -> u64 {
+        row.2
+            .lines()
+            .find_map(|l| l.strip_prefix(label))
+            .and_then(|r| r.split_whitespace().next())
+            .unwrap()
+            .parse()
+            .unwrap()
+    };
+    (grab("Log flushed up to"), grab("Last checkpoint at"))
+}
+
+#[tokio::test]
+async fn checkpoint_and_scan_match_mariadb_10_5() {
+    let s = TestServer::start(Flavor::MariaDb105).unwrap();
+    let mut c = s.conn().await.unwrap();
+    c.query_drop("CREATE DATABASE d").await.unwrap();
+    c.query_drop("CREATE TABLE d.t (id INT PRIMARY KEY AUTO_INCREMENT, v LONGBLOB) ENGINE=InnoDB")
+        .await
+        .unwrap();
+    let log = Log105::open(&s.datadir().join("ib_logfile0")).unwrap();
+    let first = log.latest_checkpoint().unwrap();
+    let mut scanner = Scanner105::new(first.lsn);
+    for _ in 0..10 {
+        c.query_drop("INSERT INTO d.t (v) VALUES (REPEAT('x', 256 * 1024))")
+            .await
+            .unwrap();
+        scanner.poll(&log, &mut |_| Ok(())).unwrap();
+    }
+    let (mut before, mut cp, mut after);
+    loop {
+        before = status(&mut c).await;
+        cp = log.latest_checkpoint().unwrap();
+        after = status(&mut c).await;
+        if before == after {
+            break;
+        }
+    }
+    assert_eq!(cp.lsn, after.1, "checkpoint vs Last checkpoint at");
+    let end = scanner.poll(&log, &mut |_| Ok(())).unwrap();
+    assert_eq!(end, after.0, "end of valid log vs Log flushed up to");
+    assert!(end > first.lsn + (2 << 20));
+}
