@@ -9,3 +9,4 @@ pub mod pagereader;
 pub mod redo105;
 pub mod redo108;
 pub mod redo8030;
+pub mod redo_classic;
