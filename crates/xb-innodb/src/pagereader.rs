@@ -73,6 +73,10 @@ pub struct TablespaceReader {
     file: File,
     path: PathBuf,
     meta: Option<SpaceMeta>,
+    /// Page 0 was still all zeros at open (a table just created: the server
+    /// writes its page 0 later), so `meta` is the server's default until
+    /// page 0 shows up written.
+    meta_guessed: bool,
     system: bool,
     offset: u64,
     policy: RetryPolicy,
@@ -88,6 +92,22 @@ impl TablespaceReader {
     pub fn open(
         path: &Path,
         server_page_size: usize,
+        system: bool,
+        policy: RetryPolicy,
+    ) -> Result<Option<Self>, PageReadError> {
+        Self::open_with(path, server_page_size, false, system, policy)
+    }
+
+    /// [`Self::open`], saying whether the server creates tablespaces in
+    /// MariaDB's `full_crc32` format (`innodb_checksum_algorithm`), which is
+    /// assumed while page 0 of a new table is still unwritten.
+    ///
+    /// # Errors
+    /// I/O, or a page 0 that cannot be decoded.
+    pub fn open_with(
+        path: &Path,
+        server_page_size: usize,
+        server_full_crc32: bool,
         system: bool,
         policy: RetryPolicy,
     ) -> Result<Option<Self>, PageReadError> {
@@ -109,8 +129,11 @@ impl TablespaceReader {
             source,
         })?;
         // A file shorter than a page (being created) is copied as it is.
+        let unwritten = n == head.len() && head.iter().all(|&b| b == 0);
         let meta = if n < head.len() {
             None
+        } else if unwritten {
+            Some(default_meta(server_page_size, server_full_crc32))
         } else {
             Some(SpaceMeta::from_page0(&head, server_page_size).map_err(|e| {
                 PageReadError::Meta {
@@ -123,6 +146,7 @@ impl TablespaceReader {
             file,
             path: path.to_path_buf(),
             meta,
+            meta_guessed: unwritten,
             system,
             offset: 0,
             policy,
@@ -157,7 +181,7 @@ impl TablespaceReader {
     /// # Errors
     /// I/O, or a page still corrupt after [`RetryPolicy::tries`] reads.
     pub fn next_chunk(&mut self, buf: &mut Vec<u8>) -> Result<usize, PageReadError> {
-        let Some(meta) = self.meta else {
+        let Some(mut meta) = self.meta else {
             buf.resize(BATCH_BYTES, 0);
             let n =
                 read_full(&self.file, buf, self.offset).map_err(|source| PageReadError::Io {
@@ -183,6 +207,15 @@ impl TablespaceReader {
             // whole pages only: a partial last page is a file being extended
             let n = n / ps * ps;
             let first = self.offset / ps as u64;
+            if self.meta_guessed && first == 0 && n >= ps && buf[..ps].iter().any(|&b| b != 0) {
+                if let Ok(m) = SpaceMeta::from_page0(&buf[..ps], meta.physical_size) {
+                    if m.physical_size == ps {
+                        meta = m;
+                        self.meta = Some(m);
+                        self.meta_guessed = false;
+                    }
+                }
+            }
             let bad = (0..n / ps).find_map(|i| {
                 let no = first + i as u64;
                 if self.doublewrite(no, ps) {
@@ -215,6 +248,19 @@ impl TablespaceReader {
                 }
             }
         }
+    }
+}
+
+/// What a tablespace of this server looks like before its page 0 exists.
+fn default_meta(page_size: usize, full_crc32: bool) -> SpaceMeta {
+    let ssize = (page_size.max(4096).trailing_zeros()).saturating_sub(9);
+    SpaceMeta {
+        space_id: 0,
+        flags: if full_crc32 { (1 << 4) | ssize } else { 0 },
+        physical_size: page_size,
+        full_crc32,
+        compressed: false,
+        page_compressed: false,
     }
 }
 

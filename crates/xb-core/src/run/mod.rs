@@ -143,6 +143,7 @@ pub struct BackupSummary {
 /// Reads live files for the copy workers.
 struct LiveReader {
     page_size: usize,
+    full_crc32: bool,
     system: Vec<String>,
 }
 
@@ -163,8 +164,14 @@ impl Reader for LiveReader {
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_default();
         let system = self.system.contains(&name);
-        let r = TablespaceReader::open(path, self.page_size, system, RetryPolicy::default())
-            .map_err(|e| e.to_string())?;
+        let r = TablespaceReader::open_with(
+            path,
+            self.page_size,
+            self.full_crc32,
+            system,
+            RetryPolicy::default(),
+        )
+        .map_err(|e| e.to_string())?;
         Ok(r.map(|r| Box::new(Tablespace(r)) as Box<dyn ChunkReader>))
     }
 
@@ -579,6 +586,7 @@ fn copy_jobs(
 ) -> Result<data_copy::CopyStats, BackupError> {
     let reader = LiveReader {
         page_size: ctx.facts.page_size,
+        full_crc32: ctx.facts.checksum_algorithm.starts_with("full_crc32"),
         system: files::system_files(&ctx.facts.data_file_path),
     };
     let on_bytes = |f: &str, n: u64| progress.bytes(f, n);
