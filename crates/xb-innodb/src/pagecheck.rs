@@ -145,6 +145,9 @@ pub fn check_page(
     system_space: bool,
 ) -> Verdict {
     let size = page.len();
+    if size < 1024 {
+        return Verdict::Bad("shorter than the smallest page");
+    }
     if page.iter().all(|&b| b == 0) {
         return Verdict::Zero;
     }
