@@ -51,6 +51,11 @@ pub struct BackupArgs {
     /// Partial backup: keep only tables whose `db.table` matches this regex.
     #[arg(long, value_name = "REGEX")]
     pub tables: Option<String>,
+    /// MySQL: protect each table with a metadata lock instead of blocking all
+    /// DDL for the whole copy (LOCK INSTANCE FOR BACKUP is then taken only at
+    /// the end).
+    #[arg(long)]
+    pub lock_ddl_per_table: bool,
     /// Seconds to wait for the server's backup lock.
     #[arg(long, default_value_t = 86_400)]
     pub lock_wait_timeout: u64,
@@ -157,6 +162,7 @@ pub async fn run(args: BackupArgs) -> anyhow::Result<u8> {
     let mut plan = BackupPlan::builder(connect)
         .parallel(args.parallel)
         .lock_wait_timeout(args.lock_wait_timeout)
+        .lock_ddl_per_table(args.lock_ddl_per_table)
         .command_line(std::env::args().skip(1).collect());
     plan = match (&args.stream, &args.target_dir) {
         (Some(_), _) => plan.stream(Box::new(std::io::BufWriter::with_capacity(

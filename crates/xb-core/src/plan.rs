@@ -42,6 +42,7 @@ pub struct BackupPlanBuilder {
     lock_wait_timeout: u64,
     redo_interval: Duration,
     command_line: Vec<String>,
+    lock_ddl_per_table: bool,
 }
 
 impl BackupPlan {
@@ -56,6 +57,7 @@ impl BackupPlan {
             lock_wait_timeout: 86_400,
             redo_interval: Duration::from_millis(100),
             command_line: Vec::new(),
+            lock_ddl_per_table: false,
         }
     }
 
@@ -130,6 +132,14 @@ impl BackupPlanBuilder {
         self
     }
 
+    /// MySQL: metadata locks per table instead of blocking all DDL for the
+    /// whole copy (see [`BackupOptions::lock_ddl_per_table`]).
+    #[must_use]
+    pub fn lock_ddl_per_table(mut self, on: bool) -> Self {
+        self.lock_ddl_per_table = on;
+        self
+    }
+
     /// The command line recorded (secrets masked) in `xtrabackup_info`.
     #[must_use]
     pub fn command_line(mut self, args: Vec<String>) -> Self {
@@ -162,6 +172,7 @@ impl BackupPlanBuilder {
         opts.lock_wait_timeout = self.lock_wait_timeout;
         opts.redo_interval = self.redo_interval;
         opts.command_line = self.command_line;
+        opts.lock_ddl_per_table = self.lock_ddl_per_table;
         Ok(BackupPlan { opts })
     }
 }

@@ -84,6 +84,10 @@ pub struct BackupOptions {
     pub command_line: Vec<String>,
     /// Partial backup: which databases and tables to keep.
     pub filter: files::Filter,
+    /// MySQL: protect each table with a metadata lock instead of blocking
+    /// all DDL for the whole copy (`LOCK INSTANCE FOR BACKUP` is then held
+    /// only at the end). DDL on other tables, and CREATE TABLE, go on.
+    pub lock_ddl_per_table: bool,
 }
 
 impl BackupOptions {
@@ -98,6 +102,7 @@ impl BackupOptions {
             redo_interval: Duration::from_millis(100),
             command_line: Vec::new(),
             filter: files::Filter::default(),
+            lock_ddl_per_table: false,
         }
     }
 }
@@ -378,6 +383,8 @@ pub async fn backup(
         lock_wait_timeout: opts.lock_wait_timeout,
         redo_interval: opts.redo_interval,
         filter: opts.filter.clone(),
+        lock_ddl_per_table: opts.lock_ddl_per_table,
+        connect: opts.connect.clone(),
     };
     let staged = if ctx.facts.mariadb {
         run_stages(&ctx, &mut conn, progress).await
@@ -463,6 +470,8 @@ struct Ctx {
     lock_wait_timeout: u64,
     redo_interval: Duration,
     filter: files::Filter,
+    lock_ddl_per_table: bool,
+    connect: ConnectOptions,
 }
 
 async fn run_stages(

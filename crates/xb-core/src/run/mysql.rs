@@ -126,6 +126,38 @@ async fn log_status(conn: &mut Conn) -> Result<LogStatus, BackupError> {
     })
 }
 
+/// A second session that holds a shared metadata lock on every InnoDB
+/// table until it commits: DDL on those tables waits, DML goes on.
+async fn lock_every_table(ctx: &Ctx) -> Result<Conn, BackupError> {
+    let mut m = server::connect(&ctx.connect).await?;
+    server::exec(
+        &mut m,
+        &format!("SET SESSION lock_wait_timeout = {}", ctx.lock_wait_timeout),
+    )
+    .await?;
+    server::exec(&mut m, "START TRANSACTION").await?;
+    let sql = "SELECT table_schema, table_name FROM information_schema.tables WHERE engine = 'InnoDB' \
+               AND table_type = 'BASE TABLE' AND table_schema NOT IN ('mysql','sys','performance_schema','information_schema')";
+    let tables: Vec<(String, String)> = m.query(sql).await.map_err(|e| BackupError::Sql {
+        statement: sql.into(),
+        message: e.to_string(),
+    })?;
+    for (db, t) in tables {
+        let q = format!(
+            "SELECT 1 FROM `{}`.`{}` LIMIT 0",
+            db.replace('`', "``"),
+            t.replace('`', "``")
+        );
+        // a table dropped since the listing is no longer ours to protect
+        if let Err(e) = server::exec(&mut m, &q).await {
+            if !e.to_string().contains("1146") {
+                return Err(e);
+            }
+        }
+    }
+    Ok(m)
+}
+
 async fn count(conn: &mut Conn, sql: &str) -> Result<u64, BackupError> {
     let n: Option<u64> = conn.query_first(sql).await.map_err(|e| BackupError::Sql {
         statement: sql.into(),
@@ -150,8 +182,16 @@ pub(super) async fn run_stages(
         &format!("SET SESSION lock_wait_timeout = {}", ctx.lock_wait_timeout),
     )
     .await?;
-    progress.phase("LOCK INSTANCE FOR BACKUP");
-    server::exec(conn, "LOCK INSTANCE FOR BACKUP").await?;
+    // DDL protection: the backup lock for the whole copy, or a metadata
+    // lock on every table (held by a second session until the end)
+    let mdl = if ctx.lock_ddl_per_table {
+        progress.phase("metadata locks on every table");
+        Some(lock_every_table(ctx).await?)
+    } else {
+        progress.phase("LOCK INSTANCE FOR BACKUP");
+        server::exec(conn, "LOCK INSTANCE FOR BACKUP").await?;
+        None
+    };
 
     progress.phase("start redo copy");
     let redo_dir = Path::new(&facts.datadir).join("#innodb_redo");
@@ -193,6 +233,11 @@ pub(super) async fn run_stages(
     );
     tracing::info!(checkpoint = cp.lsn, file = cp.file_id, "redo copy started");
     let staged = locked_copy(ctx, conn, progress, &copier).await;
+    if let Some(mut m) = mdl {
+        // DDL is blocked by the backup lock from here on
+        let _ = server::exec(&mut m, "COMMIT").await;
+        let _ = m.disconnect().await;
+    }
     let (status, mut stats, lock_start, ftwrl) = match staged {
         Ok(s) => s,
         Err(e) => {
@@ -252,7 +297,27 @@ async fn locked_copy(
         .sum();
     progress.total(total);
     progress.phase("copy InnoDB tablespaces");
+    let copied: std::collections::HashSet<String> =
+        manifest.innodb.iter().map(|j| j.rel.clone()).collect();
     let mut stats = copy_jobs(ctx, progress, manifest.innodb, Some(copier))?;
+    if ctx.lock_ddl_per_table {
+        // tables created during the copy had no metadata lock: block DDL now
+        // and copy their files (all their changes are in the copied redo)
+        progress.phase("LOCK INSTANCE FOR BACKUP");
+        server::exec(conn, "LOCK INSTANCE FOR BACKUP").await?;
+        let again = files::list(&ctx.facts, &ctx.filter).map_err(BackupError::Read)?;
+        let new: Vec<_> = again
+            .innodb
+            .into_iter()
+            .filter(|j| !copied.contains(&j.rel))
+            .collect();
+        if !new.is_empty() {
+            progress.phase("copy tablespaces created during the backup");
+            let s = copy_jobs(ctx, progress, new, Some(copier))?;
+            stats.files += s.files;
+            stats.bytes += s.bytes;
+        }
+    }
     // user tables whose engine has no redo need writes stopped while copied
     let unsafe_tables = count(
         conn,
