@@ -29,12 +29,16 @@ pub(crate) fn check_rel(rel: &str) -> Result<&Path, SinkError> {
     if p.is_absolute() {
         return Err(bad("absolute path"));
     }
-    for c in p.components() {
-        match c {
-            Component::Normal(_) => {}
-            Component::ParentDir => return Err(bad("contains '..'")),
-            _ => return Err(bad("not a plain relative path")),
+    // judged on the raw text: Path::components would hide "a/./b" and "a//b"
+    for seg in rel.split('/') {
+        match seg {
+            ".." => return Err(bad("contains '..'")),
+            "" | "." => return Err(bad("not a plain relative path")),
+            _ => {}
         }
+    }
+    if p.components().any(|c| !matches!(c, Component::Normal(_))) {
+        return Err(bad("not a plain relative path"));
     }
     Ok(p)
 }
@@ -93,7 +97,16 @@ mod tests {
 
     #[test]
     fn unsafe_names_are_refused() {
-        for bad in ["", "/etc/passwd", "../x", "a/../../x", "a/./b/..", "a\0b"] {
+        for bad in [
+            "",
+            "/etc/passwd",
+            "../x",
+            "a/../../x",
+            "a/./b",
+            "a//b",
+            "a/",
+            "a\0b",
+        ] {
             assert!(check_rel(bad).is_err(), "{bad:?}");
         }
         assert!(check_rel(&"a".repeat(512)).is_err());
