@@ -96,6 +96,14 @@ impl EncryptKey {
         }
     }
 
+    /// Key length in bytes (16, 24 or 32), for checking it against an
+    /// algorithm name such as `AES256`.
+    #[must_use]
+    #[allow(clippy::len_without_is_empty)]
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
     /// Applies the AES-CTR keystream starting at counter block `iv`.
     fn apply(&self, iv: &[u8; 16], data: &mut [u8]) {
         // lengths are checked by every constructor
