@@ -27,7 +27,7 @@ impl std::fmt::Debug for XbStreamWriter {
 
 impl XbStreamWriter {
     /// A stream on `out`; small writes of one file are coalesced into chunks
-    /// of up to 10 MiB as xtrabackup does.
+    /// of up to [`DEFAULT_CHUNK`] bytes, as xtrabackup does with 10 MiB.
     #[must_use]
     pub fn new(out: Box<dyn Write + Send>) -> Self {
         Self::with_chunk_size(out, DEFAULT_CHUNK)
