@@ -39,6 +39,9 @@ pub struct ExtractArgs {
     /// File holding the raw key bytes for --decrypt.
     #[arg(long, value_name = "FILE", conflicts_with = "encrypt_key")]
     pub encrypt_key_file: Option<PathBuf>,
+    /// Threads writing and decoding files (each file stays on one thread).
+    #[arg(short = 'p', long, default_value_t = 1, value_name = "N")]
+    pub parallel: usize,
     /// fsync every file and directory before returning.
     #[arg(long)]
     pub sync: bool,
@@ -85,7 +88,8 @@ pub fn run(args: ExtractArgs) -> anyhow::Result<()> {
     let opts = ExtractOptions::default()
         .with_decompress(args.decompress)
         .with_key(key(&args)?)
-        .with_sync(args.sync);
+        .with_sync(args.sync)
+        .with_parallel(args.parallel);
     let input: Box<dyn Read> = match &args.input {
         Some(p) if p.as_os_str() != "-" => Box::new(
             std::fs::File::open(p)

@@ -44,6 +44,7 @@ fn an_encrypted_compressed_stream_is_unpacked_with_the_key() {
     let enc = Encrypt::new(
         Box::new(XbStreamWriter::new(Box::new(out.clone()))),
         EncryptKey::from_arg(KEY).unwrap(),
+        2,
     );
     let sink = Compress::new(Box::new(enc), Compression::Zstd { level: 1 }, 2);
     let data: Vec<u8> = (0..300_000u32).map(|i| (i % 13) as u8).collect();

@@ -7,10 +7,9 @@
 //! flight, which bounds memory.
 
 use std::cell::RefCell;
-use std::collections::VecDeque;
 use std::sync::Arc;
-use std::sync::mpsc::Receiver;
 
+use crate::pipeline::OrderedFile;
 use crate::pool::Pool;
 use crate::{Datasink, SinkError, SinkFile};
 
@@ -108,88 +107,19 @@ impl Compress {
     }
 }
 
-struct CompressFile {
-    down: Box<dyn SinkFile>,
-    path: String,
-    algo: Compression,
-    pool: Arc<Pool>,
-    chunk: usize,
-    buf: Vec<u8>,
-    inflight: VecDeque<Receiver<Result<Vec<u8>, String>>>,
-    frames: u64,
-}
-
-impl CompressFile {
-    fn wait_one(&mut self) -> Result<(), SinkError> {
-        if let Some(rx) = self.inflight.pop_front() {
-            let frame = rx
-                .recv()
-                .map_err(|_| SinkError::Compress {
-                    path: self.path.clone(),
-                    what: "a compression worker stopped".into(),
-                })?
-                .map_err(|what| SinkError::Compress {
-                    path: self.path.clone(),
-                    what,
-                })?;
-            self.down.write(&frame)?;
-        }
-        Ok(())
-    }
-
-    fn submit(&mut self, data: Vec<u8>) -> Result<(), SinkError> {
-        while self.inflight.len() > self.pool.threads() {
-            self.wait_one()?;
-        }
-        let algo = self.algo;
-        self.inflight
-            .push_back(self.pool.submit(move || algo.frame(&data)));
-        self.frames += 1;
-        Ok(())
-    }
-}
-
-impl SinkFile for CompressFile {
-    fn write(&mut self, mut buf: &[u8]) -> Result<(), SinkError> {
-        while !buf.is_empty() {
-            let take = (self.chunk - self.buf.len()).min(buf.len());
-            self.buf.extend_from_slice(&buf[..take]);
-            buf = &buf[take..];
-            if self.buf.len() == self.chunk {
-                let full = std::mem::replace(&mut self.buf, Vec::with_capacity(self.chunk));
-                self.submit(full)?;
-            }
-        }
-        Ok(())
-    }
-
-    fn close(mut self: Box<Self>) -> Result<(), SinkError> {
-        // an empty file still gets one (empty) frame, so it decompresses
-        if !self.buf.is_empty() || self.frames == 0 {
-            let rest = std::mem::take(&mut self.buf);
-            self.submit(rest)?;
-        }
-        while !self.inflight.is_empty() {
-            self.wait_one()?;
-        }
-        self.down.close()
-    }
-}
-
 impl Datasink for Compress {
     fn open(&self, path: &str, size_hint: u64) -> Result<Box<dyn SinkFile>, SinkError> {
         let name = format!("{path}{}", self.algo.extension());
         let down = self.inner.open(&name, size_hint / 2)?;
-        Ok(Box::new(CompressFile {
+        let algo = self.algo;
+        Ok(Box::new(OrderedFile::new(
             down,
-            path: name,
-            algo: self.algo,
-            pool: Arc::clone(&self.pool),
-            chunk: self.chunk,
-            buf: Vec::new(),
-            inflight: VecDeque::new(),
-            frames: 0,
-        }))
+            name,
+            Arc::clone(&self.pool),
+            Arc::new(move |d: &[u8]| algo.frame(d)),
+            self.chunk,
+            true,
+        )))
     }
 
     fn remove(&self, path: &str) -> Result<bool, SinkError> {

@@ -1,8 +1,16 @@
 //! The encryption filter: files become `NAME.xbcrypt`, a sequence of
-//! xbcrypt chunks (see [`crate::xbcrypt`]) of 64 KiB of plaintext each.
+//! xbcrypt chunks (see [`crate::xbcrypt`]) of 64 KiB of plaintext each,
+//! encrypted on worker threads and written in order.
 //! The key lives only in memory and is never logged.
 
+use std::sync::Arc;
+
+use crate::pipeline::OrderedFile;
+use crate::pool::Pool;
 use crate::xbcrypt::{DEFAULT_CHUNK, EncryptKey, encrypt_chunk};
+
+/// Plaintext bytes handed to a worker at a time.
+const JOB: usize = 1 << 20;
 use crate::{Datasink, SinkError, SinkFile};
 
 /// Wraps a sink so every file is encrypted on its way to it.
@@ -10,6 +18,7 @@ pub struct Encrypt {
     inner: Box<dyn Datasink>,
     key: EncryptKey,
     chunk: usize,
+    pool: Arc<Pool>,
 }
 
 impl std::fmt::Debug for Encrypt {
@@ -22,13 +31,15 @@ impl std::fmt::Debug for Encrypt {
 }
 
 impl Encrypt {
-    /// Encrypts into `inner` with `key`.
+    /// Encrypts into `inner` with `key` on `threads` workers
+    /// (`--encrypt-threads`).
     #[must_use]
-    pub fn new(inner: Box<dyn Datasink>, key: EncryptKey) -> Self {
+    pub fn new(inner: Box<dyn Datasink>, key: EncryptKey, threads: usize) -> Self {
         Encrypt {
             inner,
             key,
             chunk: DEFAULT_CHUNK,
+            pool: Arc::new(Pool::new(threads, "xb-encrypt")),
         }
     }
 
@@ -40,57 +51,28 @@ impl Encrypt {
     }
 }
 
-struct EncryptFile {
-    down: Box<dyn SinkFile>,
-    key: EncryptKey,
-    chunk: usize,
-    buf: Vec<u8>,
-    out: Vec<u8>,
-}
-
-impl SinkFile for EncryptFile {
-    fn write(&mut self, mut buf: &[u8]) -> Result<(), SinkError> {
-        self.out.clear();
-        if !self.buf.is_empty() {
-            let take = (self.chunk - self.buf.len()).min(buf.len());
-            self.buf.extend_from_slice(&buf[..take]);
-            buf = &buf[take..];
-            if self.buf.len() == self.chunk {
-                encrypt_chunk(&self.key, &self.buf, &mut self.out);
-                self.buf.clear();
-            }
-        }
-        while buf.len() >= self.chunk {
-            encrypt_chunk(&self.key, &buf[..self.chunk], &mut self.out);
-            buf = &buf[self.chunk..];
-        }
-        self.buf.extend_from_slice(buf);
-        if self.out.is_empty() {
-            return Ok(());
-        }
-        self.down.write(&self.out)
-    }
-
-    fn close(mut self: Box<Self>) -> Result<(), SinkError> {
-        if !self.buf.is_empty() {
-            self.out.clear();
-            encrypt_chunk(&self.key, &self.buf, &mut self.out);
-            self.down.write(&self.out)?;
-        }
-        self.down.close()
-    }
-}
-
 impl Datasink for Encrypt {
     fn open(&self, path: &str, size_hint: u64) -> Result<Box<dyn SinkFile>, SinkError> {
-        let down = self.inner.open(&format!("{path}.xbcrypt"), size_hint)?;
-        Ok(Box::new(EncryptFile {
+        let name = format!("{path}.xbcrypt");
+        let down = self.inner.open(&name, size_hint)?;
+        let (key, chunk) = (self.key.clone(), self.chunk);
+        // a job is a whole number of chunks, about 1 MiB, so workers get
+        // enough to do per hand-off
+        let job = chunk * (JOB / chunk).max(1);
+        Ok(Box::new(OrderedFile::new(
             down,
-            key: self.key.clone(),
-            chunk: self.chunk,
-            buf: Vec::new(),
-            out: Vec::new(),
-        }))
+            name,
+            Arc::clone(&self.pool),
+            Arc::new(move |d: &[u8]| {
+                let mut out = Vec::with_capacity(d.len() + d.len() / chunk * 92 + 92);
+                for c in d.chunks(chunk) {
+                    encrypt_chunk(&key, c, &mut out);
+                }
+                Ok(out)
+            }),
+            job,
+            false,
+        )))
     }
 
     fn remove(&self, path: &str) -> Result<bool, SinkError> {

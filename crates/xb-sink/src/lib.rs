@@ -26,6 +26,7 @@ mod extract;
 mod local;
 pub mod lz4frame;
 mod paths;
+mod pipeline;
 mod pool;
 mod stages;
 mod throttle;

@@ -17,6 +17,7 @@ fn compressed_then_encrypted_files_are_named_and_restored_like_xtrabackup() {
     let enc = Encrypt::new(
         Box::new(XbStreamWriter::new(Box::new(out.clone()))),
         key.clone(),
+        2,
     );
     let sink = Compress::new(Box::new(enc), Compression::Lz4, 2);
     write_files(&sink, &files, 50_000);

@@ -97,6 +97,41 @@ fn out_of_order_chunks_are_refused_with_both_offsets() {
 }
 
 #[test]
+fn renames_and_deletes_apply_in_stream_order_also_in_parallel() {
+    let mut s = Vec::new();
+    for i in 0..6 {
+        let name = format!("d/f{i}");
+        s.extend(payload(&name, 0, name.as_bytes()));
+        s.extend(chunk(b'E', &name, b""));
+    }
+    let mut r = 4u32.to_le_bytes().to_vec();
+    r.extend_from_slice(b"d/g0");
+    s.extend(chunk(b'R', "d/f0", &r));
+    s.extend(chunk(b'D', "d/f1", b""));
+    s.extend(payload("d/f1", 0, b"again"));
+    s.extend(chunk(b'E', "d/f1", b""));
+    let mut bad = 6u32.to_le_bytes().to_vec();
+    bad.extend_from_slice(b"../esc");
+    for parallel in [1, 3] {
+        let d = tempfile::tempdir().unwrap();
+        let opts = ExtractOptions::default().with_parallel(parallel);
+        let st = xb_sink::extract(&s[..], d.path(), &opts).unwrap();
+        assert_eq!(st.files, 7);
+        let tree = read_tree(d.path());
+        assert_eq!(tree.get("d/g0").map(Vec::as_slice), Some(&b"d/f0"[..]));
+        assert_eq!(tree.get("d/f1").map(Vec::as_slice), Some(&b"again"[..]));
+        assert!(!tree.contains_key("d/f0"));
+        assert_eq!(tree.len(), 6);
+        let mut evil = s.clone();
+        evil.extend(chunk(b'R', "d/f2", &bad));
+        let outer = tempfile::tempdir().unwrap();
+        let e = xb_sink::extract(&evil[..], &outer.path().join("target"), &opts).unwrap_err();
+        assert!(matches!(e, SinkError::UnsafePath { .. }), "{e}");
+        assert_only_target(outer.path());
+    }
+}
+
+#[test]
 fn a_second_extraction_into_the_same_directory_fails() {
     let mut s = payload("f", 0, b"abc");
     s.extend(chunk(b'E', "f", b""));

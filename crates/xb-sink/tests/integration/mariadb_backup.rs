@@ -54,6 +54,10 @@ fn xb_extracts_a_real_mariadb_backup_stream_like_mbstream_does() {
     let ours = work.path().join("xb");
     let st = xb_sink::extract(&stream[..], &ours, &ExtractOptions::default()).unwrap();
     assert_eq!(st.stream_bytes, stream.len() as u64);
+    let ours_parallel = work.path().join("xb-parallel");
+    let opts = ExtractOptions::default().with_parallel(3);
+    let stp = xb_sink::extract(&stream[..], &ours_parallel, &opts).unwrap();
+    assert_eq!(stp, st);
 
     // 3. the real mbstream extracts the very same bytes
     let theirs = work.path().join("mbstream");
@@ -76,6 +80,11 @@ fn xb_extracts_a_real_mariadb_backup_stream_like_mbstream_does() {
     let theirs_tree = read_tree(&theirs);
     assert_eq!(ours_tree.len(), st.files as usize);
     assert_same_tree(&ours_tree, &theirs_tree, "xb vs mbstream");
+    assert_same_tree(
+        &read_tree(&ours_parallel),
+        &theirs_tree,
+        "xb --parallel vs mbstream",
+    );
 
     // 4. a directory backup taken right after has the same files, and the
     //    user tables (no writes in between) have the same bytes; the

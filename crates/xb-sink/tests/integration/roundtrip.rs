@@ -39,14 +39,15 @@ proptest! {
     #![proptest_config(ProptestConfig::with_cases(64))]
 
     #[test]
-    fn plain_streams_round_trip(files in file_sets(), piece in 1usize..3000, chunk in 0usize..4000) {
-        prop_assert_eq!(round_trip(&files, |s| s, &ExtractOptions::default(), piece, chunk), files);
+    fn plain_streams_round_trip(files in file_sets(), piece in 1usize..3000, chunk in 0usize..4000, parallel in 0usize..4) {
+        let opts = ExtractOptions::default().with_parallel(parallel);
+        prop_assert_eq!(round_trip(&files, |s| s, &opts, piece, chunk), files);
     }
 
     #[test]
-    fn compressed_streams_round_trip(files in file_sets(), piece in 1usize..3000, frame in 1usize..9000, lz4 in any::<bool>()) {
+    fn compressed_streams_round_trip(files in file_sets(), piece in 1usize..3000, frame in 1usize..9000, lz4 in any::<bool>(), parallel in 0usize..4) {
         let algo = if lz4 { Compression::Lz4 } else { Compression::Zstd { level: 1 } };
-        let opts = ExtractOptions::default().with_decompress(true);
+        let opts = ExtractOptions::default().with_decompress(true).with_parallel(parallel);
         let got = round_trip(&files, |s| Box::new(Compress::new(s, algo, 2).with_chunk_size(frame)), &opts, piece, 1000);
         prop_assert_eq!(got, files);
     }
