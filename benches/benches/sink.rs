@@ -99,7 +99,7 @@ fn write_stream(
     )
 }
 
-fn extract_once(stream: &[u8], decompress: bool) -> Duration {
+fn extract_once(stream: &[u8], decompress: bool, parallel: usize) -> Duration {
     let Ok(dir) = tempfile::tempdir() else {
         return Duration::ZERO;
     };
@@ -107,7 +107,9 @@ fn extract_once(stream: &[u8], decompress: bool) -> Duration {
     let r = xb_sink::extract(
         stream,
         dir.path(),
-        &ExtractOptions::default().with_decompress(decompress),
+        &ExtractOptions::default()
+            .with_decompress(decompress)
+            .with_parallel(parallel),
     );
     let el = t.elapsed();
     assert!(r.is_ok(), "extract failed: {r:?}");
@@ -153,20 +155,45 @@ fn zstd_cli_once(data: &[u8]) -> Duration {
     t.elapsed()
 }
 
-fn peak_rss_kib() -> String {
+/// Peak resident set of this process in KiB (`VmHWM`), 0 when unknown.
+fn peak_rss_kib() -> u64 {
     std::fs::read_to_string("/proc/self/status")
         .ok()
         .and_then(|s| {
             s.lines()
                 .find(|l| l.starts_with("VmHWM"))
-                .map(str::to_string)
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|v| v.parse().ok())
         })
-        .unwrap_or_default()
+        .unwrap_or(0)
 }
 
 fn bench(c: &mut Criterion) {
     let files = files();
     let all: Vec<u8> = files.values().flatten().copied().collect();
+    // memory of the write chains themselves: the peak may only grow by their
+    // buffers (per file: 1 MiB stream buffer, (threads + 2) MiB compression jobs)
+    let before = peak_rss_kib();
+    for algo in [
+        None,
+        Some(Compression::Zstd { level: 1 }),
+        Some(Compression::Lz4),
+    ] {
+        write_stream(&files, algo, false);
+    }
+    eprintln!(
+        "peak RSS before the write chains: {before} KiB, after: {} KiB (4 files written at once)",
+        peak_rss_kib()
+    );
+    for (name, algo) in [
+        ("plain", None),
+        ("zstd1", Some(Compression::Zstd { level: 1 })),
+    ] {
+        let p = std::env::temp_dir().join(format!("xb-sink-bench-{name}.xb"));
+        if std::fs::write(&p, write_stream(&files, algo, true)).is_ok() {
+            eprintln!("stream for RSS checks of `xb-cli extract`: {}", p.display());
+        }
+    }
     let mut g = c.benchmark_group("sink");
     g.throughput(Throughput::Bytes(TOTAL as u64));
     g.sample_size(10);
@@ -188,7 +215,18 @@ fn bench(c: &mut Criterion) {
             stream.len()
         );
         g.bench_function(format!("extract/{name}"), |b| {
-            b.iter_custom(|n| (0..n).map(|_| extract_once(&stream, algo.is_some())).sum())
+            b.iter_custom(|n| {
+                (0..n)
+                    .map(|_| extract_once(&stream, algo.is_some(), 1))
+                    .sum()
+            })
+        });
+        g.bench_function(format!("extract-p2/{name}"), |b| {
+            b.iter_custom(|n| {
+                (0..n)
+                    .map(|_| extract_once(&stream, algo.is_some(), 2))
+                    .sum()
+            })
         });
         if algo.is_none() {
             if let Ok(f) = tempfile::NamedTempFile::new() {
@@ -204,7 +242,7 @@ fn bench(c: &mut Criterion) {
         b.iter_custom(|n| (0..n).map(|_| zstd_cli_once(&all)).sum())
     });
     g.finish();
-    eprintln!("peak RSS of the bench process: {}", peak_rss_kib());
+    eprintln!("peak RSS of the bench process: {} KiB", peak_rss_kib());
 }
 
 criterion_group!(benches, bench);

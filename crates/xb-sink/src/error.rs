@@ -42,6 +42,14 @@ pub enum SinkError {
         /// The directory.
         dir: String,
     },
+    /// A file to be extracted already exists; extraction never overwrites.
+    #[error(
+        "{path} already exists\nhint: extract into an empty directory; xb never overwrites files"
+    )]
+    Exists {
+        /// The existing file.
+        path: String,
+    },
     /// The stream is not a well-formed xbstream.
     #[error("corrupt xbstream at offset {offset}: {what}")]
     Corrupt {

@@ -121,9 +121,15 @@ fn open_file(
     } else {
         oo.create_new(true);
     }
-    let file = oo
-        .open(&full)
-        .map_err(|e| SinkError::io(full.display(), e))?;
+    let file = oo.open(&full).map_err(|e| {
+        if e.kind() == std::io::ErrorKind::AlreadyExists {
+            SinkError::Exists {
+                path: full.display().to_string(),
+            }
+        } else {
+            SinkError::io(full.display(), e)
+        }
+    })?;
     Ok(OpenFile {
         file,
         full,

@@ -137,7 +137,9 @@ fn a_second_extraction_into_the_same_directory_fails() {
     s.extend(chunk(b'E', "f", b""));
     let d = tempfile::tempdir().unwrap();
     xb_sink::extract(&s[..], d.path(), &ExtractOptions::default()).unwrap();
-    assert!(xb_sink::extract(&s[..], d.path(), &ExtractOptions::default()).is_err());
+    let e = xb_sink::extract(&s[..], d.path(), &ExtractOptions::default()).unwrap_err();
+    assert!(matches!(e, SinkError::Exists { .. }), "{e}");
+    assert!(e.to_string().contains("already exists"), "{e}");
     assert_eq!(std::fs::read(d.path().join("f")).unwrap(), b"abc");
 }
 
