@@ -18,6 +18,10 @@
 //!
 //! Every sink may be used from several threads at once: one thread per file
 //! is the usual pattern of a parallel copy.
+//!
+//! Chains mirror xtrabackup's: compression sits outside encryption, so a
+//! file is named `t.ibd.zst.xbcrypt`; metadata files that must stay plain
+//! are written to the unwrapped terminus (keep it in an `Arc`).
 
 mod compress;
 mod encrypt;
@@ -68,6 +72,22 @@ pub trait Datasink: Send + Sync {
     /// # Errors
     /// When flushing or syncing fails.
     fn finish(&self) -> Result<(), SinkError>;
+}
+
+/// A shared sink is a sink: lets a caller keep a handle on the terminus
+/// (say, to read [`LocalDir::root`]) while a filter owns it as a box.
+impl<T: Datasink + ?Sized> Datasink for std::sync::Arc<T> {
+    fn open(&self, path: &str, size_hint: u64) -> Result<Box<dyn SinkFile>, SinkError> {
+        (**self).open(path, size_hint)
+    }
+
+    fn remove(&self, path: &str) -> Result<bool, SinkError> {
+        (**self).remove(path)
+    }
+
+    fn finish(&self) -> Result<(), SinkError> {
+        (**self).finish()
+    }
 }
 
 /// One file being written through a sink. Bytes are appended in order.
