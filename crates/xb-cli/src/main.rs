@@ -2,6 +2,7 @@
 //! its own module and only translates options into library calls.
 
 mod backup;
+mod extract;
 mod optfile;
 mod prepare;
 
@@ -21,6 +22,8 @@ enum Command {
     Backup(backup::BackupArgs),
     /// Make a backup restorable by running the server's own crash recovery on it.
     Prepare(prepare::PrepareArgs),
+    /// Unpack an xbstream into a directory (like `xbstream -x`).
+    Extract(extract::ExtractArgs),
 }
 
 fn main() -> std::process::ExitCode {
@@ -52,6 +55,7 @@ fn main() -> std::process::ExitCode {
             }
         }
         Command::Prepare(args) => prepare::run(args),
+        Command::Extract(args) => extract::run(args),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

@@ -1,0 +1,114 @@
+//! `xb-cli extract`: unpack an xbstream into a directory (the job of
+//! `xbstream -x` / `mbstream -x`), optionally decrypting and decompressing.
+
+use std::io::{BufReader, Read};
+use std::path::PathBuf;
+
+use anyhow::Context;
+use xb_sink::{EncryptKey, ExtractOptions};
+
+/// Options of `xb-cli extract`.
+#[derive(Debug, clap::Args)]
+pub struct ExtractArgs {
+    /// Stream to read; standard input when absent or `-`.
+    #[arg(value_name = "FILE")]
+    pub input: Option<PathBuf>,
+    /// Directory to extract into; created if absent. Existing files are
+    /// never overwritten.
+    #[arg(
+        short = 'C',
+        long = "directory",
+        value_name = "DIR",
+        default_value = "."
+    )]
+    pub directory: PathBuf,
+    /// Decompress `.zst` and `.lz4` files on the way (names lose the suffix).
+    #[arg(long)]
+    pub decompress: bool,
+    /// Decrypt `.xbcrypt` files: AES128, AES192 or AES256 (the key length must match).
+    #[arg(long, value_name = "ALGO")]
+    pub decrypt: Option<String>,
+    /// Key for --decrypt: 16/24/32 raw bytes, or twice as many hex digits.
+    #[arg(
+        long,
+        env = "XB_ENCRYPT_KEY",
+        hide_env_values = true,
+        value_name = "KEY"
+    )]
+    pub encrypt_key: Option<String>,
+    /// File holding the raw key bytes for --decrypt.
+    #[arg(long, value_name = "FILE", conflicts_with = "encrypt_key")]
+    pub encrypt_key_file: Option<PathBuf>,
+    /// Threads writing and decoding files (each file stays on one thread).
+    #[arg(short = 'p', long, default_value_t = 1, value_name = "N")]
+    pub parallel: usize,
+    /// fsync every file and directory before returning.
+    #[arg(long)]
+    pub sync: bool,
+}
+
+fn key(args: &ExtractArgs) -> anyhow::Result<Option<EncryptKey>> {
+    let Some(algo) = &args.decrypt else {
+        if args.encrypt_key.is_some() || args.encrypt_key_file.is_some() {
+            anyhow::bail!(
+                "a key was given without --decrypt\nhint: add --decrypt=AES256 (or AES128/AES192)"
+            );
+        }
+        return Ok(None);
+    };
+    let bytes = match algo.to_ascii_uppercase().as_str() {
+        "AES128" => 16,
+        "AES192" => 24,
+        "AES256" => 32,
+        other => anyhow::bail!(
+            "unknown --decrypt algorithm {other:?}\nhint: use AES128, AES192 or AES256"
+        ),
+    };
+    let key = match (&args.encrypt_key, &args.encrypt_key_file) {
+        (Some(k), _) => EncryptKey::from_arg(k)?,
+        (None, Some(f)) => EncryptKey::from_file(f)?,
+        (None, None) => anyhow::bail!(
+            "--decrypt needs a key\nhint: give --encrypt-key, --encrypt-key-file or XB_ENCRYPT_KEY"
+        ),
+    };
+    if key.len() != bytes {
+        anyhow::bail!(
+            "the key has {} bytes but {algo} needs {bytes}\nhint: check --decrypt against the key used for the backup",
+            key.len()
+        );
+    }
+    Ok(Some(key))
+}
+
+/// Runs `xb-cli extract`.
+///
+/// # Errors
+/// Bad options, or the extraction error (it names the file and offset).
+pub fn run(args: ExtractArgs) -> anyhow::Result<()> {
+    let opts = ExtractOptions::default()
+        .with_decompress(args.decompress)
+        .with_key(key(&args)?)
+        .with_sync(args.sync)
+        .with_parallel(args.parallel);
+    let input: Box<dyn Read> = match &args.input {
+        Some(p) if p.as_os_str() != "-" => Box::new(
+            std::fs::File::open(p)
+                .with_context(|| format!("cannot open stream {}", p.display()))?,
+        ),
+        _ => Box::new(std::io::stdin().lock()),
+    };
+    let st = xb_sink::extract(
+        BufReader::with_capacity(1 << 20, input),
+        &args.directory,
+        &opts,
+    )?;
+    tracing::info!(
+        files = st.files,
+        chunks = st.chunks,
+        stream_bytes = st.stream_bytes,
+        bytes_written = st.bytes_written,
+        dir = %args.directory.display(),
+        "extracted"
+    );
+    Ok(())
+}

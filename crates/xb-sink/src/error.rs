@@ -1,0 +1,151 @@
+//! The one error type of the crate. Every variant names the file (or the
+//! stream offset) it is about, so a DBA reading the message knows where to look.
+
+use std::io;
+
+/// What went wrong in a sink, a stream reader or an extraction.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum SinkError {
+    /// The file system is full (ENOSPC); a backup cannot continue.
+    #[error(
+        "no space left on device while writing {path}\nhint: free space on the target file system or choose another target"
+    )]
+    NoSpace {
+        /// The file being written.
+        path: String,
+    },
+    /// Any other I/O failure.
+    #[error("i/o error on {path}: {source}")]
+    Io {
+        /// The file or stream concerned.
+        path: String,
+        /// The operating system's error.
+        #[source]
+        source: io::Error,
+    },
+    /// A path that would land outside the target (absolute, `..`, symlink).
+    #[error(
+        "refusing unsafe path {path:?}: {reason}\nhint: the stream may be corrupt or malicious; nothing was written outside the target"
+    )]
+    UnsafePath {
+        /// The path as found in the stream or given by the caller.
+        path: String,
+        /// Why it is refused.
+        reason: &'static str,
+    },
+    /// The target directory already holds files.
+    #[error(
+        "target directory {dir} is not empty\nhint: choose a new directory; xb never writes into a directory that holds files"
+    )]
+    NotEmpty {
+        /// The directory.
+        dir: String,
+    },
+    /// A file to be extracted already exists; extraction never overwrites.
+    #[error(
+        "{path} already exists\nhint: extract into an empty directory; xb never overwrites files"
+    )]
+    Exists {
+        /// The existing file.
+        path: String,
+    },
+    /// The stream is not a well-formed xbstream.
+    #[error("corrupt xbstream at offset {offset}: {what}")]
+    Corrupt {
+        /// Byte offset in the stream where the bad chunk starts.
+        offset: u64,
+        /// What is wrong.
+        what: String,
+    },
+    /// A chunk's CRC-32 does not match its payload.
+    #[error(
+        "invalid checksum in chunk of {path} at stream offset {offset}: stored {stored:#010x}, computed {computed:#010x}\nhint: the stream was damaged in transit or on disk"
+    )]
+    Checksum {
+        /// File the chunk belongs to.
+        path: String,
+        /// Stream offset of the chunk header.
+        offset: u64,
+        /// CRC stored in the chunk.
+        stored: u32,
+        /// CRC of the payload as read.
+        computed: u32,
+    },
+    /// A payload chunk does not continue the file where the previous ended.
+    #[error("out-of-order chunk for {path}: chunk offset {got:#x}, expected offset {want:#x}")]
+    OutOfOrder {
+        /// File the chunk belongs to.
+        path: String,
+        /// Offset carried by the chunk.
+        got: u64,
+        /// Bytes of the file seen so far.
+        want: u64,
+    },
+    /// A compressed file cannot be decoded.
+    #[error("cannot decompress {path}: {what}")]
+    Decompress {
+        /// The compressed file.
+        path: String,
+        /// What is wrong.
+        what: String,
+    },
+    /// An encrypted file cannot be decoded or fails its SHA-256 check.
+    #[error(
+        "cannot decrypt {path}: {what}\nhint: check that the key is the one used for the backup"
+    )]
+    Decrypt {
+        /// The encrypted file.
+        path: String,
+        /// What is wrong.
+        what: String,
+    },
+    /// The encryption key is unusable.
+    #[error(
+        "bad encryption key: {what}\nhint: give 16, 24 or 32 raw bytes (or twice as many hex digits) with --encrypt-key, or a key file of that size"
+    )]
+    Key {
+        /// What is wrong (never the key itself).
+        what: String,
+    },
+    /// A compression worker failed or vanished.
+    #[error("compression of {path} failed: {what}")]
+    Compress {
+        /// The file being compressed.
+        path: String,
+        /// What is wrong.
+        what: String,
+    },
+}
+
+impl SinkError {
+    /// Wraps an I/O error about `path`, turning ENOSPC into [`SinkError::NoSpace`].
+    #[must_use]
+    pub fn io(path: impl std::fmt::Display, source: io::Error) -> Self {
+        if source.raw_os_error() == Some(28) || source.kind() == io::ErrorKind::StorageFull {
+            SinkError::NoSpace {
+                path: path.to_string(),
+            }
+        } else {
+            SinkError::Io {
+                path: path.to_string(),
+                source,
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn enospc_says_so_and_names_the_file() {
+        let e = SinkError::io("db/t.ibd", io::Error::from_raw_os_error(28));
+        let s = e.to_string();
+        assert!(s.contains("no space left on device"), "{s}");
+        assert!(s.contains("db/t.ibd"), "{s}");
+        let e = SinkError::io("x", io::Error::from_raw_os_error(5));
+        assert!(matches!(e, SinkError::Io { .. }));
+    }
+}
