@@ -51,6 +51,28 @@ pub struct BackupArgs {
     /// Partial backup: keep only tables whose `db.table` matches this regex.
     #[arg(long, value_name = "REGEX")]
     pub tables: Option<String>,
+    /// Compress data files: zstd (default) or lz4; files get `.zst`/`.lz4`.
+    #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "zstd", value_parser = ["zstd", "lz4"])]
+    pub compress: Option<String>,
+    /// zstd level (1..=19).
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(i32).range(1..=19))]
+    pub compress_zstd_level: i32,
+    /// Threads per compressing or encrypting stage.
+    #[arg(long, default_value_t = 2)]
+    pub compress_threads: usize,
+    /// Encrypt data files (xbcrypt: AES-CTR, `.xbcrypt`): AES128, AES192 or AES256.
+    #[arg(long, value_parser = ["AES128", "AES192", "AES256"])]
+    pub encrypt: Option<String>,
+    /// Encryption key (raw bytes of the algorithm's length, or hex). Prefer
+    /// --encrypt-key-file: a key on the command line is visible in `ps`.
+    #[arg(long, value_name = "KEY")]
+    pub encrypt_key: Option<String>,
+    /// File holding the raw encryption key.
+    #[arg(long, value_name = "FILE")]
+    pub encrypt_key_file: Option<PathBuf>,
+    /// Limit data written into the backup to this many MiB per second.
+    #[arg(long, value_name = "MIB_PER_SEC")]
+    pub throttle: Option<u64>,
     /// MySQL: protect each table with a metadata lock instead of blocking all
     /// DDL for the whole copy (LOCK INSTANCE FOR BACKUP is then taken only at
     /// the end).
@@ -174,6 +196,42 @@ pub async fn run(args: BackupArgs) -> anyhow::Result<u8> {
             anyhow::bail!("give --target-dir DIR, or --stream=xbstream to write to standard output")
         }
     };
+    if let Some(algo) = &args.compress {
+        plan = plan.compress(match algo.as_str() {
+            "lz4" => xb_sink::Compression::Lz4,
+            _ => xb_sink::Compression::Zstd {
+                level: args.compress_zstd_level,
+            },
+        });
+    }
+    plan = plan.sink_threads(args.compress_threads.max(1));
+    if let Some(algo) = &args.encrypt {
+        let key = match (&args.encrypt_key, &args.encrypt_key_file) {
+            (Some(k), None) => xb_sink::EncryptKey::from_arg(k),
+            (None, Some(f)) => xb_sink::EncryptKey::from_file(f),
+            _ => anyhow::bail!(
+                "--encrypt={algo} needs exactly one of --encrypt-key or --encrypt-key-file"
+            ),
+        }
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+        let want = match algo.as_str() {
+            "AES128" => 16,
+            "AES192" => 24,
+            _ => 32,
+        };
+        anyhow::ensure!(
+            key.len() == want,
+            "--encrypt={algo} needs a {want}-byte key, the key given has {} bytes",
+            key.len()
+        );
+        plan = plan.encrypt(key);
+    } else if args.encrypt_key.is_some() || args.encrypt_key_file.is_some() {
+        anyhow::bail!("an encryption key was given without --encrypt=AES128|AES192|AES256");
+    }
+    if let Some(mib) = args.throttle {
+        anyhow::ensure!(mib > 0, "--throttle must be at least 1 (MiB per second)");
+        plan = plan.throttle(mib << 20);
+    }
     if let Some(list) = &args.databases {
         plan = plan.databases(list.split_whitespace().map(String::from).collect());
     }

@@ -19,7 +19,7 @@ struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Take a hot backup of a running server.
-    Backup(backup::BackupArgs),
+    Backup(Box<backup::BackupArgs>),
     /// Make a backup restorable by running the server's own crash recovery on it.
     Prepare(prepare::PrepareArgs),
     /// Unpack an xbstream into a directory (like `xbstream -x`).
@@ -48,7 +48,7 @@ fn main() -> std::process::ExitCode {
                     return std::process::ExitCode::FAILURE;
                 }
             };
-            match rt.block_on(backup::run(args)) {
+            match rt.block_on(backup::run(*args)) {
                 Ok(0) => Ok(()),
                 Ok(code) => return std::process::ExitCode::from(code),
                 Err(e) => Err(e),

@@ -104,7 +104,13 @@ async fn ddl_during_backup_restores_to_equal_tables() {
     let target = src.scratch("backup");
     let target_s = target.to_string_lossy().into_owned();
     let backup = tokio::spawn({
-        let args = ["--target-dir".to_string(), target_s];
+        // throttled, so the DDL below really overlaps the copy
+        let args = [
+            "--target-dir".to_string(),
+            target_s,
+            "--throttle".into(),
+            "20".into(),
+        ];
         let cmd = xb_backup_command(&src, &args.iter().map(String::as_str).collect::<Vec<_>>());
         async move {
             tokio::task::spawn_blocking(move || output_of(cmd))
@@ -165,4 +171,62 @@ async fn partial_backup_keeps_only_the_named_database() {
     assert!(!target.join("other").exists(), "other database left out");
     let info = std::fs::read_to_string(target.join("xtrabackup_info")).unwrap();
     assert!(info.contains("\npartial = Y\n"), "{info}");
+}
+
+/// A compressed, encrypted stream: extracted (decrypted and decompressed on
+/// the way) by `xb-cli extract`, then prepared and restored.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn compressed_encrypted_stream_restores_to_equal_tables() {
+    let src = TestServer::start_with_args(Flavor::MariaDb1011, BINLOG_ARGS).expect("source");
+    let spec = LoadSpec::default();
+    prepare(src.opts(), &spec).await.expect("load data");
+    let load = WriteLoad::start(src.opts(), &spec);
+    load.wait_for_commits(200).await;
+    let key = src.scratch("backup.key");
+    std::fs::write(&key, b"0123456789abcdef0123456789abcdef").unwrap();
+    let key_s = key.to_string_lossy().into_owned();
+    let stream = src.scratch("backup.xbstream");
+    let out = run_xb_backup_to_file(
+        &src,
+        &[
+            "--stream=xbstream",
+            "--compress=zstd",
+            "--encrypt=AES256",
+            "--encrypt-key-file",
+            &key_s,
+        ],
+        &stream,
+    )
+    .await;
+    assert_success(&out);
+    load.wait_for_commits(100).await;
+    load.stop().await.expect("load ran without errors");
+
+    // the stream holds no readable data file
+    let raw = std::fs::read(&stream).unwrap();
+    assert!(
+        raw.windows(20).any(|w| w == b"sbtest1.ibd.zst.xbcr"),
+        "data files are named .zst.xbcrypt"
+    );
+    let target = src.scratch("extracted");
+    let ex = std::process::Command::new(env!("CARGO_BIN_EXE_xb-cli"))
+        .args(["extract"])
+        .arg(&stream)
+        .arg("-C")
+        .arg(&target)
+        .args([
+            "--decompress",
+            "--decrypt=AES256",
+            "--encrypt-key-file",
+            &key_s,
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        ex.status.success(),
+        "extract: {}",
+        String::from_utf8_lossy(&ex.stderr)
+    );
+    assert!(target.join("xbload/sbtest1.ibd").is_file());
+    restore_and_compare(&src, &target, &[&spec.schema]).await;
 }

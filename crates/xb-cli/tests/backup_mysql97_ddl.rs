@@ -21,9 +21,12 @@ async fn ddl_during_backup(extra: &[&str]) {
     let load = WriteLoad::start(src.opts(), &spec);
     load.wait_for_commits(100).await;
     let target = src.scratch("backup");
+    // throttled, so the DDL below really overlaps the copy
     let mut args = vec![
         "--target-dir".to_string(),
         target.to_string_lossy().into_owned(),
+        "--throttle".into(),
+        "40".into(),
     ];
     args.extend(extra.iter().map(|s| (*s).to_string()));
     let cmd = xb_backup_command(&src, &args.iter().map(String::as_str).collect::<Vec<_>>());

@@ -43,6 +43,7 @@ pub struct BackupPlanBuilder {
     redo_interval: Duration,
     command_line: Vec<String>,
     lock_ddl_per_table: bool,
+    sink: crate::run::targets::SinkOptions,
 }
 
 impl BackupPlan {
@@ -58,6 +59,7 @@ impl BackupPlan {
             redo_interval: Duration::from_millis(100),
             command_line: Vec::new(),
             lock_ddl_per_table: false,
+            sink: crate::run::targets::SinkOptions::default(),
         }
     }
 
@@ -140,6 +142,34 @@ impl BackupPlanBuilder {
         self
     }
 
+    /// Compress data files with this algorithm (`.zst` / `.lz4`).
+    #[must_use]
+    pub fn compress(mut self, c: xb_sink::Compression) -> Self {
+        self.sink.compression = Some(c);
+        self
+    }
+
+    /// Encrypt data files (xbcrypt, `.xbcrypt`) with this key.
+    #[must_use]
+    pub fn encrypt(mut self, key: xb_sink::EncryptKey) -> Self {
+        self.sink.encrypt_key = Some(key);
+        self
+    }
+
+    /// Threads per compressing or encrypting stage (default 2).
+    #[must_use]
+    pub fn sink_threads(mut self, n: usize) -> Self {
+        self.sink.threads = n;
+        self
+    }
+
+    /// Limit data written into the backup to this many bytes per second.
+    #[must_use]
+    pub fn throttle(mut self, bytes_per_sec: u64) -> Self {
+        self.sink.throttle = Some(bytes_per_sec);
+        self
+    }
+
     /// The command line recorded (secrets masked) in `xtrabackup_info`.
     #[must_use]
     pub fn command_line(mut self, args: Vec<String>) -> Self {
@@ -173,6 +203,10 @@ impl BackupPlanBuilder {
         opts.redo_interval = self.redo_interval;
         opts.command_line = self.command_line;
         opts.lock_ddl_per_table = self.lock_ddl_per_table;
+        opts.sink = self.sink;
+        if opts.sink.threads == 0 {
+            opts.sink.threads = 2;
+        }
         Ok(BackupPlan { opts })
     }
 }

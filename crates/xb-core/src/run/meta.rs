@@ -27,6 +27,12 @@ pub struct InfoFacts {
     pub format: &'static str,
     /// Some databases or tables were left out.
     pub partial: bool,
+    /// Data files are compressed.
+    pub compressed: bool,
+    /// Data files are encrypted.
+    pub encrypted: bool,
+    /// Percona XtraBackup 8.x's shape (adds `encrypted`), not mariadb-backup's.
+    pub mysql: bool,
 }
 
 /// `xtrabackup_info`.
@@ -56,8 +62,17 @@ pub fn xtrabackup_info(f: &InfoFacts) -> String {
         ("partial", if f.partial { "Y" } else { "N" }.into()),
         ("incremental", "N".into()),
         ("format", f.format.into()),
-        ("compressed", "N".into()),
+        (
+            "compressed",
+            if f.compressed { "compressed" } else { "N" }.into(),
+        ),
     ]
+    .into_iter()
+    .chain(
+        f.mysql
+            .then(|| ("encrypted", if f.encrypted { "Y" } else { "N" }.into())),
+    )
+    .collect::<Vec<(&str, String)>>()
     .iter()
     .map(|(k, v)| format!("{k} = {v}\n"))
     .collect()
@@ -137,6 +152,9 @@ mod tests {
             to_lsn: 44760,
             format: "file",
             partial: false,
+            compressed: false,
+            encrypted: false,
+            mysql: false,
         });
         let keys: Vec<&str> = text
             .lines()

@@ -84,6 +84,8 @@ pub struct BackupOptions {
     pub command_line: Vec<String>,
     /// Partial backup: which databases and tables to keep.
     pub filter: files::Filter,
+    /// Compression, encryption and throttling of the data.
+    pub sink: targets::SinkOptions,
     /// MySQL: protect each table with a metadata lock instead of blocking
     /// all DDL for the whole copy (`LOCK INSTANCE FOR BACKUP` is then held
     /// only at the end). DDL on other tables, and CREATE TABLE, go on.
@@ -103,6 +105,7 @@ impl BackupOptions {
             command_line: Vec::new(),
             filter: files::Filter::default(),
             lock_ddl_per_table: false,
+            sink: targets::SinkOptions::default(),
         }
     }
 }
@@ -353,16 +356,26 @@ pub async fn backup(
         path: facts.datadir.clone(),
         message: e.to_string(),
     })?;
+    let compressed = opts.sink.compression.is_some();
+    let encrypted = opts.sink.encrypt_key.is_some();
     let format = match &opts.destination {
         Destination::Dir(_) => "file",
         Destination::Stream(_) => "mbstream",
     };
     let (target, marker_dir): (Arc<dyn Target>, Option<PathBuf>) = match opts.destination {
         Destination::Dir(ref p) => {
-            let t = targets::LocalDir::create(p).map_err(BackupError::Target)?;
+            let t = targets::SinkTarget::dir(p, &opts.sink).map_err(|e| {
+                if e.contains("not empty") {
+                    BackupError::TargetNotEmpty {
+                        path: p.display().to_string(),
+                    }
+                } else {
+                    BackupError::Target(e)
+                }
+            })?;
             (Arc::new(t), Some(p.clone()))
         }
-        Destination::Stream(w) => (Arc::new(targets::XbStream::new(w)), None),
+        Destination::Stream(w) => (Arc::new(targets::SinkTarget::stream(w, &opts.sink)), None),
     };
     if let Some(d) = &marker_dir {
         std::fs::write(
@@ -426,6 +439,9 @@ pub async fn backup(
         to_lsn: summary.to_lsn,
         format,
         partial: !ctx.filter.is_full(),
+        compressed,
+        encrypted,
+        mysql: !ctx.facts.mariadb,
     };
     write_file(
         ctx.target.as_ref(),
