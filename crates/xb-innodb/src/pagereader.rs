@@ -67,6 +67,22 @@ impl Default for RetryPolicy {
 /// Pages per read batch (1 MiB at 16 KiB pages).
 const BATCH_BYTES: usize = 1 << 20;
 
+/// A 4 KiB block aligned for `O_DIRECT` reads.
+#[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
+#[repr(C, align(4096))]
+struct Block([u8; 4096]);
+
+impl std::fmt::Debug for Block {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Block")
+    }
+}
+
+/// Buffer of [`BATCH_BYTES`] (or one 64 KiB page), 4 KiB aligned.
+fn aligned(bytes: usize) -> Vec<Block> {
+    vec![Block([0; 4096]); bytes.div_ceil(4096)]
+}
+
 /// A live tablespace being read in order.
 #[derive(Debug)]
 pub struct TablespaceReader {
@@ -81,6 +97,10 @@ pub struct TablespaceReader {
     offset: u64,
     policy: RetryPolicy,
     retries: u64,
+    /// The same file opened with `O_DIRECT`, when asked for and possible:
+    /// reads then skip the page cache copy (the server also bypasses it).
+    direct: Option<File>,
+    buf: Vec<Block>,
 }
 
 impl TablespaceReader {
@@ -151,7 +171,51 @@ impl TablespaceReader {
             offset: 0,
             policy,
             retries: 0,
+            direct: None,
+            buf: aligned(BATCH_BYTES.max(65536)),
         }))
+    }
+
+    /// Reads with `O_DIRECT` from now on, if the file system allows it (a
+    /// server that uses `O_DIRECT` keeps no useful copy in the page cache,
+    /// and reading around it saves a memory copy per byte).
+    #[must_use]
+    pub fn with_direct_io(mut self, on: bool) -> Self {
+        if on {
+            use std::os::unix::fs::OpenOptionsExt;
+            self.direct = std::fs::OpenOptions::new()
+                .read(true)
+                .custom_flags(nix::fcntl::OFlag::O_DIRECT.bits())
+                .open(&self.path)
+                .ok();
+        }
+        self
+    }
+
+    /// Positioned read into the aligned buffer, by `O_DIRECT` when open.
+    fn read_into(&mut self, len: usize) -> Result<usize, PageReadError> {
+        let offset = self.offset;
+        let buf: &mut [u8] = bytemuck::cast_slice_mut(&mut self.buf);
+        let buf = &mut buf[..len];
+        if let Some(d) = &self.direct {
+            match read_full(d, buf, offset) {
+                Ok(n) => return Ok(n),
+                // EINVAL: this file system or offset refuses O_DIRECT; read buffered
+                Err(e) if e.raw_os_error() == Some(22) => self.direct = None,
+                Err(source) => {
+                    return Err(PageReadError::Io {
+                        file: self.path.clone(),
+                        offset,
+                        source,
+                    });
+                }
+            }
+        }
+        read_full(&self.file, buf, offset).map_err(|source| PageReadError::Io {
+            file: self.path.clone(),
+            offset,
+            source,
+        })
     }
 
     /// Page re-reads so far.
@@ -181,32 +245,34 @@ impl TablespaceReader {
     /// # Errors
     /// I/O, or a page still corrupt after [`RetryPolicy::tries`] reads.
     pub fn next_chunk(&mut self, buf: &mut Vec<u8>) -> Result<usize, PageReadError> {
+        let chunk = self.next_pages()?;
+        buf.clear();
+        buf.extend_from_slice(chunk);
+        Ok(buf.len())
+    }
+
+    /// Reads the next batch of whole pages; returns them (empty at the end
+    /// of the file). The slice lives in the reader's own aligned buffer.
+    ///
+    /// # Errors
+    /// I/O, or a page still corrupt after [`RetryPolicy::tries`] reads.
+    pub fn next_pages(&mut self) -> Result<&[u8], PageReadError> {
         let Some(mut meta) = self.meta else {
-            buf.resize(BATCH_BYTES, 0);
-            let n =
-                read_full(&self.file, buf, self.offset).map_err(|source| PageReadError::Io {
-                    file: self.path.clone(),
-                    offset: self.offset,
-                    source,
-                })?;
+            let n = self.read_into(BATCH_BYTES)?;
             self.offset += n as u64;
-            return Ok(n);
+            let all: &[u8] = bytemuck::cast_slice(&self.buf);
+            return Ok(&all[..n]);
         };
         let ps = meta.physical_size;
         let batch = (BATCH_BYTES / ps).max(1) * ps;
-        buf.resize(batch, 0);
         let mut tries = 0u32;
         loop {
             tries += 1;
-            let n =
-                read_full(&self.file, buf, self.offset).map_err(|source| PageReadError::Io {
-                    file: self.path.clone(),
-                    offset: self.offset,
-                    source,
-                })?;
+            let n = self.read_into(batch)?;
             // whole pages only: a partial last page is a file being extended
             let n = n / ps * ps;
             let first = self.offset / ps as u64;
+            let buf: &[u8] = bytemuck::cast_slice(&self.buf);
             if self.meta_guessed && first == 0 && n >= ps && buf[..ps].iter().any(|&b| b != 0) {
                 if let Ok(m) = SpaceMeta::from_page0(&buf[..ps], meta.physical_size) {
                     if m.physical_size == ps {
@@ -231,7 +297,8 @@ impl TablespaceReader {
             match bad {
                 None => {
                     self.offset += n as u64;
-                    return Ok(n);
+                    let all: &[u8] = bytemuck::cast_slice(&self.buf);
+                    return Ok(&all[..n]);
                 }
                 Some((page, reason)) if tries >= self.policy.tries => {
                     return Err(PageReadError::Corrupt {

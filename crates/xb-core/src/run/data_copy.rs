@@ -82,7 +82,6 @@ pub fn copy_all(
     std::thread::scope(|s| {
         for _ in 0..parallel.max(1) {
             s.spawn(|| {
-                let mut buf = Vec::with_capacity(1 << 20);
                 loop {
                     if cancel.load(Ordering::Acquire) {
                         return;
@@ -94,7 +93,7 @@ pub fn copy_all(
                         q.pop_front()
                     };
                     let Some(job) = job else { return };
-                    match copy_one(&job, reader, target, on_bytes, cancel, &mut buf) {
+                    match copy_one(&job, reader, target, on_bytes, cancel) {
                         Ok(Some((n, r))) => {
                             files.fetch_add(1, Ordering::Relaxed);
                             bytes.fetch_add(n, Ordering::Relaxed);
@@ -138,7 +137,6 @@ fn copy_one(
     target: &dyn Target,
     on_bytes: OnBytes<'_>,
     cancel: &AtomicBool,
-    buf: &mut Vec<u8>,
 ) -> Result<Option<(u64, u64)>, String> {
     let src = match job.kind {
         Kind::Tablespace => reader.tablespace(&job.src)?,
@@ -154,13 +152,14 @@ fn copy_one(
         if cancel.load(Ordering::Acquire) {
             return Err(format!("copy of {} cancelled", job.rel));
         }
-        let n = src.next_chunk(buf)?;
-        if n == 0 {
+        let chunk = src.next_chunk()?;
+        if chunk.is_empty() {
             break;
         }
-        out.write(&buf[..n])?;
-        total += n as u64;
-        on_bytes(&job.rel, n as u64);
+        let n = chunk.len() as u64;
+        out.write(chunk)?;
+        total += n;
+        on_bytes(&job.rel, n);
     }
     out.close()?;
     tracing::debug!(file = %job.rel, bytes = total, "copied");

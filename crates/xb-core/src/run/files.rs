@@ -257,6 +257,7 @@ mod tests {
             checksum_algorithm: "full_crc32".into(),
             compression_level: "6".into(),
             log_bin: false,
+            flush_method: "O_DIRECT".into(),
         };
         let m = list(&facts, &Filter::default()).unwrap();
         let rels = |v: &[Job]| {

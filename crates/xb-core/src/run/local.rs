@@ -18,6 +18,7 @@ pub struct PlainReader {
     file: File,
     path: PathBuf,
     offset: u64,
+    buf: Vec<u8>,
 }
 
 impl PlainReader {
@@ -31,6 +32,7 @@ impl PlainReader {
                 file,
                 path: path.to_path_buf(),
                 offset: 0,
+                buf: vec![0; CHUNK],
             })),
             Err(e) if e.kind() == ErrorKind::NotFound => Ok(None),
             Err(e) => Err(format!("cannot open {}: {e}", path.display())),
@@ -39,8 +41,8 @@ impl PlainReader {
 }
 
 impl ChunkReader for PlainReader {
-    fn next_chunk(&mut self, buf: &mut Vec<u8>) -> Result<usize, String> {
-        buf.resize(CHUNK, 0);
+    fn next_chunk(&mut self) -> Result<&[u8], String> {
+        let buf = &mut self.buf;
         let mut filled = 0;
         while filled < CHUNK {
             match self
@@ -60,7 +62,7 @@ impl ChunkReader for PlainReader {
             }
         }
         self.offset += filled as u64;
-        Ok(filled)
+        Ok(&self.buf[..filled])
     }
 }
 
@@ -75,14 +77,13 @@ mod tests {
         let data: Vec<u8> = (0..(CHUNK * 2 + 17)).map(|i| (i % 251) as u8).collect();
         std::fs::write(&p, &data).unwrap();
         let mut r = PlainReader::open(&p).unwrap().unwrap();
-        let mut buf = Vec::new();
         let mut got = Vec::new();
         loop {
-            let n = r.next_chunk(&mut buf).unwrap();
-            if n == 0 {
+            let chunk = r.next_chunk().unwrap();
+            if chunk.is_empty() {
                 break;
             }
-            got.extend_from_slice(&buf[..n]);
+            got.extend_from_slice(chunk);
         }
         assert_eq!(got, data);
         assert!(

@@ -152,13 +152,14 @@ pub struct BackupSummary {
 struct LiveReader {
     page_size: usize,
     full_crc32: bool,
+    direct_io: bool,
     system: Vec<String>,
 }
 
 struct Tablespace(TablespaceReader);
 impl ChunkReader for Tablespace {
-    fn next_chunk(&mut self, buf: &mut Vec<u8>) -> Result<usize, String> {
-        self.0.next_chunk(buf).map_err(|e| e.to_string())
+    fn next_chunk(&mut self) -> Result<&[u8], String> {
+        self.0.next_pages().map_err(|e| e.to_string())
     }
     fn retries(&self) -> u64 {
         self.0.retries()
@@ -180,7 +181,9 @@ impl Reader for LiveReader {
             RetryPolicy::default(),
         )
         .map_err(|e| e.to_string())?;
-        Ok(r.map(|r| Box::new(Tablespace(r)) as Box<dyn ChunkReader>))
+        Ok(r.map(|r| {
+            Box::new(Tablespace(r.with_direct_io(self.direct_io))) as Box<dyn ChunkReader>
+        }))
     }
 
     fn plain(&self, path: &Path) -> Result<Option<Box<dyn ChunkReader>>, String> {
@@ -612,6 +615,8 @@ fn copy_jobs(
     let reader = LiveReader {
         page_size: ctx.facts.page_size,
         full_crc32: ctx.facts.checksum_algorithm.starts_with("full_crc32"),
+        // read around the page cache when the server does too
+        direct_io: ctx.facts.flush_method.contains("O_DIRECT"),
         system: files::system_files(&ctx.facts.data_file_path),
     };
     let on_bytes = |f: &str, n: u64| progress.bytes(f, n);

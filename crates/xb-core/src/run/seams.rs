@@ -43,11 +43,11 @@ pub trait Target: Send + Sync {
 /// Reads one live file in order, chunk by chunk, handing out only bytes it
 /// trusts (for InnoDB tablespaces: every page checksum-valid or re-read).
 pub trait ChunkReader: Send {
-    /// Fills `buf` with the next chunk; returns its length (0 at the end).
+    /// The next chunk, in the reader's own buffer (empty at the end).
     ///
     /// # Errors
     /// A sentence naming the file, the page or offset, and the cause.
-    fn next_chunk(&mut self, buf: &mut Vec<u8>) -> Result<usize, String>;
+    fn next_chunk(&mut self) -> Result<&[u8], String>;
     /// Page retries the reader needed so far (torn reads of hot pages).
     fn retries(&self) -> u64 {
         0

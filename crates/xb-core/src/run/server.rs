@@ -85,6 +85,8 @@ pub struct ServerFacts {
     pub compression_level: String,
     /// Binary log on.
     pub log_bin: bool,
+    /// `@@innodb_flush_method` (`O_DIRECT`: the server bypasses the page cache).
+    pub flush_method: String,
 }
 
 fn classify(e: mysql_async::Error, c: &ConnectOptions) -> BackupError {
@@ -209,6 +211,7 @@ pub async fn discover(conn: &mut Conn, c: &ConnectOptions) -> Result<ServerFacts
         checksum_algorithm: var(conn, "innodb_checksum_algorithm").await?,
         compression_level: var(conn, "innodb_compression_level").await?,
         log_bin: matches!(var(conn, "log_bin").await?.as_str(), "1" | "ON"),
+        flush_method: var_opt(conn, "innodb_flush_method").await?,
         version,
         datadir,
         log_dir,
