@@ -8,7 +8,7 @@
 mod common;
 
 use common::*;
-use xb_testing::load::{LoadSpec, WriteLoad, prepare};
+use xb_testing::load::LoadSpec;
 use xb_testing::server::{Flavor, TestServer};
 
 async fn backup_under_load_then_xb_prepare(flavor: Flavor) {
@@ -18,14 +18,7 @@ async fn backup_under_load_then_xb_prepare(flavor: Flavor) {
         aria: true,
         ..LoadSpec::default()
     };
-    prepare(src.opts(), &spec).await.expect("load data");
-    let load = WriteLoad::start(src.opts(), &spec);
-    load.wait_for_commits(200).await;
-    let target = src.scratch("backup");
-    let out = run_xb_backup(&src, &["--target-dir", &target.to_string_lossy()]).await;
-    assert_success(&out);
-    load.wait_for_commits(200).await;
-    load.stop().await.expect("load ran without errors");
+    let target = backup_under_load(&src, &spec, &[]).await;
     xb_prepare_and_compare(&src, &target, &[&spec.schema]).await;
 }
 

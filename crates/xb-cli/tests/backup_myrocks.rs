@@ -6,7 +6,7 @@
 mod common;
 
 use common::*;
-use xb_testing::load::{LoadSpec, WriteLoad, prepare};
+use xb_testing::load::LoadSpec;
 use xb_testing::server::{Flavor, TestServer};
 
 const ROCKS: &str = "--plugin-load-add=ha_rocksdb";
@@ -20,15 +20,7 @@ async fn myrocks_tables_under_write_load_restore_to_equal_tables() {
         innodb_tables: 2,
         ..LoadSpec::default()
     };
-    prepare(src.opts(), &spec).await.expect("load data");
-    let load = WriteLoad::start(src.opts(), &spec);
-    load.wait_for_commits(300).await;
-    let target = src.scratch("backup");
-    let out = run_xb_backup(&src, &["--target-dir", &target.to_string_lossy()]).await;
-    assert_success(&out);
-    load.wait_for_commits(200).await;
-    load.stop().await.expect("load ran without errors");
-
+    let target = backup_under_load(&src, &spec, &[]).await;
     let rocks: Vec<String> = std::fs::read_dir(target.join("#rocksdb"))
         .expect("#rocksdb in the backup")
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())

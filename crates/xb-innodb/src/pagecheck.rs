@@ -12,6 +12,8 @@
 //! | size−8 | 4 | old-style checksum; full_crc32: low 32 bits of the LSN |
 //! | size−4 | 4 | low 32 bits of the LSN; full_crc32: CRC-32C of bytes 0..size−4 |
 
+use crate::be::{be16, be32};
+
 /// Page type of transparently compressed pages (MySQL).
 const PAGE_COMPRESSED: u16 = 14;
 /// Page types of encrypted pages.
@@ -40,14 +42,6 @@ pub struct SpaceMeta {
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 #[error("page 0: {0}")]
 pub struct SpaceMetaError(pub String);
-
-fn be16(b: &[u8], at: usize) -> u16 {
-    u16::from_be_bytes([b[at], b[at + 1]])
-}
-
-fn be32(b: &[u8], at: usize) -> u32 {
-    u32::from_be_bytes([b[at], b[at + 1], b[at + 2], b[at + 3]])
-}
 
 impl SpaceMeta {
     /// Decodes page 0 (at least its first 4096 bytes). `server_page_size` is

@@ -16,6 +16,8 @@
 //! (l / 512 mod 2^30)`: a block left from the previous lap has another
 //! number, which is how the end of the log is found.
 
+pub use crate::be::hdr_no;
+use crate::be::{be16, be32, be64};
 use std::fs::File;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
@@ -70,25 +72,6 @@ pub enum Redo105Error {
     /// Writing the copy failed (the sink's message).
     #[error("{0}")]
     Out(String),
-}
-
-fn be16(b: &[u8], at: usize) -> u16 {
-    u16::from_be_bytes([b[at], b[at + 1]])
-}
-fn be32(b: &[u8], at: usize) -> u32 {
-    u32::from_be_bytes([b[at], b[at + 1], b[at + 2], b[at + 3]])
-}
-fn be64(b: &[u8], at: usize) -> u64 {
-    let mut a = [0u8; 8];
-    a.copy_from_slice(&b[at..at + 8]);
-    u64::from_be_bytes(a)
-}
-
-/// The `hdr_no` a block at `lsn` carries.
-#[must_use]
-pub fn hdr_no(lsn: u64) -> u32 {
-    // masked to 30 bits, so the cast cannot truncate
-    1 + ((lsn / BLOCK) & 0x3FFF_FFFF) as u32
 }
 
 /// A checkpoint block.

@@ -16,6 +16,7 @@
 //! record starts with a byte whose low nibble is its length (0: a varint
 //! length follows); a byte ≤ 1 where a record would start ends the records.
 
+use crate::be::{be32, be64};
 use std::fs::File;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
@@ -91,18 +92,6 @@ pub struct Log108 {
     size: u64,
     first_lsn: u64,
     creator: String,
-}
-
-fn be32(b: &[u8], at: usize) -> u32 {
-    let mut a = [0u8; 4];
-    a.copy_from_slice(&b[at..at + 4]);
-    u32::from_be_bytes(a)
-}
-
-fn be64(b: &[u8], at: usize) -> u64 {
-    let mut a = [0u8; 8];
-    a.copy_from_slice(&b[at..at + 8]);
-    u64::from_be_bytes(a)
 }
 
 impl Log108 {

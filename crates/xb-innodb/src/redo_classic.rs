@@ -15,6 +15,8 @@
 //! Block checksums are CRC-32C, the legacy InnoDB sum, or `0xDEADBEEF`
 //! when checksums are off; which ones to accept is the caller's choice.
 
+pub use crate::be::hdr_no;
+use crate::be::{be16, be32, be64};
 use std::fs::File;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
@@ -82,18 +84,6 @@ pub enum ClassicError {
     Out(String),
 }
 
-fn be16(b: &[u8], at: usize) -> u16 {
-    u16::from_be_bytes([b[at], b[at + 1]])
-}
-fn be32(b: &[u8], at: usize) -> u32 {
-    u32::from_be_bytes([b[at], b[at + 1], b[at + 2], b[at + 3]])
-}
-fn be64(b: &[u8], at: usize) -> u64 {
-    let mut a = [0u8; 8];
-    a.copy_from_slice(&b[at..at + 8]);
-    u64::from_be_bytes(a)
-}
-
 /// The legacy InnoDB block checksum (pre-5.7.9 default).
 #[must_use]
 pub fn innodb_sum(bytes: &[u8]) -> u32 {
@@ -126,13 +116,6 @@ pub fn checksum_ok(block: &[u8], mode: BlockChecksum) -> bool {
         BlockChecksum::None => stored == NO_CHECKSUM,
         BlockChecksum::Any => stored == NO_CHECKSUM || crc() || sum(),
     }
-}
-
-/// The `hdr_no` a block at `lsn` carries.
-#[must_use]
-pub fn hdr_no(lsn: u64) -> u32 {
-    // masked to 30 bits, so the cast cannot truncate
-    1 + ((lsn / BLOCK) & 0x3FFF_FFFF) as u32
 }
 
 /// A checkpoint of the group.

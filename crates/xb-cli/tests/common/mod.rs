@@ -2,10 +2,11 @@
 //! server, and prove a backup by restoring it.
 #![allow(dead_code, unreachable_pub, clippy::unwrap_used)]
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
-use xb_testing::server::{Flavor, TestServer};
+use xb_testing::load::{LoadSpec, WriteLoad, prepare};
+use xb_testing::server::TestServer;
 use xb_testing::verify::{check_tables, replay_binlog, table_checksums};
 
 /// Source servers write a binlog, so restores can be rolled forward.
@@ -100,22 +101,7 @@ pub async fn restore_and_compare_with(
         "mariadb-backup --prepare failed:\n{}",
         String::from_utf8_lossy(&prep.stderr)
     );
-    let info = std::fs::read_to_string(target.join("xtrabackup_binlog_info")).unwrap();
-    let mut fields = info.split_whitespace();
-    let file = fields.next().expect("binlog file").to_string();
-    let pos: u64 = fields.next().expect("binlog position").parse().unwrap();
-
-    let restored = TestServer::start_on_with_args(Flavor::MariaDb1011, target, mysqld_args)
-        .expect("restored server");
-    let mut rconn = restored.conn().await.unwrap();
-    let bad = check_tables(&mut rconn, schemas).await.unwrap();
-    assert!(bad.is_empty(), "CHECK TABLE on the restore: {bad:?}");
-    replay_binlog(src, &file, pos, &restored).expect("binlog replay");
-    let mut sconn = src.conn().await.unwrap();
-    let want = table_checksums(&mut sconn, schemas).await.unwrap();
-    let got = table_checksums(&mut rconn, schemas).await.unwrap();
-    assert!(!want.is_empty());
-    assert_eq!(got, want, "restored tables differ from the source");
+    start_and_compare(src, target, schemas, mysqld_args).await;
 }
 
 /// Prepares `target` with `xb-cli prepare` (the flavour's own server binary
@@ -135,11 +121,19 @@ pub async fn xb_prepare_and_compare(src: &TestServer, target: &Path, schemas: &[
         "xb-cli prepare failed:\n{}",
         String::from_utf8_lossy(&out.stderr)
     );
+    start_and_compare(src, target, schemas, "").await;
+}
+
+/// Starts a server of the source's flavour on the prepared `target`, checks
+/// every table, replays the source's binlog from the recorded coordinates
+/// and compares `CHECKSUM TABLE` of every table with the source.
+async fn start_and_compare(src: &TestServer, target: &Path, schemas: &[&str], mysqld_args: &str) {
     let info = std::fs::read_to_string(target.join("xtrabackup_binlog_info")).unwrap();
     let mut fields = info.split_whitespace();
     let file = fields.next().expect("binlog file").to_string();
     let pos: u64 = fields.next().expect("binlog position").parse().unwrap();
-    let restored = TestServer::start_on(src.flavor(), target).expect("restored server");
+    let restored =
+        TestServer::start_on_with_args(src.flavor(), target, mysqld_args).expect("restored server");
     let mut rconn = restored.conn().await.unwrap();
     let bad = check_tables(&mut rconn, schemas).await.unwrap();
     assert!(bad.is_empty(), "CHECK TABLE on the restore: {bad:?}");
@@ -149,4 +143,22 @@ pub async fn xb_prepare_and_compare(src: &TestServer, target: &Path, schemas: &[
     let got = table_checksums(&mut rconn, schemas).await.unwrap();
     assert!(!want.is_empty());
     assert_eq!(got, want, "restored tables differ from the source");
+}
+
+/// Loads `spec`, starts its write load, takes `xb-cli backup --target-dir`
+/// (plus `extra`) while it runs, lets it write on, stops it; returns the
+/// backup directory.
+pub async fn backup_under_load(src: &TestServer, spec: &LoadSpec, extra: &[&str]) -> PathBuf {
+    prepare(src.opts(), spec).await.expect("load data");
+    let load = WriteLoad::start(src.opts(), spec);
+    load.wait_for_commits(300).await;
+    let target = src.scratch("backup");
+    let target_s = target.to_string_lossy().into_owned();
+    let mut args = vec!["--target-dir", target_s.as_str()];
+    args.extend_from_slice(extra);
+    let out = run_xb_backup(src, &args).await;
+    assert_success(&out);
+    load.wait_for_commits(200).await;
+    load.stop().await.expect("load ran without errors");
+    target
 }
