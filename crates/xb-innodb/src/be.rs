@@ -30,3 +30,21 @@ pub fn hdr_no(lsn: u64) -> u32 {
     // masked to 30 bits, so the cast cannot truncate
     1 + ((lsn / 512) & 0x3FFF_FFFF) as u32
 }
+
+/// Why a scan of 512-byte blocks stopped where it did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BlockStop {
+    /// The next block holds no newer log: never written, or left from an
+    /// earlier lap (its block number belongs to an older LSN).
+    End,
+    /// The last block is only partly written yet (kept back until the end).
+    Partial,
+    /// The next block has the right number but a bad checksum (torn or
+    /// corrupt), at this file and offset.
+    BadChecksum {
+        /// The file.
+        file: std::path::PathBuf,
+        /// Offset of the block in it.
+        offset: u64,
+    },
+}

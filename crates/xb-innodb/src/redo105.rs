@@ -205,6 +205,8 @@ pub struct Scanner105 {
     end: u64,
     partial: Option<Vec<u8>>,
     buf: Vec<u8>,
+    /// Why the last poll stopped where it did.
+    pub stop: crate::be::BlockStop,
 }
 
 const WINDOW: u64 = 4 << 20;
@@ -218,6 +220,7 @@ impl Scanner105 {
             end: lsn,
             partial: None,
             buf: Vec::new(),
+            stop: crate::be::BlockStop::End,
         }
     }
 
@@ -250,9 +253,20 @@ impl Scanner105 {
                     Some(512) => full = i + 1,
                     Some(n) => {
                         partial = Some((b.to_vec(), lsn + u64::from(n)));
+                        self.stop = crate::be::BlockStop::Partial;
                         break;
                     }
-                    None => break,
+                    None => {
+                        self.stop = if (be32(b, 0) & 0x7FFF_FFFF) == hdr_no(lsn) {
+                            crate::be::BlockStop::BadChecksum {
+                                file: log.path.clone(),
+                                offset: off + i as u64 * BLOCK,
+                            }
+                        } else {
+                            crate::be::BlockStop::End
+                        };
+                        break;
+                    }
                 }
             }
             // still this lap? (the server never writes past checkpoint + capacity,

@@ -244,14 +244,34 @@ impl Log108 {
 /// byte is at `lsn`, if it is complete and valid in `buf`:
 /// `Ok(Some(len))` valid; `Ok(None)` end of log (or not enough bytes, see
 /// `need_more`); the flag says whether more bytes might complete it.
-fn parse_mtr(log: &Log108, lsn: u64, buf: &[u8]) -> (Option<usize>, bool) {
+/// Why valid log ends where it does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stop108 {
+    /// The next byte starts no mini-transaction: the clean end of what the
+    /// server has written.
+    End,
+    /// The bytes read end in the middle of a mini-transaction (the read
+    /// window ended, or the server is still writing it).
+    Incomplete,
+    /// A mini-transaction whose sequence bit belongs to the previous lap
+    /// over the ring: old log, not new.
+    StaleLap,
+    /// A mini-transaction whose CRC-32C does not match: torn or corrupt.
+    BadChecksum,
+    /// A malformed record or a mini-transaction over 1 MiB.
+    Corrupt,
+}
+
+fn parse_mtr(log: &Log108, lsn: u64, buf: &[u8]) -> Result<usize, Stop108> {
     let mut p = 0usize;
-    if buf.first().is_none_or(|&b| b <= 1) {
-        return (None, buf.is_empty());
+    match buf.first() {
+        None => return Err(Stop108::Incomplete),
+        Some(&b) if b <= 1 => return Err(Stop108::End),
+        Some(_) => {}
     }
     loop {
         let Some(&b) = buf.get(p) else {
-            return (None, p < MTR_SIZE_MAX);
+            return Err(Stop108::Incomplete);
         };
         if b <= 1 {
             break;
@@ -261,18 +281,18 @@ fn parse_mtr(log: &Log108, lsn: u64, buf: &[u8]) -> (Option<usize>, bool) {
             1 + l
         } else {
             let Some(&v0) = buf.get(p + 1) else {
-                return (None, true);
+                return Err(Stop108::Incomplete);
             };
             let (n, vlen) = if v0 & 0x80 == 0 {
                 (usize::from(v0), 1)
             } else if v0 & 0xc0 == 0x80 {
                 let Some(&v1) = buf.get(p + 2) else {
-                    return (None, true);
+                    return Err(Stop108::Incomplete);
                 };
                 ((usize::from(v0 & 0x3f) << 8 | usize::from(v1)) + 0x80, 2)
             } else if v0 & 0xe0 == 0xc0 {
                 let (Some(&v1), Some(&v2)) = (buf.get(p + 2), buf.get(p + 3)) else {
-                    return (None, true);
+                    return Err(Stop108::Incomplete);
                 };
                 (
                     (usize::from(v0 & 0x1f) << 16 | usize::from(v1) << 8 | usize::from(v2))
@@ -280,28 +300,28 @@ fn parse_mtr(log: &Log108, lsn: u64, buf: &[u8]) -> (Option<usize>, bool) {
                     3,
                 )
             } else {
-                return (None, false);
+                return Err(Stop108::Corrupt);
             };
             let _ = vlen;
             16 + n
         };
         p += rec;
         if p > MTR_SIZE_MAX {
-            return (None, false);
+            return Err(Stop108::Corrupt);
         }
     }
     // buf[p] is the sequence byte
     if buf[p] != log.seq_of(lsn + p as u64) {
-        return (None, false);
+        return Err(Stop108::StaleLap);
     }
     if buf.len() < p + 5 {
-        return (None, true);
+        return Err(Stop108::Incomplete);
     }
     let want = be32(buf, p + 1);
     if crc32c::crc32c(&buf[..p]) != want {
-        return (None, false);
+        return Err(Stop108::BadChecksum);
     }
-    (Some(p + 5), false)
+    Ok(p + 5)
 }
 
 /// Follows the log from an LSN, handing out whole validated
@@ -311,6 +331,8 @@ fn parse_mtr(log: &Log108, lsn: u64, buf: &[u8]) -> (Option<usize>, bool) {
 pub struct Scanner108 {
     lsn: u64,
     window: Vec<u8>,
+    /// Why the last poll stopped where it did.
+    pub stop: Stop108,
 }
 
 /// Read window of one poll.
@@ -324,6 +346,7 @@ impl Scanner108 {
         Scanner108 {
             lsn,
             window: Vec::new(),
+            stop: Stop108::End,
         }
     }
 
@@ -352,8 +375,13 @@ impl Scanner108 {
             log.read_ring(start, &mut self.window)?;
             let mut p = 0usize;
             loop {
-                let (len, _more) = parse_mtr(log, start + p as u64, &self.window[p..]);
-                let Some(n) = len else { break };
+                let n = match parse_mtr(log, start + p as u64, &self.window[p..]) {
+                    Ok(n) => n,
+                    Err(why) => {
+                        self.stop = why;
+                        break;
+                    }
+                };
                 let seq_at = p + n - 5;
                 self.window[seq_at] = 1;
                 p += n;
@@ -405,4 +433,137 @@ pub fn backup_log_header(checkpoint: Checkpoint108, creator: &str) -> Vec<u8> {
     let crc = crc32c::crc32c(&h[cp..cp + 60]);
     h[cp + 60..cp + 64].copy_from_slice(&crc.to_be_bytes());
     h
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A ring of `capacity` bytes whose checkpoint is at `first_lsn`.
+    fn log_file(capacity: u64) -> (tempfile::TempDir, PathBuf, Vec<u8>) {
+        let d = tempfile::tempdir().unwrap();
+        let cp = Checkpoint108 {
+            lsn: START_OFFSET,
+            end_lsn: START_OFFSET,
+            offset: 4096,
+        };
+        let mut v = backup_log_header(cp, "test");
+        v.resize(usize::try_from(START_OFFSET + capacity).unwrap(), 0);
+        let p = d.path().join("ib_logfile0");
+        (d, p, v)
+    }
+
+    /// One mini-transaction of `records` 16-byte WRITE records at `lsn`.
+    fn mtr(records: usize, seq: u8, salt: u8) -> Vec<u8> {
+        let mut m = Vec::new();
+        for r in 0..records {
+            m.push(0x30 | 15);
+            m.extend((0..15u8).map(|i| (i ^ salt).wrapping_add(r as u8).max(2)));
+        }
+        let crc = crc32c::crc32c(&m);
+        m.push(seq);
+        m.extend(crc.to_be_bytes());
+        m
+    }
+
+    fn put(v: &mut [u8], capacity: u64, lsn: u64, bytes: &[u8]) {
+        for (i, b) in bytes.iter().enumerate() {
+            let at = START_OFFSET + (lsn - START_OFFSET + i as u64) % capacity;
+            v[usize::try_from(at).unwrap()] = *b;
+        }
+    }
+
+    fn scan(p: &Path, from: u64) -> (u64, Stop108, Vec<u8>) {
+        let log = Log108::open(p).unwrap();
+        let mut s = Scanner108::new(from);
+        let mut out = Vec::new();
+        let end = s
+            .poll(&log, &mut |b| {
+                out.extend_from_slice(b);
+                Ok(())
+            })
+            .unwrap();
+        (end, s.stop, out)
+    }
+
+    #[test]
+    fn a_clean_end_a_torn_mtr_and_a_stale_lap_are_told_apart() {
+        let cap = 64 * 1024;
+        let (_d, p, mut v) = log_file(cap);
+        let a = mtr(3, 1, 1);
+        let b = mtr(2, 1, 2);
+        put(&mut v, cap, START_OFFSET, &a);
+        put(&mut v, cap, START_OFFSET + a.len() as u64, &b);
+        std::fs::write(&p, &v).unwrap();
+        let (end, stop, out) = scan(&p, START_OFFSET);
+        assert_eq!(
+            (end, stop),
+            (START_OFFSET + (a.len() + b.len()) as u64, Stop108::End)
+        );
+        assert_eq!(out.len(), a.len() + b.len());
+
+        // torn: the second mtr's payload changes after its CRC was written
+        let mut torn = v.clone();
+        torn[usize::try_from(START_OFFSET).unwrap() + a.len() + 3] ^= 0x20;
+        std::fs::write(&p, &torn).unwrap();
+        let (end, stop, _) = scan(&p, START_OFFSET);
+        assert_eq!(
+            (end, stop),
+            (START_OFFSET + a.len() as u64, Stop108::BadChecksum)
+        );
+
+        // stale: what follows carries the sequence bit of the previous lap
+        let mut stale = v.clone();
+        put(
+            &mut stale,
+            cap,
+            START_OFFSET + (a.len() + b.len()) as u64,
+            &mtr(1, 0, 3),
+        );
+        std::fs::write(&p, &stale).unwrap();
+        let (_, stop, _) = scan(&p, START_OFFSET);
+        assert_eq!(stop, Stop108::StaleLap);
+    }
+
+    #[test]
+    fn the_scan_follows_the_wrap_and_rewrites_the_sequence_bit() {
+        let cap = 4096;
+        let (_d, p, mut v) = log_file(cap);
+        // fill the first lap, then one mtr that straddles the wrap (second lap: seq 0)
+        let mut lsn = START_OFFSET;
+        let filler = mtr(10, 1, 9); // 165 bytes
+        while lsn + filler.len() as u64 <= START_OFFSET + cap - 40 {
+            put(&mut v, cap, lsn, &filler);
+            lsn += filler.len() as u64;
+        }
+        let small = mtr(1, 1, 7); // 21 bytes
+        while START_OFFSET + cap - lsn > 60 {
+            put(&mut v, cap, lsn, &small);
+            lsn += small.len() as u64;
+        }
+        let from = lsn;
+        let across = mtr(5, 0, 4); // 85 bytes: crosses offset START_OFFSET + cap
+        // its sequence byte sits past the wrap, so it belongs to lap 2
+        assert!(lsn + 80 >= START_OFFSET + cap);
+        put(&mut v, cap, lsn, &across);
+        std::fs::write(&p, &v).unwrap();
+        let (end, stop, out) = scan(&p, from);
+        assert_eq!(end, from + across.len() as u64, "{stop:?}");
+        assert_eq!(out[out.len() - 5], 1, "the copy's sequence byte is 1");
+    }
+
+    #[test]
+    fn unknown_format_and_short_files_are_named() {
+        let (_d, p, mut v) = log_file(8192);
+        v[0..4].copy_from_slice(&103u32.to_be_bytes());
+        std::fs::write(&p, &v).unwrap();
+        let e = Log108::open(&p).unwrap_err().to_string();
+        assert!(
+            e.contains("ib_logfile0") && e.contains("format id 0x00000067 at offset 0"),
+            "{e}"
+        );
+        std::fs::write(&p, &v[..5000]).unwrap();
+        let e = Log108::open(&p).unwrap_err().to_string();
+        assert!(e.contains("5000 bytes is too small"), "{e}");
+    }
 }

@@ -289,6 +289,8 @@ pub struct Scanner8030 {
     end: u64,
     partial: Option<Vec<u8>>,
     buf: Vec<u8>,
+    /// Why the last poll stopped where it did.
+    pub stop: crate::be::BlockStop,
 }
 
 const WINDOW: u64 = 4 << 20;
@@ -303,6 +305,7 @@ impl Scanner8030 {
             end: lsn,
             partial: None,
             buf: Vec::new(),
+            stop: crate::be::BlockStop::End,
         }
     }
 
@@ -363,9 +366,20 @@ impl Scanner8030 {
                     Some(512) => full = i + 1,
                     Some(n) => {
                         partial = Some((b.to_vec(), lsn + u64::from(n)));
+                        self.stop = crate::be::BlockStop::Partial;
                         break;
                     }
-                    None => break,
+                    None => {
+                        self.stop = if (be32(b, 0) & 0x7FFF_FFFF) == hdr_no(lsn) {
+                            crate::be::BlockStop::BadChecksum {
+                                file: f.path.clone(),
+                                offset: HEADER_SIZE + (self.next - f.start_lsn) + i as u64 * BLOCK,
+                            }
+                        } else {
+                            crate::be::BlockStop::End
+                        };
+                        break;
+                    }
                 }
             }
             if full > 0 {

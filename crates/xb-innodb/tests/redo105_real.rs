@@ -53,5 +53,13 @@ async fn checkpoint_and_scan_match_mariadb_10_5() {
     assert_eq!(cp.lsn, after.1, "checkpoint vs Last checkpoint at");
     let end = scanner.poll(&log, &mut |_| Ok(())).unwrap();
     assert_eq!(end, after.0, "end of valid log vs Log flushed up to");
+    assert!(
+        matches!(
+            scanner.stop,
+            xb_innodb::be::BlockStop::Partial | xb_innodb::be::BlockStop::End
+        ),
+        "a live log ends cleanly: {:?}",
+        scanner.stop
+    );
     assert!(end > first.lsn + (2 << 20));
 }

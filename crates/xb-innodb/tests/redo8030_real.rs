@@ -85,6 +85,14 @@ async fn checkpoint_and_scan_match_mysql_across_file_switches() {
         })
         .unwrap();
     assert_eq!(end, after.2, "end of valid log vs Log flushed up to");
+    assert!(
+        matches!(
+            scanner.stop,
+            xb_innodb::be::BlockStop::Partial | xb_innodb::be::BlockStop::End
+        ),
+        "a live log ends cleanly: {:?}",
+        scanner.stop
+    );
     assert!(end - first.lsn > 8 << 20, "the scan crossed files");
     assert!(files_seen >= 2, "{files_seen} files");
     let mut tail = 0u64;
