@@ -7,6 +7,7 @@
 pub mod be;
 pub mod pagecheck;
 pub mod pagereader;
+pub mod redo;
 pub mod redo105;
 pub mod redo108;
 pub mod redo8030;

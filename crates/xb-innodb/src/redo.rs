@@ -1,0 +1,232 @@
+//! One API over every redo format: open the redo of a datadir, read its
+//! latest checkpoint, map an LSN to a file and offset, and scan forward.
+//!
+//! | format | servers | module |
+//! |---|---|---|
+//! | classic 512-byte blocks in `ib_logfile0..N` | MySQL 5.7, 8.0.0–8.0.29; MariaDB 10.2–10.4 | [`crate::redo_classic`] |
+//! | "PHYS", one `ib_logfile0` of blocks | MariaDB 10.5–10.7 | [`crate::redo105`] |
+//! | "Phys", one `ib_logfile0` of mini-transactions | MariaDB 10.8+ | [`crate::redo108`] |
+//! | `#innodb_redo/#ib_redoN` of blocks | MySQL 8.0.30+ | [`crate::redo8030`] |
+
+use std::path::{Path, PathBuf};
+
+use crate::redo_classic::{BlockChecksum, ClassicError, LogClassic, ScannerClassic};
+use crate::redo105::{Log105, Redo105Error, Scanner105};
+use crate::redo108::{Log108, Redo108Error, Scanner108};
+use crate::redo8030::{Log8030, Redo8030Error, Scanner8030};
+
+/// Which redo format a log is in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RedoFormat {
+    /// Classic multi-file blocks.
+    Classic,
+    /// MariaDB 10.5–10.7.
+    MariaDb105,
+    /// MariaDB 10.8+.
+    MariaDb108,
+    /// MySQL 8.0.30+.
+    MySql8030,
+}
+
+/// Errors of any format.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum RedoError {
+    /// No redo log found where one was expected.
+    #[error("{dir}: no redo log (neither #innodb_redo/ nor ib_logfile0)")]
+    Missing {
+        /// The directory searched.
+        dir: PathBuf,
+    },
+    /// A format this crate does not read.
+    #[error("{file}: unknown redo format {format:#010x} at offset 0")]
+    Unknown {
+        /// The file.
+        file: PathBuf,
+        /// The format id found.
+        format: u32,
+    },
+    /// I/O reading the format id.
+    #[error("{file}: {reason}")]
+    Io {
+        /// The file.
+        file: PathBuf,
+        /// The OS error.
+        reason: String,
+    },
+    /// Classic format error.
+    #[error(transparent)]
+    Classic(#[from] ClassicError),
+    /// MariaDB 10.5 format error.
+    #[error(transparent)]
+    MariaDb105(#[from] Redo105Error),
+    /// MariaDB 10.8+ format error.
+    #[error(transparent)]
+    MariaDb108(#[from] Redo108Error),
+    /// MySQL 8.0.30+ format error.
+    #[error(transparent)]
+    MySql8030(#[from] Redo8030Error),
+}
+
+/// An open redo log of any format.
+#[derive(Debug)]
+pub enum RedoLog {
+    /// Classic multi-file blocks.
+    Classic(LogClassic),
+    /// MariaDB 10.5–10.7.
+    MariaDb105(Log105),
+    /// MariaDB 10.8+.
+    MariaDb108(Log108),
+    /// MySQL 8.0.30+.
+    MySql8030(Log8030),
+}
+
+impl RedoLog {
+    /// Opens the redo log in `dir` (the datadir, or `innodb_log_group_home_dir`),
+    /// telling the format from what is there.
+    ///
+    /// # Errors
+    /// No log, an unknown format (naming file and offset), or the format's own error.
+    pub fn open(dir: &Path) -> Result<Self, RedoError> {
+        let mysql = dir.join("#innodb_redo");
+        if mysql.is_dir() {
+            return Ok(RedoLog::MySql8030(Log8030::open(&mysql)?));
+        }
+        let file = dir.join("ib_logfile0");
+        if !file.exists() {
+            return Err(RedoError::Missing {
+                dir: dir.to_path_buf(),
+            });
+        }
+        let mut id = [0u8; 4];
+        std::fs::File::open(&file)
+            .and_then(|f| std::os::unix::fs::FileExt::read_exact_at(&f, &mut id, 0))
+            .map_err(|e| RedoError::Io {
+                file: file.clone(),
+                reason: e.to_string(),
+            })?;
+        match u32::from_be_bytes(id) {
+            crate::redo108::FORMAT_10_8 => Ok(RedoLog::MariaDb108(Log108::open(&file)?)),
+            crate::redo105::FORMAT_10_5 => Ok(RedoLog::MariaDb105(Log105::open(&file)?)),
+            1..=5 | 103 | 104 => Ok(RedoLog::Classic(LogClassic::open(dir, BlockChecksum::Any)?)),
+            format => Err(RedoError::Unknown { file, format }),
+        }
+    }
+
+    /// The format.
+    #[must_use]
+    pub fn format(&self) -> RedoFormat {
+        match self {
+            RedoLog::Classic(_) => RedoFormat::Classic,
+            RedoLog::MariaDb105(_) => RedoFormat::MariaDb105,
+            RedoLog::MariaDb108(_) => RedoFormat::MariaDb108,
+            RedoLog::MySql8030(_) => RedoFormat::MySql8030,
+        }
+    }
+
+    /// LSN of the latest valid checkpoint, read from the files now.
+    ///
+    /// # Errors
+    /// I/O, or no valid checkpoint.
+    pub fn latest_checkpoint(&mut self) -> Result<u64, RedoError> {
+        Ok(match self {
+            RedoLog::Classic(l) => l.latest_checkpoint()?.lsn,
+            RedoLog::MariaDb105(l) => l.latest_checkpoint()?.lsn,
+            RedoLog::MariaDb108(l) => l.latest_checkpoint()?.lsn,
+            RedoLog::MySql8030(l) => l.latest_checkpoint()?.lsn,
+        })
+    }
+
+    /// File and offset holding `lsn`, or `None` when no file holds it (MySQL:
+    /// recycled or not yet written).
+    ///
+    /// # Errors
+    /// I/O reading the checkpoint (the classic format calibrates with it).
+    pub fn locate(&mut self, lsn: u64) -> Result<Option<(PathBuf, u64)>, RedoError> {
+        Ok(match self {
+            RedoLog::Classic(l) => {
+                let cp = l.latest_checkpoint()?;
+                let loc = l.locate(&cp, lsn);
+                Some((PathBuf::from(format!("ib_logfile{}", loc.file)), loc.offset))
+            }
+            RedoLog::MariaDb105(l) => Some((PathBuf::from("ib_logfile0"), l.offset_of(lsn))),
+            RedoLog::MariaDb108(l) => Some((PathBuf::from("ib_logfile0"), l.offset_of(lsn))),
+            RedoLog::MySql8030(l) => {
+                l.refresh()?;
+                l.file_of(lsn).map(|f| {
+                    (
+                        f.path.clone(),
+                        crate::redo8030::HEADER_SIZE + (lsn - f.start_lsn),
+                    )
+                })
+            }
+        })
+    }
+
+    /// A scanner starting at `lsn` (a checkpoint LSN, or where a previous scan stopped).
+    #[must_use]
+    pub fn scanner(&self, lsn: u64) -> RedoScanner {
+        match self {
+            RedoLog::Classic(_) => RedoScanner::Classic(ScannerClassic::new(lsn)),
+            RedoLog::MariaDb105(_) => RedoScanner::MariaDb105(Scanner105::new(lsn)),
+            RedoLog::MariaDb108(_) => RedoScanner::MariaDb108(Scanner108::new(lsn)),
+            RedoLog::MySql8030(_) => RedoScanner::MySql8030(Scanner8030::new(lsn)),
+        }
+    }
+}
+
+/// An incremental scan of any format.
+#[derive(Debug)]
+pub enum RedoScanner {
+    /// Classic.
+    Classic(ScannerClassic),
+    /// MariaDB 10.5.
+    MariaDb105(Scanner105),
+    /// MariaDB 10.8+.
+    MariaDb108(Scanner108),
+    /// MySQL 8.0.30+.
+    MySql8030(Scanner8030),
+}
+
+impl RedoScanner {
+    /// Reads on from where the last call stopped; validated log goes to
+    /// `out` in order. Returns the end of valid log seen.
+    ///
+    /// # Errors
+    /// I/O, overwritten log, `out`'s error, or a scanner of another format
+    /// than `log` (a caller's mistake, reported rather than ignored).
+    pub fn poll(
+        &mut self,
+        log: &mut RedoLog,
+        out: &mut dyn FnMut(&[u8]) -> Result<(), String>,
+    ) -> Result<u64, RedoError> {
+        Ok(match (self, log) {
+            (RedoScanner::Classic(s), RedoLog::Classic(l)) => s.poll(l, out)?,
+            (RedoScanner::MariaDb105(s), RedoLog::MariaDb105(l)) => s.poll(l, out)?,
+            (RedoScanner::MariaDb108(s), RedoLog::MariaDb108(l)) => s.poll(l, out)?,
+            (RedoScanner::MySql8030(s), RedoLog::MySql8030(l)) => s.poll(l, out)?,
+            (_, l) => {
+                return Err(RedoError::Io {
+                    file: PathBuf::from(format!("{:?} log", l.format())),
+                    reason: "scanner of another format".into(),
+                });
+            }
+        })
+    }
+
+    /// At the end of a copy: the partly written last block (block formats).
+    ///
+    /// # Errors
+    /// `out`'s error.
+    pub fn tail(
+        &mut self,
+        out: &mut dyn FnMut(&[u8]) -> Result<(), String>,
+    ) -> Result<(), RedoError> {
+        match self {
+            RedoScanner::Classic(s) => s.tail(out)?,
+            RedoScanner::MariaDb105(s) => s.tail(out)?,
+            RedoScanner::MariaDb108(_) => {}
+            RedoScanner::MySql8030(s) => s.tail(out)?,
+        }
+        Ok(())
+    }
+}
