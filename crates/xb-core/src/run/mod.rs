@@ -21,6 +21,7 @@
 
 pub mod data_copy;
 pub mod error;
+pub mod feed;
 pub mod files;
 pub mod local;
 pub mod meta;
@@ -38,8 +39,8 @@ use std::time::{Duration, Instant};
 
 use mysql_async::Conn;
 use xb_innodb::pagereader::{RetryPolicy, TablespaceReader};
-use xb_innodb::redo105::{self, Log105, Scanner105};
-use xb_innodb::redo108::{Log108, Scanner108, backup_log_header};
+use xb_innodb::redo105::{self, Log105};
+use xb_innodb::redo108::{Log108, backup_log_header};
 
 pub use error::BackupError;
 use redo_copy::{RedoCopier, RedoFeed, RedoOut};
@@ -191,22 +192,6 @@ impl Reader for LiveReader {
     }
 }
 
-/// The MariaDB 10.8+ redo as a feed for the copier.
-struct Feed108 {
-    log: Log108,
-    scanner: Scanner108,
-    start: u64,
-}
-
-impl RedoFeed for Feed108 {
-    fn start_lsn(&self) -> u64 {
-        self.start
-    }
-    fn poll(&mut self, out: &mut dyn FnMut(&[u8]) -> Result<(), String>) -> Result<u64, String> {
-        self.scanner.poll(&self.log, out).map_err(|e| e.to_string())
-    }
-}
-
 /// The checkpoint the copy starts at (for the log line).
 struct Cp {
     lsn: u64,
@@ -247,44 +232,6 @@ impl MariaLog {
                 .map(|c| c.lsn)
                 .map_err(|e| BackupError::Redo(e.to_string())),
         }
-    }
-}
-
-/// The MariaDB 10.5 redo as a feed for the copier.
-struct Feed105 {
-    log: Log105,
-    scanner: Scanner105,
-    start: u64,
-    written: u64,
-}
-
-impl RedoFeed for Feed105 {
-    fn start_lsn(&self) -> u64 {
-        self.start
-    }
-    fn poll(&mut self, out: &mut dyn FnMut(&[u8]) -> Result<(), String>) -> Result<u64, String> {
-        let written = &mut self.written;
-        self.scanner
-            .poll(&self.log, &mut |b| {
-                *written += b.len() as u64;
-                out(b)
-            })
-            .map_err(|e| e.to_string())
-    }
-    fn tail(&mut self, out: &mut dyn FnMut(&[u8]) -> Result<(), String>) -> Result<(), String> {
-        let written = &mut self.written;
-        self.scanner
-            .tail(&mut |b| {
-                *written += b.len() as u64;
-                out(b)
-            })
-            .map_err(|e| e.to_string())
-    }
-    /// Zero blocks after the log (read as its end), up to a whole MiB.
-    fn trailer(&self) -> Vec<u8> {
-        let used = 2048 + self.written + 512;
-        let size = used.div_ceil(1 << 20) * (1 << 20);
-        vec![0u8; usize::try_from(size - 2048 - self.written).unwrap_or(512)]
     }
 }
 
@@ -509,35 +456,31 @@ async fn run_stages(
         .target
         .create("ib_logfile0", 0)
         .map_err(BackupError::Target)?;
-    let (feed, header, cp_lsn): (Box<dyn RedoFeed>, Vec<u8>, u64) = match &log {
+    let redo = |e: xb_innodb::redo::RedoError| BackupError::Redo(e.to_string());
+    let (header, cp_lsn, pad) = match &log {
         MariaLog::V108(l) => {
             let cp = l
                 .latest_checkpoint()
                 .map_err(|e| BackupError::Redo(e.to_string()))?;
-            let feed = Feed108 {
-                log: Log108::open(&log_path).map_err(|e| BackupError::Redo(e.to_string()))?,
-                scanner: Scanner108::new(cp.lsn),
-                start: cp.lsn,
-            };
-            (Box::new(feed), backup_log_header(cp, &creator), cp.lsn)
+            (backup_log_header(cp, &creator), cp.lsn, feed::Pad::None)
         }
         MariaLog::V105(l) => {
             let cp = l
                 .latest_checkpoint()
                 .map_err(|e| BackupError::Redo(e.to_string()))?;
-            let feed = Feed105 {
-                log: Log105::open(&log_path).map_err(|e| BackupError::Redo(e.to_string()))?,
-                scanner: Scanner105::new(cp.lsn),
-                start: cp.lsn,
-                written: 0,
+            let pad = feed::Pad::Blocks {
+                header: 2048,
+                min: 0,
+                multiple: 1 << 20,
             };
-            (
-                Box::new(feed),
-                redo105::backup_log_header(&cp, &creator),
-                cp.lsn,
-            )
+            (redo105::backup_log_header(&cp, &creator), cp.lsn, pad)
         }
     };
+    let feed: Box<dyn RedoFeed> = Box::new(feed::Feed::new(
+        xb_innodb::redo::RedoLog::open(Path::new(&facts.log_dir)).map_err(redo)?,
+        cp_lsn,
+        pad,
+    ));
     let cp = Cp { lsn: cp_lsn };
     let copier = RedoCopier::start(feed, Box::new(RedoFile(out)), header, ctx.redo_interval);
     tracing::info!(checkpoint = cp.lsn, "redo copy started");

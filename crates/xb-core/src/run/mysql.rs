@@ -18,52 +18,9 @@ use mysql_async::prelude::Queryable;
 use xb_innodb::redo8030::{Log8030, Scanner8030, backup_file_header, log_uuid};
 
 use super::error::BackupError;
-use super::redo_copy::{RedoCopier, RedoFeed};
+use super::redo_copy::RedoCopier;
 use super::{BackupSummary, Ctx, Progress, RedoFile, copy_jobs, files, meta, server, write_file};
 use crate::checkpoints::Checkpoints;
-
-/// The MySQL redo as a feed for the copier.
-struct Feed8030 {
-    log: Log8030,
-    scanner: Scanner8030,
-    start: u64,
-    pad_to: u64,
-    page_size: u64,
-    written: u64,
-}
-
-impl RedoFeed for Feed8030 {
-    fn start_lsn(&self) -> u64 {
-        self.start
-    }
-    fn poll(&mut self, out: &mut dyn FnMut(&[u8]) -> Result<(), String>) -> Result<u64, String> {
-        let written = &mut self.written;
-        self.scanner
-            .poll(&mut self.log, &mut |b| {
-                *written += b.len() as u64;
-                out(b)
-            })
-            .map_err(|e| e.to_string())
-    }
-    fn tail(&mut self, out: &mut dyn FnMut(&[u8]) -> Result<(), String>) -> Result<(), String> {
-        let written = &mut self.written;
-        self.scanner
-            .tail(&mut |b| {
-                *written += b.len() as u64;
-                out(b)
-            })
-            .map_err(|e| e.to_string())
-    }
-    /// Zero blocks after the log: the server reads them as the end of log.
-    /// The server wants a file at least as large as its own redo files and
-    /// a multiple of the page size.
-    fn trailer(&self) -> Vec<u8> {
-        let used = 2048 + self.written + 512;
-        let size =
-            used.max(self.pad_to).div_ceil(self.page_size.max(512)) * self.page_size.max(512);
-        vec![0u8; usize::try_from(size - 2048 - self.written).unwrap_or(512)]
-    }
-}
 
 /// The `LOCAL` and `STORAGE_ENGINES` columns of `performance_schema.log_status`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -217,14 +174,17 @@ pub(super) async fn run_stages(
         .target
         .create(&format!("#innodb_redo/#ib_redo{}", cp.file_id), 0)
         .map_err(BackupError::Target)?;
-    let feed = Feed8030 {
-        log: Log8030::open(&redo_dir).map_err(|e| BackupError::Redo(e.to_string()))?,
-        scanner: Scanner8030::new(cp.lsn),
-        start: cp.lsn,
-        pad_to: file_size,
-        page_size: facts.page_size as u64,
-        written: 0,
-    };
+    // the server wants redo files at least as large as its own, in whole pages
+    let feed = super::feed::Feed::new(
+        xb_innodb::redo::RedoLog::open(Path::new(&facts.datadir))
+            .map_err(|e| BackupError::Redo(e.to_string()))?,
+        cp.lsn,
+        super::feed::Pad::Blocks {
+            header: 2048,
+            min: file_size,
+            multiple: facts.page_size as u64,
+        },
+    );
     let copier = RedoCopier::start(
         Box::new(feed),
         Box::new(RedoFile(out)),
