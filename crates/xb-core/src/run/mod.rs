@@ -39,8 +39,9 @@ use std::time::{Duration, Instant};
 
 use mysql_async::Conn;
 use xb_innodb::pagereader::{RetryPolicy, TablespaceReader};
-use xb_innodb::redo105::{self, Log105};
-use xb_innodb::redo108::{Log108, backup_log_header};
+use xb_innodb::redo::RedoLog;
+use xb_innodb::redo105;
+use xb_innodb::redo108::backup_log_header;
 
 pub use error::BackupError;
 use redo_copy::{RedoCopier, RedoFeed, RedoOut};
@@ -189,49 +190,6 @@ impl Reader for LiveReader {
 
     fn plain(&self, path: &Path) -> Result<Option<Box<dyn ChunkReader>>, String> {
         Ok(local::PlainReader::open(path)?.map(|r| Box::new(r) as Box<dyn ChunkReader>))
-    }
-}
-
-/// The checkpoint the copy starts at (for the log line).
-struct Cp {
-    lsn: u64,
-}
-
-/// The server's `ib_logfile0`, in whichever MariaDB format it is.
-enum MariaLog {
-    /// 10.8+ ("Phys").
-    V108(Log108),
-    /// 10.5–10.7 ("PHYS").
-    V105(Log105),
-}
-
-impl MariaLog {
-    fn open(path: &Path) -> Result<Self, BackupError> {
-        let mut id = [0u8; 4];
-        std::fs::File::open(path)
-            .and_then(|f| std::os::unix::fs::FileExt::read_exact_at(&f, &mut id, 0))
-            .map_err(|e| BackupError::Redo(format!("{}: {e}", path.display())))?;
-        match u32::from_be_bytes(id) {
-            redo105::FORMAT_10_5 => Log105::open(path)
-                .map(MariaLog::V105)
-                .map_err(|e| BackupError::Redo(e.to_string())),
-            _ => Log108::open(path)
-                .map(MariaLog::V108)
-                .map_err(|e| BackupError::Redo(e.to_string())),
-        }
-    }
-
-    fn checkpoint_lsn(&self) -> Result<u64, BackupError> {
-        match self {
-            MariaLog::V108(l) => l
-                .latest_checkpoint()
-                .map(|c| c.lsn)
-                .map_err(|e| BackupError::Redo(e.to_string())),
-            MariaLog::V105(l) => l
-                .latest_checkpoint()
-                .map(|c| c.lsn)
-                .map_err(|e| BackupError::Redo(e.to_string())),
-        }
     }
 }
 
@@ -448,26 +406,22 @@ async fn run_stages(
     let facts = &ctx.facts;
     // 3. redo
     progress.phase("start redo copy");
-    let log_path = Path::new(&facts.log_dir).join("ib_logfile0");
-    let log = MariaLog::open(&log_path)?;
+    let redo = |e: xb_innodb::redo::RedoError| BackupError::Redo(e.to_string());
+    let mut log = RedoLog::open(Path::new(&facts.log_dir)).map_err(redo)?;
     let short_version = facts.version.split('-').next().unwrap_or(&facts.version);
     let creator = format!("Backup {short_version}");
     let out = ctx
         .target
         .create("ib_logfile0", 0)
         .map_err(BackupError::Target)?;
-    let redo = |e: xb_innodb::redo::RedoError| BackupError::Redo(e.to_string());
+    // the backup's ib_logfile0 is in the server's own format
     let (header, cp_lsn, pad) = match &log {
-        MariaLog::V108(l) => {
-            let cp = l
-                .latest_checkpoint()
-                .map_err(|e| BackupError::Redo(e.to_string()))?;
+        RedoLog::MariaDb108(l) => {
+            let cp = l.latest_checkpoint().map_err(|e| redo(e.into()))?;
             (backup_log_header(cp, &creator), cp.lsn, feed::Pad::None)
         }
-        MariaLog::V105(l) => {
-            let cp = l
-                .latest_checkpoint()
-                .map_err(|e| BackupError::Redo(e.to_string()))?;
+        RedoLog::MariaDb105(l) => {
+            let cp = l.latest_checkpoint().map_err(|e| redo(e.into()))?;
             let pad = feed::Pad::Blocks {
                 header: 2048,
                 min: 0,
@@ -475,17 +429,25 @@ async fn run_stages(
             };
             (redo105::backup_log_header(&cp, &creator), cp.lsn, pad)
         }
+        other => {
+            return Err(BackupError::Unsupported {
+                version: facts.version.clone(),
+                reason: format!(
+                    "redo format {:?} is not one MariaDB 10.5+ writes",
+                    other.format()
+                ),
+            });
+        }
     };
     let feed: Box<dyn RedoFeed> = Box::new(feed::Feed::new(
         xb_innodb::redo::RedoLog::open(Path::new(&facts.log_dir)).map_err(redo)?,
         cp_lsn,
         pad,
     ));
-    let cp = Cp { lsn: cp_lsn };
     let copier = RedoCopier::start(feed, Box::new(RedoFile(out)), header, ctx.redo_interval);
-    tracing::info!(checkpoint = cp.lsn, "redo copy started");
+    tracing::info!(checkpoint = cp_lsn, "redo copy started");
 
-    let staged = stages(ctx, conn, progress, &log, &copier).await;
+    let staged = stages(ctx, conn, progress, &mut log, &copier).await;
     match staged {
         Ok(Staged {
             to_lsn,
@@ -615,7 +577,7 @@ async fn stages(
     ctx: &Ctx,
     conn: &mut Conn,
     progress: &dyn Progress,
-    log: &MariaLog,
+    log: &mut RedoLog,
     copier: &RedoCopier,
 ) -> Result<Staged, BackupError> {
     let facts = &ctx.facts;
@@ -665,7 +627,9 @@ async fn stages(
     };
     let lsn = server::current_lsn(conn).await?;
     server::exec(conn, "FLUSH NO_WRITE_TO_BINLOG ENGINE LOGS").await?;
-    let to_lsn = log.checkpoint_lsn()?;
+    let to_lsn = log
+        .latest_checkpoint()
+        .map_err(|e| BackupError::Redo(e.to_string()))?;
     Ok(Staged {
         to_lsn,
         target_lsn: lsn.max(to_lsn),
