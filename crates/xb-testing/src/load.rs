@@ -197,6 +197,24 @@ impl WriteLoad {
     }
 }
 
+/// Runs `statements` (in a transaction when the engine has them).
+async fn transaction(
+    conn: &mut mysql_async::Conn,
+    transactional: bool,
+    statements: &[String],
+) -> Result<(), mysql_async::Error> {
+    if transactional {
+        conn.query_drop("START TRANSACTION").await?;
+    }
+    for s in statements {
+        conn.query_drop(s).await?;
+    }
+    if transactional {
+        conn.query_drop("COMMIT").await?;
+    }
+    Ok(())
+}
+
 /// One writer: a loop of small mixed transactions over all tables.
 async fn writer(
     pool: Pool,
@@ -221,29 +239,29 @@ async fn writer(
         let id = next() % 2000 + 1;
         let k = next() % 1000;
         let transactional = matches!(*engine, "InnoDB" | "ROCKSDB");
-        if transactional {
-            conn.query_drop("START TRANSACTION").await?;
-        }
-        conn.query_drop(format!(
-            "UPDATE `{schema}`.`{t}` SET k = k + 1 WHERE id = {id}"
-        ))
-        .await?;
-        conn.query_drop(format!(
-            "UPDATE `{schema}`.`{t}` SET c = CONCAT('w{w}-', {k}) WHERE id = {}",
-            (id + 17) % 2000 + 1
-        ))
-        .await?;
-        conn.query_drop(format!(
-            "DELETE FROM `{schema}`.`{t}` WHERE id = {}",
-            (id + 101) % 2000 + 1
-        ))
-        .await?;
-        conn.query_drop(format!(
-            "INSERT INTO `{schema}`.`{t}` (k, c, pad) VALUES ({k}, 'ins-{w}', REPEAT('q', {pad}))"
-        ))
-        .await?;
-        if transactional {
-            conn.query_drop("COMMIT").await?;
+        let statements = [
+            format!("UPDATE `{schema}`.`{t}` SET k = k + 1 WHERE id = {id}"),
+            format!(
+                "UPDATE `{schema}`.`{t}` SET c = CONCAT('w{w}-', {k}) WHERE id = {}",
+                (id + 17) % 2000 + 1
+            ),
+            format!(
+                "DELETE FROM `{schema}`.`{t}` WHERE id = {}",
+                (id + 101) % 2000 + 1
+            ),
+            format!(
+                "INSERT INTO `{schema}`.`{t}` (k, c, pad) VALUES ({k}, 'ins-{w}', REPEAT('q', {pad}))"
+            ),
+        ];
+        match transaction(&mut conn, transactional, &statements).await {
+            Ok(()) => {}
+            // a deadlock or lock wait timeout rolls the transaction back: an
+            // application retries, and so does the load
+            Err(mysql_async::Error::Server(e)) if e.code == 1213 || e.code == 1205 => {
+                conn.query_drop("ROLLBACK").await?;
+                continue;
+            }
+            Err(e) => return Err(e),
         }
         commits.fetch_add(1, Ordering::Relaxed);
     }
