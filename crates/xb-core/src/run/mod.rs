@@ -120,6 +120,10 @@ pub trait Progress: Sync {
     fn bytes(&self, _file: &str, _n: u64) {}
     /// Total bytes to copy, once known.
     fn total(&self, _bytes: u64) {}
+    /// The redo copier has copied log up to this LSN (reported while data
+    /// files are copied, about every 50 ms); with the server's LSN it gives
+    /// the redo lag, the margin before the server could overwrite log.
+    fn redo(&self, _copied_lsn: u64) {}
 }
 
 /// A [`Progress`] that ignores everything.
@@ -536,6 +540,7 @@ fn copy_jobs(
                             cancel.store(true, Ordering::Release);
                             return;
                         }
+                        progress.redo(copier.copied_lsn());
                         std::thread::sleep(Duration::from_millis(50));
                     }
                 });
