@@ -108,17 +108,22 @@ pub struct Engine {
 }
 
 impl Engine {
-    /// Create the directory tree and the initial files.
-    pub(crate) fn create(layout: Layout) -> io::Result<Self> {
+    /// Create the directory tree and the initial files. `standalone`: the
+    /// datadir is the simulator's own, so fake files of other engines are
+    /// put there too; in proxy mode it is a real server's and only TokuDB
+    /// files are added.
+    pub(crate) fn create(layout: Layout, standalone: bool) -> io::Result<Self> {
         for dir in [&layout.datadir, &layout.data_dir, &layout.log_dir] {
             fs::create_dir_all(dir)?;
         }
         // Files of other engines and TokuDB's own lock files: a backup of the
         // TokuDB part must leave all of these alone.
-        fs::create_dir_all(layout.datadir.join("test"))?;
-        fs::write(layout.datadir.join("ibdata1"), b"not tokudb")?;
-        fs::write(layout.datadir.join("test/t0.frm"), b"not tokudb")?;
-        fs::write(layout.datadir.join("test/t0.MYD"), b"not tokudb")?;
+        if standalone {
+            fs::create_dir_all(layout.datadir.join("test"))?;
+            fs::write(layout.datadir.join("ibdata1"), b"not tokudb")?;
+            fs::write(layout.datadir.join("test/t0.frm"), b"not tokudb")?;
+            fs::write(layout.datadir.join("test/t0.MYD"), b"not tokudb")?;
+        }
         for what in ["data", "environment", "recovery", "temp"] {
             let name = format!("__tokudb_lock_dont_delete_me_{what}");
             fs::write(layout.data_dir.join(name), b"")?;
@@ -127,20 +132,23 @@ impl Engine {
             layout.log_dir.join("__tokudb_lock_dont_delete_me_logs"),
             b"",
         )?;
-        fs::create_dir_all(layout.data_dir.join("test"))?;
+        // tables of a database directory (tokudb_dir_per_db); in proxy mode
+        // one of its own, so the real server's schemas stay untouched
+        let db = if standalone { "test" } else { "tokudb_test" };
+        fs::create_dir_all(layout.data_dir.join(db))?;
         let names = [
-            "tokudb.directory",
-            "tokudb.environment",
-            "tokudb.rollback",
-            "_test_t1_main_2_1_1d.tokudb",
-            "_test_t1_status_2_1_1d.tokudb",
-            "test/t2_main_3_1_1d.tokudb",
-            "test/t2_status_3_1_1d.tokudb",
+            "tokudb.directory".to_string(),
+            "tokudb.environment".into(),
+            "tokudb.rollback".into(),
+            format!("_{db}_t1_main_2_1_1d.tokudb"),
+            format!("_{db}_t1_status_2_1_1d.tokudb"),
+            format!("{db}/t2_main_3_1_1d.tokudb"),
+            format!("{db}/t2_status_3_1_1d.tokudb"),
         ];
         let mut data_files = BTreeMap::new();
         for name in names {
-            fs::write(layout.data_dir.join(name), data_file_bytes(1))?;
-            data_files.insert(name.to_string(), 1);
+            fs::write(layout.data_dir.join(&name), data_file_bytes(1))?;
+            data_files.insert(name, 1);
         }
         fs::write(layout.log_dir.join(log_file_name(1)), b"")?;
         Ok(Self {

@@ -17,8 +17,11 @@
 //!
 //! The file formats the writer produces are documented in [`engine`].
 
+mod backend;
 pub mod engine;
 mod session;
+
+pub use backend::Backend;
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -114,6 +117,9 @@ pub struct SimConfig {
     pub tick: Duration,
     /// Failures to inject.
     pub faults: Vec<Fault>,
+    /// Proxy mode: forward every non-TokuDB statement to this real server
+    /// and keep the TokuDB files in its datadir (see [`Backend`]).
+    pub backend: Option<Backend>,
 }
 
 impl Default for SimConfig {
@@ -124,6 +130,7 @@ impl Default for SimConfig {
             separate_log_dir: false,
             tick: Duration::from_millis(2),
             faults: Vec::new(),
+            backend: None,
         }
     }
 }
@@ -180,7 +187,10 @@ impl TokuSim {
     /// port of 127.0.0.1. Must be called inside a tokio runtime.
     pub async fn start(config: SimConfig) -> std::io::Result<Self> {
         let root = tempfile::Builder::new().prefix("tokusim").tempdir()?;
-        let datadir = root.path().join("datadir");
+        let datadir = match &config.backend {
+            Some(b) => b.datadir.clone(),
+            None => root.path().join("datadir"),
+        };
         let layout = Layout {
             data_dir: if config.separate_data_dir {
                 root.path().join("tokudb_data")
@@ -194,7 +204,7 @@ impl TokuSim {
             },
             datadir,
         };
-        let engine = Engine::create(layout)?;
+        let engine = Engine::create(layout, config.backend.is_none())?;
         let shared = Arc::new(Shared {
             engine: Mutex::new(engine),
             faults: Mutex::new(config.faults.clone()),
@@ -225,11 +235,18 @@ impl TokuSim {
                     let shared = shared.clone();
                     tokio::spawn(async move {
                         let (r, w) = stream.into_split();
+                        let backend = Arc::new(tokio::sync::Mutex::new(None));
                         let shim = session::Session {
                             id,
                             shared: shared.clone(),
+                            backend: backend.clone(),
                         };
                         let _ = AsyncMysqlIntermediary::run_on(shim, r, w).await;
+                        // the client is gone: so is its backend session, and
+                        // with it the locks it held on the real server
+                        if let Some(conn) = backend.lock().await.take() {
+                            let _ = conn.disconnect().await;
+                        }
                         shared.lock().end_session(id);
                     });
                 }

@@ -14,12 +14,16 @@ use opensrv_mysql::{
 };
 use tokio::io::AsyncWrite;
 
+use crate::backend::{Answer, forward};
 use crate::{Event, Fault, Outcome, PluginState, Shared};
 
 /// Per-connection shim; `id` is the connection id the client sees.
 pub(crate) struct Session {
     pub(crate) id: u32,
     pub(crate) shared: Arc<Shared>,
+    /// Proxy mode: this session's connection to the real server, opened on
+    /// first use; the accept loop closes it when the client goes.
+    pub(crate) backend: Arc<tokio::sync::Mutex<Option<mysql_async::Conn>>>,
 }
 
 /// What the dispatcher decided to send back.
@@ -27,6 +31,36 @@ enum Reply {
     Ok,
     Rows(Vec<String>, Vec<Vec<String>>),
     Error(ErrorKind, String),
+    /// Proxy mode: the real server's answer.
+    Backend(Answer),
+}
+
+/// Who answers a statement in proxy mode.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Route {
+    /// The simulated TokuDB engine (its variables, plugin row, lock).
+    Simulator,
+    /// The real server.
+    Backend,
+    /// The real server first; if it succeeds, the simulated engine too
+    /// (FLUSH TABLES WITH READ LOCK, UNLOCK TABLES).
+    Both,
+}
+
+/// Route of a normalized, upper-cased statement in proxy mode.
+fn route(upper: &str) -> Route {
+    let toku = upper.contains("TOKUDB");
+    let simulated = upper.starts_with("SELECT @@")
+        || (upper.starts_with("SELECT ") && upper.contains("FROM INFORMATION_SCHEMA.PLUGINS"))
+        || (upper.starts_with("SHOW ") && upper.contains("VARIABLES LIKE"))
+        || upper.starts_with("SET ");
+    if toku && simulated {
+        Route::Simulator
+    } else if upper == "FLUSH TABLES WITH READ LOCK" || upper == "UNLOCK TABLES" {
+        Route::Both
+    } else {
+        Route::Backend
+    }
 }
 
 /// Collapse whitespace and drop a trailing `;`.
@@ -232,6 +266,20 @@ impl Session {
     }
 }
 
+/// Result columns, all sent as strings: the client converts text to the
+/// type it asks for, so the declared type does not matter.
+fn text_columns(names: Vec<String>) -> Vec<Column> {
+    names
+        .into_iter()
+        .map(|column| Column {
+            table: String::new(),
+            column,
+            coltype: ColumnType::MYSQL_TYPE_VAR_STRING,
+            colflags: ColumnFlags::empty(),
+        })
+        .collect()
+}
+
 fn unknown_variable(name: &str) -> Reply {
     Reply::Error(
         ErrorKind::ER_UNKNOWN_SYSTEM_VARIABLE,
@@ -310,7 +358,23 @@ impl<W: AsyncWrite + Send + Unpin> AsyncMysqlShim<W> for Session {
                 .error(ErrorKind::ER_UNKNOWN_ERROR, msg.as_bytes())
                 .await;
         }
-        let reply = self.dispatch(&sql);
+        let reply = match &self.shared.config.backend {
+            None => self.dispatch(&sql),
+            Some(backend) => {
+                let upper = sql.to_ascii_uppercase();
+                match route(&upper) {
+                    Route::Simulator => self.dispatch(&sql),
+                    r => {
+                        let answer = forward(&mut *self.backend.lock().await, backend, &sql).await;
+                        if r == Route::Both && !matches!(answer, Answer::Error(..)) {
+                            // the real lock is granted: now the engine's
+                            self.dispatch(&sql);
+                        }
+                        Reply::Backend(answer)
+                    }
+                }
+            }
+        };
         if fault.is_some() {
             // The statement took effect; the client never hears back.
             self.shared.record(self.id, &sql, Outcome::Dropped);
@@ -326,17 +390,38 @@ impl<W: AsyncWrite + Send + Unpin> AsyncMysqlShim<W> for Session {
                     .record(self.id, &sql, Outcome::Error(msg.clone()));
                 results.error(kind, msg.as_bytes()).await
             }
+            Reply::Backend(Answer::Done {
+                affected,
+                last_insert_id,
+            }) => {
+                self.shared.record(self.id, &sql, Outcome::Ok);
+                let ok = OkResponse {
+                    affected_rows: affected,
+                    last_insert_id,
+                    ..OkResponse::default()
+                };
+                results.completed(ok).await
+            }
+            Reply::Backend(Answer::Error(kind, msg)) => {
+                self.shared
+                    .record(self.id, &sql, Outcome::Error(msg.clone()));
+                results.error(kind, msg.as_bytes()).await
+            }
+            Reply::Backend(Answer::Rows(names, rows)) => {
+                self.shared.record(self.id, &sql, Outcome::Ok);
+                let cols = text_columns(names);
+                let mut w = results.start(&cols).await?;
+                for row in rows {
+                    for v in row {
+                        w.write_col(v.as_deref())?;
+                    }
+                    w.end_row().await?;
+                }
+                w.finish().await
+            }
             Reply::Rows(names, rows) => {
                 self.shared.record(self.id, &sql, Outcome::Ok);
-                let cols: Vec<Column> = names
-                    .into_iter()
-                    .map(|column| Column {
-                        table: String::new(),
-                        column,
-                        coltype: ColumnType::MYSQL_TYPE_VAR_STRING,
-                        colflags: ColumnFlags::empty(),
-                    })
-                    .collect();
+                let cols = text_columns(names);
                 let mut w = results.start(&cols).await?;
                 for row in rows {
                     w.write_row(row).await?;
@@ -369,6 +454,28 @@ mod tests {
         assert!(like("%dir", "datadir"));
         assert!(!like("tokudb%", "datadir"));
         assert!(like("d_tadir", "datadir"));
+    }
+
+    #[test]
+    fn proxy_routes_tokudb_statements_to_the_simulator() {
+        for sql in [
+            "SELECT COUNT(*) FROM INFORMATION_SCHEMA.PLUGINS WHERE PLUGIN_NAME = 'TOKUDB'",
+            "SELECT @@DATADIR, @@TOKUDB_DATA_DIR, @@TOKUDB_LOG_DIR",
+            "SET TOKUDB_CHECKPOINT_LOCK=ON",
+            "SHOW VARIABLES LIKE 'TOKUDB%'",
+        ] {
+            assert_eq!(route(sql), Route::Simulator, "{sql}");
+        }
+        assert_eq!(route("FLUSH TABLES WITH READ LOCK"), Route::Both);
+        assert_eq!(route("UNLOCK TABLES"), Route::Both);
+        for sql in [
+            "SELECT CAST(@@DATADIR AS CHAR)",
+            "LOCK INSTANCE FOR BACKUP",
+            "SET SESSION LOCK_WAIT_TIMEOUT = 5",
+            "SELECT PLUGIN_NAME FROM INFORMATION_SCHEMA.PLUGINS",
+        ] {
+            assert_eq!(route(sql), Route::Backend, "{sql}");
+        }
     }
 
     #[test]
