@@ -278,6 +278,10 @@ pub async fn run(args: BackupArgs) -> anyhow::Result<u8> {
                     "bytes": s.bytes,
                     "page_retries": s.page_retries,
                     "lock_seconds": s.lock_seconds,
+                    "tokudb": s.tokudb.as_ref().map(|t| serde_json::json!({
+                        "data_files": t.data_files.len(),
+                        "log_files": t.log_files.len(),
+                    })),
                 });
                 if streaming {
                     eprintln!("{j}");

@@ -73,6 +73,10 @@ pub enum BackupError {
     /// Following the redo log failed (overwritten, corrupt, too slow).
     #[error("{0}")]
     Redo(String),
+    /// A TokuDB step failed. Its checkpoint lock and read lock were released
+    /// before this error was returned (or the message says why not).
+    #[error("{0}")]
+    TokuDb(xb_tokudb::TokuError),
 }
 
 impl BackupError {
@@ -111,6 +115,12 @@ impl BackupError {
                 "The server wrote redo faster than it was copied: increase innodb_log_file_size or back up at a quieter time.".into()
             }
             BackupError::Redo(_) => "Check the server's error log; then take the backup again.".into(),
+            BackupError::TokuDb(e) if e.to_string().to_lowercase().contains("no space left") => {
+                "Free space on the target file system or choose another --target-dir, then take the backup again.".into()
+            }
+            BackupError::TokuDb(_) => {
+                "Both TokuDB locks are released (by xb, or by the server when the session ended); check the server's error log and @@tokudb_data_dir/@@tokudb_log_dir, then take the backup again.".into()
+            }
         }
     }
 
@@ -127,6 +137,7 @@ impl BackupError {
             BackupError::Target(_) | BackupError::TargetNotEmpty { .. } => 20,
             BackupError::Read(_) => 21,
             BackupError::Redo(_) => 22,
+            BackupError::TokuDb(_) => 23,
         }
     }
 }

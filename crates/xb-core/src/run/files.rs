@@ -258,6 +258,7 @@ mod tests {
             compression_level: "6".into(),
             log_bin: false,
             flush_method: "O_DIRECT".into(),
+            tokudb: None,
         };
         let m = list(&facts, &Filter::default()).unwrap();
         let rels = |v: &[Job]| {

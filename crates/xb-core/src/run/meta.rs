@@ -33,6 +33,8 @@ pub struct InfoFacts {
     pub encrypted: bool,
     /// Percona XtraBackup 8.x's shape (adds `encrypted`), not mariadb-backup's.
     pub mysql: bool,
+    /// `key = value` lines appended at the end (the TokuDB files included).
+    pub extra: String,
 }
 
 /// `xtrabackup_info`.
@@ -75,6 +77,7 @@ pub fn xtrabackup_info(f: &InfoFacts) -> String {
     .collect::<Vec<(&str, String)>>()
     .iter()
     .map(|(k, v)| format!("{k} = {v}\n"))
+    .chain(std::iter::once(f.extra.clone()))
     .collect()
 }
 
@@ -155,6 +158,7 @@ mod tests {
             compressed: false,
             encrypted: false,
             mysql: false,
+            extra: String::new(),
         });
         let keys: Vec<&str> = text
             .lines()

@@ -31,6 +31,7 @@ pub mod rocksdb;
 pub mod seams;
 pub mod server;
 pub mod targets;
+mod tokudb;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -152,6 +153,8 @@ pub struct BackupSummary {
     pub lock_seconds: f64,
     /// Server version.
     pub server_version: String,
+    /// The TokuDB files included (servers with the TokuDB plugin).
+    pub tokudb: Option<xb_tokudb::TokuManifest>,
 }
 
 /// Reads live files for the copy workers.
@@ -311,7 +314,13 @@ pub async fn backup(
         lock_ddl_per_table: opts.lock_ddl_per_table,
         connect: opts.connect.clone(),
     };
-    let staged = if ctx.facts.mariadb {
+    let staged = if ctx.facts.mariadb && ctx.facts.tokudb.is_some() {
+        // MariaDB dropped TokuDB in 10.5, before the redo formats xb reads
+        Err(BackupError::Unsupported {
+            version: ctx.facts.version.clone(),
+            reason: "MariaDB with the TokuDB plugin".into(),
+        })
+    } else if ctx.facts.mariadb {
         run_stages(&ctx, &mut conn, progress).await
     } else {
         mysql::run_stages(&ctx, &mut conn, progress).await
@@ -329,6 +338,11 @@ pub async fn backup(
             } else {
                 let _ = server::exec(&mut conn, "UNLOCK TABLES").await;
                 let _ = server::exec(&mut conn, "UNLOCK INSTANCE").await;
+            }
+            if ctx.facts.tokudb.is_some() {
+                // the TokuDB sequence releases its lock itself; this is for
+                // an error it did not see
+                let _ = server::exec(&mut conn, xb_tokudb::CHECKPOINT_LOCK_OFF).await;
             }
             let _ = conn.disconnect().await;
             return Err(e);
@@ -354,6 +368,11 @@ pub async fn backup(
         compressed,
         encrypted,
         mysql: !ctx.facts.mariadb,
+        extra: summary
+            .tokudb
+            .as_ref()
+            .map(xb_tokudb::TokuManifest::info_lines)
+            .unwrap_or_default(),
     };
     write_file(
         ctx.target.as_ref(),
@@ -498,6 +517,7 @@ async fn run_stages(
                 page_retries: stats.retries,
                 lock_seconds,
                 server_version: facts.version.clone(),
+                tokudb: None,
             })
         }
         Err(e) => {

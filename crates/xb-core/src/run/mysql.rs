@@ -9,8 +9,12 @@
 //! 5. `performance_schema.log_status` gives binlog file, position, GTID set
 //!    and the LSN in one consistent read; the copier reaches that LSN;
 //! 6. `UNLOCK TABLES`, metadata, `UNLOCK INSTANCE`.
+//!
+//! With the TokuDB plugin active, steps 4–5 happen inside the TokuDB
+//! sequence instead (see [`super::tokudb`]): its read lock is always taken.
 
 use std::path::Path;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use mysql_async::Conn;
@@ -66,7 +70,7 @@ pub fn parse_log_status(local: &str, engines: &str) -> Result<LogStatus, String>
     })
 }
 
-async fn log_status(conn: &mut Conn) -> Result<LogStatus, BackupError> {
+pub(super) async fn log_status(conn: &mut Conn) -> Result<LogStatus, BackupError> {
     let sql = "SELECT LOCAL, STORAGE_ENGINES FROM performance_schema.log_status";
     let row: Option<(String, String)> =
         conn.query_first(sql).await.map_err(|e| BackupError::Sql {
@@ -198,7 +202,7 @@ pub(super) async fn run_stages(
         let _ = server::exec(&mut m, "COMMIT").await;
         let _ = m.disconnect().await;
     }
-    let (status, mut stats, lock_start, ftwrl) = match staged {
+    let (status, mut stats, lock_start, ftwrl, tokudb) = match staged {
         Ok(s) => s,
         Err(e) => {
             return match copier.abort() {
@@ -238,15 +242,27 @@ pub(super) async fn run_stages(
         page_retries: stats.retries,
         lock_seconds,
         server_version: facts.version.clone(),
+        tokudb,
     })
 }
+
+/// What the locked part of the copy hands back: the consistent point, the
+/// copy's figures, when commits were blocked, whether the read lock is
+/// still held, and the TokuDB files when the server has them.
+type Locked = (
+    LogStatus,
+    super::data_copy::CopyStats,
+    Instant,
+    bool,
+    Option<xb_tokudb::TokuManifest>,
+);
 
 async fn locked_copy(
     ctx: &Ctx,
     conn: &mut Conn,
     progress: &dyn Progress,
     copier: &RedoCopier,
-) -> Result<(LogStatus, super::data_copy::CopyStats, Instant, bool), BackupError> {
+) -> Result<Locked, BackupError> {
     let manifest = files::list(&ctx.facts, &ctx.filter).map_err(BackupError::Read)?;
     let total: u64 = manifest
         .innodb
@@ -278,6 +294,38 @@ async fn locked_copy(
             stats.bytes += s.bytes;
         }
     }
+    let mut rest = manifest.non_innodb;
+    rest.extend(manifest.aria);
+    if let Some(dirs) = &ctx.facts.tokudb {
+        progress.phase("TokuDB: checkpoint lock, data files, read lock, logs");
+        let mut hook = super::tokudb::UnderReadLock {
+            ctx,
+            progress,
+            copier,
+            files: rest,
+            done: None,
+        };
+        let toku = xb_tokudb::run(
+            conn,
+            dirs,
+            Arc::new(super::tokudb::TargetCopier(ctx.target.clone())),
+            &mut hook,
+            &xb_tokudb::TokuOptions::default().parallel(ctx.parallel),
+        )
+        .await
+        .map_err(super::tokudb::user_error)?;
+        let locked = hook.done.ok_or_else(|| {
+            BackupError::Redo("the TokuDB sequence ended without reading log_status".into())
+        })?;
+        stats.files += locked.stats.files;
+        stats.bytes += locked.stats.bytes;
+        for f in toku.data_files.iter().chain(&toku.log_files) {
+            stats.files += 1;
+            stats.bytes += f.bytes;
+        }
+        // both TokuDB locks are released by now
+        return Ok((locked.status, stats, locked.since, false, Some(toku)));
+    }
     // user tables whose engine has no redo need writes stopped while copied
     let unsafe_tables = count(
         conn,
@@ -292,13 +340,11 @@ async fn locked_copy(
     }
     let lock_start = Instant::now();
     progress.phase("copy non-InnoDB tables");
-    let mut rest = manifest.non_innodb;
-    rest.extend(manifest.aria);
     let s2 = copy_jobs(ctx, progress, rest, Some(copier))?;
     stats.files += s2.files;
     stats.bytes += s2.bytes;
     let status = log_status(conn).await?;
-    Ok((status, stats, lock_start, ftwrl))
+    Ok((status, stats, lock_start, ftwrl, None))
 }
 
 #[cfg(test)]

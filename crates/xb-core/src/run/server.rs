@@ -87,6 +87,9 @@ pub struct ServerFacts {
     pub log_bin: bool,
     /// `@@innodb_flush_method` (`O_DIRECT`: the server bypasses the page cache).
     pub flush_method: String,
+    /// The TokuDB plugin is active: its directories. `None` on every other
+    /// server, which then never receives a TokuDB statement.
+    pub tokudb: Option<xb_tokudb::TokuDirs>,
 }
 
 fn classify(e: mysql_async::Error, c: &ConnectOptions) -> BackupError {
@@ -212,12 +215,16 @@ pub async fn discover(conn: &mut Conn, c: &ConnectOptions) -> Result<ServerFacts
         compression_level: var(conn, "innodb_compression_level").await?,
         log_bin: matches!(var(conn, "log_bin").await?.as_str(), "1" | "ON"),
         flush_method: var_opt(conn, "innodb_flush_method").await?,
+        tokudb: None,
         version,
         datadir,
         log_dir,
     };
     check_privileges(conn, c, facts.log_bin, facts.mariadb).await?;
-    Ok(facts)
+    // one SELECT on information_schema.plugins; the TokuDB variables are read
+    // only when the plugin is active
+    let tokudb = xb_tokudb::probe(conn).await.map_err(BackupError::TokuDb)?;
+    Ok(ServerFacts { tokudb, ..facts })
 }
 
 async fn check_privileges(
