@@ -148,36 +148,7 @@ async fn tokudb_steps_run_inside_the_backup_and_the_restore_equals_the_source() 
     );
 
     // 2. data files as frozen by the checkpoint lock; logs up to the read lock
-    let frozen = sim.generations_at_checkpoint_lock().unwrap();
-    assert!(
-        sim.generations_now().values().sum::<u64>() > frozen.values().sum::<u64>(),
-        "the engine must have gone on rewriting after the backup, or the check proves nothing"
-    );
-    for (rel, generation) in &frozen {
-        let bytes = std::fs::read(target.join(rel)).unwrap();
-        assert_eq!(
-            parse_data_file(&bytes),
-            Some(*generation),
-            "{rel} must be the untorn file of the checkpoint lock"
-        );
-    }
-    let last = sim.log_seq_at_read_lock().unwrap();
-    let mut logs: Vec<_> = std::fs::read_dir(&target)
-        .unwrap()
-        .map(|e| e.unwrap().file_name().into_string().unwrap())
-        .filter(|n| n.contains(".tokulog"))
-        .collect();
-    logs.sort();
-    let records: Vec<u64> = logs
-        .iter()
-        .flat_map(|n| parse_log_records(&std::fs::read(target.join(n)).unwrap()).unwrap())
-        .collect();
-    assert_eq!(
-        records,
-        (1..=last).collect::<Vec<_>>(),
-        "TokuDB log records 1..={last} exactly"
-    );
-
+    let frozen = assert_toku_files(&sim, &target, "", "");
     // 3. the metadata
     let info = std::fs::read_to_string(target.join("xtrabackup_info")).unwrap();
     assert!(info.contains("tokudb_included = 1"), "{info}");
@@ -191,6 +162,126 @@ async fn tokudb_steps_run_inside_the_backup_and_the_restore_equals_the_source() 
     // 4. InnoDB and MyISAM restore to the source
     drop(sim);
     xb_prepare_and_compare(&src, &target, &[&spec.schema]).await;
+}
+
+/// The TokuDB files under `root` (data files under `data_prefix`, logs under
+/// `log_prefix`) are the data files as the checkpoint lock froze them and
+/// every log record up to the read lock; returns the frozen generations.
+fn assert_toku_files(
+    sim: &TokuSim,
+    root: &Path,
+    data_prefix: &str,
+    log_prefix: &str,
+) -> std::collections::BTreeMap<String, u64> {
+    let frozen = sim.generations_at_checkpoint_lock().unwrap();
+    assert!(
+        sim.generations_now().values().sum::<u64>() > frozen.values().sum::<u64>(),
+        "the engine must have gone on rewriting after the backup, or the check proves nothing"
+    );
+    for (rel, generation) in &frozen {
+        let bytes = std::fs::read(root.join(data_prefix).join(rel)).unwrap();
+        assert_eq!(
+            parse_data_file(&bytes),
+            Some(*generation),
+            "{rel} must be the untorn file of the checkpoint lock"
+        );
+    }
+    let last = sim.log_seq_at_read_lock().unwrap();
+    let log_dir = root.join(log_prefix);
+    let mut logs: Vec<_> = std::fs::read_dir(&log_dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .filter(|n| n.contains(".tokulog"))
+        .collect();
+    logs.sort();
+    let records: Vec<u64> = logs
+        .iter()
+        .flat_map(|n| parse_log_records(&std::fs::read(log_dir.join(n)).unwrap()).unwrap())
+        .collect();
+    assert_eq!(
+        records,
+        (1..=last).collect::<Vec<_>>(),
+        "TokuDB log records 1..={last} exactly"
+    );
+    frozen
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn tokudb_dirs_outside_the_datadir_go_through_a_compressed_stream() {
+    let src = TestServer::start(Flavor::MySql97).expect("source");
+    let spec = LoadSpec::default();
+    prepare(src.opts(), &spec).await.expect("load data");
+    let config = SimConfig {
+        separate_data_dir: true,
+        separate_log_dir: true,
+        ..SimConfig::default()
+    };
+    let sim = toku_in_front_of(&src, config).await;
+    let load = WriteLoad::start(src.opts(), &spec);
+    load.wait_for_commits(100).await;
+    let stream = src.scratch("backup.xbstream");
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_xb-cli"));
+    cmd.arg("backup")
+        .args(["--host", "127.0.0.1", "--port"])
+        .arg(sim.addr().port().to_string())
+        .args([
+            "--user",
+            "xb",
+            "--password=xb",
+            "--stream=xbstream",
+            "--compress=zstd",
+        ])
+        .stdin(Stdio::null())
+        .stdout(std::fs::File::create(&stream).unwrap());
+    let out = tokio::task::spawn_blocking(move || output_of(cmd))
+        .await
+        .unwrap();
+    assert_success(&out);
+    load.stop().await.expect("load ran without errors");
+    let raw = std::fs::read(&stream).unwrap();
+    assert!(
+        raw.windows(20).any(|w| w == b"tokudb.directory.zst"),
+        "TokuDB files go through the compression stage too"
+    );
+    let target = src.scratch("extracted");
+    let ex = Command::new(env!("CARGO_BIN_EXE_xb-cli"))
+        .arg("extract")
+        .arg(&stream)
+        .arg("-C")
+        .arg(&target)
+        .arg("--decompress")
+        .output()
+        .unwrap();
+    assert!(
+        ex.status.success(),
+        "extract: {}",
+        String::from_utf8_lossy(&ex.stderr)
+    );
+    assert_toku_files(
+        &sim,
+        &target,
+        xb_tokudb::DATA_DIR_PREFIX,
+        xb_tokudb::LOG_DIR_PREFIX,
+    );
+    drop(sim);
+    xb_prepare_and_compare(&src, &target, &[&spec.schema]).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn mariadb_reporting_tokudb_is_refused_before_any_lock() {
+    let src = TestServer::start(Flavor::MariaDb1011).expect("source");
+    let sim = toku_in_front_of(&src, SimConfig::default()).await;
+    let target = src.scratch("backup");
+    let out = xb_backup_via(&sim, &["--target-dir", &target.to_string_lossy()]).await;
+    assert_failure_mentions(&out, &["unsupported", "TokuDB"]);
+    let st = sim.statements();
+    assert!(
+        !st.iter()
+            .any(|s| s.starts_with("BACKUP STAGE") && s != "BACKUP STAGE END"
+                || s.contains("CHECKPOINT_LOCK=ON")),
+        "nothing may be locked: {st:#?}"
+    );
+    assert!(target.join(INCOMPLETE_MARKER).exists());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
