@@ -92,23 +92,7 @@ async fn non_empty_target_is_refused_and_left_untouched() {
 async fn full_disk_on_the_target_fails_and_marks_the_target_incomplete() {
     let src = TestServer::start(Flavor::MariaDb1011).unwrap();
     let mount = src.scratch("small-fs");
-    std::fs::create_dir_all(&mount).unwrap();
-    let ok = Command::new("mount")
-        .args(["-t", "tmpfs", "-o", "size=4m", "tmpfs"])
-        .arg(&mount)
-        .status()
-        .unwrap();
-    assert!(
-        ok.success(),
-        "this test mounts a 4 MiB tmpfs and needs root"
-    );
-    struct Unmount(std::path::PathBuf);
-    impl Drop for Unmount {
-        fn drop(&mut self) {
-            let _ = Command::new("umount").arg(&self.0).status();
-        }
-    }
-    let _guard = Unmount(mount.clone());
+    let _fs = SmallFs::mount(&mount, "4m");
     let target = mount.join("backup");
     let out = run_xb_backup(&src, &["--target-dir", &target.to_string_lossy()]).await;
     assert_failure_mentions(&out, &["space"]);

@@ -370,21 +370,7 @@ async fn a_target_that_fills_up_during_the_tokudb_copy_fails_and_releases_the_lo
     // room for everything but a big TokuDB table
     let innodb = innodb_bytes(src.datadir());
     let mount = src.scratch("small-fs");
-    std::fs::create_dir_all(&mount).unwrap();
-    let size = format!("size={}m", (innodb >> 20) + 48);
-    let ok = Command::new("mount")
-        .args(["-t", "tmpfs", "-o", &size, "tmpfs"])
-        .arg(&mount)
-        .status()
-        .unwrap();
-    assert!(ok.success(), "this test mounts a tmpfs and needs root");
-    struct Unmount(std::path::PathBuf);
-    impl Drop for Unmount {
-        fn drop(&mut self) {
-            let _ = Command::new("umount").arg(&self.0).status();
-        }
-    }
-    let _guard = Unmount(mount.clone());
+    let _fs = SmallFs::mount(&mount, &format!("{}m", (innodb >> 20) + 48));
     let sim = toku_in_front_of(&src, SimConfig::default()).await;
     let big = std::fs::File::create(src.datadir().join("_big_main_9_1_1d.tokudb")).unwrap();
     big.set_len(256 << 20).unwrap();

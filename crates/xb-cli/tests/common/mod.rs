@@ -162,3 +162,27 @@ pub async fn backup_under_load(src: &TestServer, spec: &LoadSpec, extra: &[&str]
     load.stop().await.expect("load ran without errors");
     target
 }
+
+/// A tmpfs of `size` (mount's syntax: `4m`) mounted on `dir`, unmounted
+/// when dropped. Needs root, as the test machines give.
+pub struct SmallFs(PathBuf);
+
+impl SmallFs {
+    /// Mounts it; fails the test when mounting is not possible.
+    pub fn mount(dir: &Path, size: &str) -> SmallFs {
+        std::fs::create_dir_all(dir).unwrap();
+        let ok = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(dir)
+            .status()
+            .unwrap();
+        assert!(ok.success(), "this test mounts a tmpfs and needs root");
+        SmallFs(dir.to_path_buf())
+    }
+}
+
+impl Drop for SmallFs {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg(&self.0).status();
+    }
+}
