@@ -271,7 +271,12 @@ async fn locked_copy(
         .chain(&manifest.aria)
         .map(|j| j.size)
         .sum();
-    progress.total(total);
+    let toku_total = ctx
+        .facts
+        .tokudb
+        .as_ref()
+        .map_or(0, super::tokudb::bytes_on_disk);
+    progress.total(total + toku_total);
     progress.phase("copy InnoDB tablespaces");
     let copied: std::collections::HashSet<String> =
         manifest.innodb.iter().map(|j| j.rel.clone()).collect();
@@ -322,6 +327,7 @@ async fn locked_copy(
         for f in toku.data_files.iter().chain(&toku.log_files) {
             stats.files += 1;
             stats.bytes += f.bytes;
+            progress.bytes(&f.rel, f.bytes);
         }
         // both TokuDB locks are released by now
         return Ok((locked.status, stats, locked.since, false, Some(toku)));

@@ -88,6 +88,18 @@ impl FileCopier for TargetCopier {
     }
 }
 
+/// Bytes of the TokuDB files as listed now, for the progress total (the
+/// copy may see a little more: the logs grow until the read lock).
+pub(super) fn bytes_on_disk(dirs: &xb_tokudb::TokuDirs) -> u64 {
+    let data = xb_tokudb::find_data_files(dirs).unwrap_or_default();
+    let logs = xb_tokudb::find_log_files(dirs).unwrap_or_default();
+    data.iter()
+        .chain(&logs)
+        .filter_map(|f| std::fs::metadata(&f.path).ok())
+        .map(|m| m.len())
+        .sum()
+}
+
 /// The error a user should see: when the work under the read lock failed
 /// (the target filled up while copying MyISAM files, say), that failure with
 /// its own code and hint; otherwise the TokuDB error.
