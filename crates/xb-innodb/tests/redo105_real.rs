@@ -41,17 +41,23 @@ async fn checkpoint_and_scan_match_mariadb_10_5() {
             .unwrap();
         scanner.poll(&log, &mut |_| Ok(())).unwrap();
     }
-    let (mut before, mut cp, mut after);
+    // Background work can write at any time: retry until the LSNs did not
+    // move while we read the checkpoint and scanned (bounded).
+    let (mut before, mut cp, mut after, mut end);
+    let mut attempt = 0;
     loop {
+        attempt += 1;
+        assert!(attempt <= 50, "the server never stayed quiet for one scan");
         before = status(&mut c).await;
         cp = log.latest_checkpoint().unwrap();
+        end = scanner.poll(&log, &mut |_| Ok(())).unwrap();
         after = status(&mut c).await;
         if before == after {
             break;
         }
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
     }
     assert_eq!(cp.lsn, after.1, "checkpoint vs Last checkpoint at");
-    let end = scanner.poll(&log, &mut |_| Ok(())).unwrap();
     assert_eq!(end, after.0, "end of valid log vs Log flushed up to");
     assert!(
         matches!(

@@ -65,25 +65,31 @@ async fn checkpoint_and_scan_match_mysql_across_file_switches() {
             .unwrap();
     }
     let files_seen = log.files().len();
-    let (mut before, mut cp, mut after);
+    // Background work can write at any time: retry until the LSNs did not
+    // move while we read the checkpoint and scanned (bounded).
+    let (mut before, mut cp, mut after, mut end);
+    let mut attempt = 0;
     loop {
+        attempt += 1;
+        assert!(attempt <= 50, "the server never stayed quiet for one scan");
         before = lsns(&mut c).await;
         cp = log.latest_checkpoint().unwrap();
+        end = scanner
+            .poll(&mut log, &mut |b| {
+                copied += b.len() as u64;
+                Ok(())
+            })
+            .unwrap();
         after = lsns(&mut c).await;
         if before == after {
             break;
         }
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
     }
     assert_eq!(
         cp.lsn, after.1,
         "checkpoint from the files vs log_status LSN_checkpoint"
     );
-    let end = scanner
-        .poll(&mut log, &mut |b| {
-            copied += b.len() as u64;
-            Ok(())
-        })
-        .unwrap();
     assert_eq!(end, after.2, "end of valid log vs Log flushed up to");
     assert!(
         matches!(
