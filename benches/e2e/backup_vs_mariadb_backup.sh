@@ -9,12 +9,13 @@
 #   1. xb-cli backup --target-dir        2. mariadb-backup --backup --target-dir
 #   3. xb-cli backup --stream=xbstream > file
 #   4. mariadb-backup --backup --stream=xbstream > file
-#   5./6. the same streams compressed (xb: --compress=zstd, when xb-cli has it;
+#   5./6. the same streams compressed (xb: --compress=zstd;
 #      mariadb-backup: piped through zstd -1 -T2)
 # under /usr/bin/time -v, and prints wall time, CPU (user+sys), peak RSS and the
 # xb/mariadb-backup ratios (medians over the rounds). Page cache is warm for both;
-# `sync` runs before each measurement. xb fsyncs every file it writes
-# (mariadb-backup leaves that to the kernel), so its wall time includes writeback.
+# `sync` runs before each measurement; even rounds run the list backwards. xb
+# writes every file to disk (O_DIRECT, fdatasync); mariadb-backup leaves that
+# to the kernel, hence the extra "mariadb-backup + sync" run.
 set -euo pipefail
 here=$(cd "$(dirname "$0")/../.." && pwd)
 size_gb=2 rounds=3 work=${XB_BENCH_DIR:-/tmp/xb-bench} keep=0
@@ -64,19 +65,26 @@ measure() { # name cmd... ; appends "name wall cpu rss" to $work/results
     echo "$name $wall $(awk "BEGIN{print $user + $sys}") $rss" >> "$work/results"
 }
 : > "$work/results"
+# the runs, in the order of odd rounds; even rounds run them backwards, so
+# no tool always inherits the page-cache state the same other run left
+names=() cmds=()
+run() { names+=("$1"); cmds+=("$2"); }
+run xb-dir "'$xb' backup ${conn[*]} --target-dir='$work/out/b'"
+run mb-dir "'$db' mariadb1011 exec mariadb-backup --defaults-file='$cnf' --backup ${conn[*]} --target-dir='$work/out/b'"
+# mariadb-backup leaves its output in the page cache; xb writes every file
+# to disk (O_DIRECT, fdatasync). With a sync after it, both end on disk.
+run mb-dir+sync "'$db' mariadb1011 exec mariadb-backup --defaults-file='$cnf' --backup ${conn[*]} --target-dir='$work/out/b' && sync"
+run xb-stream "'$xb' backup ${conn[*]} --stream=xbstream > '$work/out/s.xbs'"
+run mb-stream "'$db' mariadb1011 exec mariadb-backup --defaults-file='$cnf' --backup ${conn[*]} --stream=xbstream --target-dir='$work/out/b' > '$work/out/s.xbs'"
+run xb-zstd "'$xb' backup ${conn[*]} --stream=xbstream --compress=zstd > '$work/out/s.xbs'"
+run mb-zstd "'$db' mariadb1011 exec mariadb-backup --defaults-file='$cnf' --backup ${conn[*]} --stream=xbstream --target-dir='$work/out/b' | zstd -1 -T2 -q > '$work/out/s.zst'"
 for r in $(seq "$rounds"); do
     echo "round $r/$rounds" >&2
-    measure xb-dir "'$xb' backup ${conn[*]} --target-dir='$work/out/b'"
-    measure mb-dir "'$db' mariadb1011 exec mariadb-backup --defaults-file='$cnf' --backup ${conn[*]} --target-dir='$work/out/b'"
-    # mariadb-backup leaves its output in the page cache; xb fsyncs every
-    # file. With a sync after it, both finish with the backup on disk.
-    measure mb-dir+sync "'$db' mariadb1011 exec mariadb-backup --defaults-file='$cnf' --backup ${conn[*]} --target-dir='$work/out/b' && sync"
-    measure xb-stream "'$xb' backup ${conn[*]} --stream=xbstream > '$work/out/s.xbs'"
-    measure mb-stream "'$db' mariadb1011 exec mariadb-backup --defaults-file='$cnf' --backup ${conn[*]} --stream=xbstream --target-dir='$work/out/b' > '$work/out/s.xbs'"
-    if "$xb" backup --help | grep -q -- '--compress'; then
-        measure xb-zstd "'$xb' backup ${conn[*]} --stream=xbstream --compress=zstd > '$work/out/s.xbs'"
-        measure mb-zstd "'$db' mariadb1011 exec mariadb-backup --defaults-file='$cnf' --backup ${conn[*]} --stream=xbstream --target-dir='$work/out/b' | zstd -1 -T2 -q > '$work/out/s.zst'"
-    fi
+    order=$(seq 0 $(( ${#names[@]} - 1 )))
+    [ $(( r % 2 )) -eq 0 ] && order=$(echo "$order" | tac)
+    for i in $order; do
+        measure "${names[$i]}" "${cmds[$i]}"
+    done
 done
 python3 - "$work/results" <<'PY'
 import sys, statistics as st
