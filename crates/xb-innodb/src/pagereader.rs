@@ -70,6 +70,9 @@ impl Default for RetryPolicy {
 /// of 16 KiB. Larger batches measured no faster and cost memory per worker.
 const BATCH_BYTES: usize = 2 << 20;
 
+// a batch holds at least one page of the largest size (64 KiB)
+const _: () = assert!(BATCH_BYTES >= 65536);
+
 thread_local! {
     /// The read buffer of the last reader this thread dropped: a copy
     /// worker opens one file after another, and a fresh huge-page mapping
@@ -174,7 +177,7 @@ impl TablespaceReader {
             policy,
             retries: 0,
             direct: None,
-            buf: take_buffer(BATCH_BYTES.max(65536)),
+            buf: take_buffer(BATCH_BYTES),
         }))
     }
 

@@ -92,6 +92,20 @@ struct Block([u8; ALIGN]);
 const WRITEBACK_EVERY: u64 = 8 << 20;
 
 impl LocalFile {
+    /// A file just opened; `direct` says whether `O_DIRECT` is set on it.
+    fn new(file: File, path: PathBuf, sync: bool, direct: bool) -> Self {
+        LocalFile {
+            file,
+            path,
+            sync,
+            direct,
+            stage: Vec::new(),
+            staged: 0,
+            written: 0,
+            kicked: 0,
+        }
+    }
+
     /// Writes `data` at the end of what was written. A direct write the
     /// file system refuses (`EINVAL`: alignment it does not accept) turns
     /// `O_DIRECT` off for the rest of the file and goes on buffered.
@@ -133,16 +147,18 @@ impl LocalFile {
     }
 
     /// Writes the staged bytes: the aligned part directly, and with `last`
-    /// the unaligned rest through the page cache.
+    /// the unaligned rest through the page cache. Without `last` the rest
+    /// moves to the front of the stage.
     fn drain(&mut self, last: bool) -> Result<(), SinkError> {
-        let stage = std::mem::take(&mut self.stage);
-        let bytes: &[u8] = bytemuck::cast_slice(&stage);
-        let staged = self.staged;
+        // out of `self` while `emit` borrows it mutably
+        let mut stage = std::mem::take(&mut self.stage);
+        let staged = std::mem::take(&mut self.staged);
         let whole = if self.direct {
             staged / ALIGN * ALIGN
         } else {
             staged
         };
+        let bytes: &mut [u8] = bytemuck::cast_slice_mut(&mut stage);
         let result = self.emit(&bytes[..whole]).and_then(|()| {
             if last && whole < staged {
                 self.buffered()?;
@@ -150,13 +166,10 @@ impl LocalFile {
             }
             Ok(())
         });
-        let keep = staged - whole;
-        let mut stage = stage;
-        if keep > 0 && !last {
-            let b: &mut [u8] = bytemuck::cast_slice_mut(&mut stage);
-            b.copy_within(whole..staged, 0);
+        if !last {
+            bytes.copy_within(whole..staged, 0);
+            self.staged = staged - whole;
         }
-        self.staged = if last { 0 } else { keep };
         self.stage = stage;
         result
     }
@@ -254,16 +267,7 @@ impl Datasink for LocalDir {
             }
             Err(e) => return Err(SinkError::io(full.display(), e)),
         };
-        Ok(Box::new(LocalFile {
-            file,
-            path: full,
-            sync: self.sync,
-            direct,
-            stage: Vec::new(),
-            staged: 0,
-            written: 0,
-            kicked: 0,
-        }))
+        Ok(Box::new(LocalFile::new(file, full, self.sync, direct)))
     }
 
     fn remove(&self, path: &str) -> Result<bool, SinkError> {
@@ -342,16 +346,7 @@ mod tests {
             .custom_flags(nix::libc::O_DIRECT)
             .open(&full)
             .unwrap();
-        let mut f = Box::new(LocalFile {
-            file,
-            path: full.clone(),
-            sync: true,
-            direct: true,
-            stage: Vec::new(),
-            staged: 0,
-            written: 0,
-            kicked: 0,
-        });
+        let mut f = Box::new(LocalFile::new(file, full.clone(), true, true));
         let mut want = Vec::new();
         for &(off, len) in pieces {
             f.write(&bytes[off..off + len]).unwrap();
