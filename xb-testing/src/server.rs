@@ -99,16 +99,16 @@ pub enum ServerError {
 
 /// Root of the repository: where `scripts/db.sh` lives.
 ///
-/// `XB_REPO_ROOT` overrides; otherwise two levels above this crate.
+/// `XB_REPO_ROOT` overrides; otherwise the directory above this crate.
 #[must_use]
 pub fn repo_root() -> PathBuf {
     if let Some(root) = std::env::var_os("XB_REPO_ROOT") {
         return PathBuf::from(root);
     }
     Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../..")
+        .join("..")
         .canonicalize()
-        .unwrap_or_else(|_| Path::new(env!("CARGO_MANIFEST_DIR")).join("../.."))
+        .unwrap_or_else(|_| Path::new(env!("CARGO_MANIFEST_DIR")).join(".."))
 }
 
 /// Path of the project's server script.
