@@ -180,14 +180,17 @@ impl BackupPlanBuilder {
     /// Checks what can be checked without the server.
     ///
     /// # Errors
-    /// [`BackupError::Target`] when no destination was given, the worker
-    /// count is zero, or the target directory already holds files.
+    /// [`BackupError::Plan`] when no destination was given or the worker
+    /// count is zero, [`BackupError::TargetNotEmpty`] when the target
+    /// directory already holds files.
     pub fn build(self) -> Result<BackupPlan, BackupError> {
-        let destination = self.destination.ok_or_else(|| {
-            BackupError::Target("no destination: give a target directory or a stream".into())
+        let destination = self.destination.ok_or_else(|| BackupError::Plan {
+            reason: "no destination: give a target directory or a stream".into(),
         })?;
         if self.parallel == 0 {
-            return Err(BackupError::Target("parallel must be at least 1".into()));
+            return Err(BackupError::Plan {
+                reason: "parallel must be at least 1".into(),
+            });
         }
         if let Destination::Dir(d) = &destination {
             if std::fs::read_dir(d).is_ok_and(|mut e| e.next().is_some()) {

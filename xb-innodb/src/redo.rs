@@ -67,6 +67,22 @@ pub enum RedoError {
     MySql8030(#[from] Redo8030Error),
 }
 
+impl RedoError {
+    /// True when the server overwrote log the reader still needed (the
+    /// reader fell more than the log's capacity behind): the one failure a
+    /// faster copy or a larger log would have avoided.
+    #[must_use]
+    pub fn is_overwritten(&self) -> bool {
+        matches!(
+            self,
+            RedoError::Classic(ClassicError::Overwritten { .. })
+                | RedoError::MariaDb105(Redo105Error::Overwritten { .. })
+                | RedoError::MariaDb108(Redo108Error::Overwritten { .. })
+                | RedoError::MySql8030(Redo8030Error::Overwritten { .. })
+        )
+    }
+}
+
 /// An open redo log of any format.
 #[derive(Debug)]
 pub enum RedoLog {

@@ -6,13 +6,21 @@
 //! The first error stops every worker and is returned; a file that vanished
 //! between listing and copying (dropped by the server) is skipped and
 //! reported, not an error.
+//!
+//! [`copy_jobs`] is the copy as the phases call it: the server's live files
+//! through [`LiveReader`], stopped at once when the redo copier dies.
 
 use std::collections::VecDeque;
 use std::path::PathBuf;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::Duration;
 
-use super::seams::{Reader, Target};
+use super::local::LiveReader;
+use super::redo_copy::RedoCopier;
+use super::seams::{Reader, SeamError, Target};
+use super::{Ctx, Progress};
+use crate::error::BackupError;
 
 /// How a file is read.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -49,6 +57,30 @@ pub struct CopyStats {
     pub vanished: Vec<String>,
 }
 
+impl CopyStats {
+    /// Adds another run's figures to these.
+    pub fn add(&mut self, other: CopyStats) {
+        self.files += other.files;
+        self.bytes += other.bytes;
+        self.retries += other.retries;
+        self.vanished.extend(other.vanished);
+    }
+}
+
+/// Why a copy run failed: the side that failed, with its seam error.
+#[derive(Debug, thiserror::Error)]
+pub enum CopyError {
+    /// Reading a live file failed (corrupt page, I/O).
+    #[error("{0}")]
+    Read(SeamError),
+    /// Writing into the backup failed (full disk, I/O).
+    #[error("{0}")]
+    Write(SeamError),
+    /// Stopped because someone else set the cancel flag.
+    #[error("data copy cancelled")]
+    Cancelled,
+}
+
 /// Progress callback: (path in the backup, bytes just written).
 pub type OnBytes<'a> = &'a (dyn Fn(&str, u64) + Sync);
 
@@ -64,15 +96,15 @@ pub fn copy_all(
     target: &dyn Target,
     on_bytes: OnBytes<'_>,
     cancel: &AtomicBool,
-) -> Result<CopyStats, String> {
+) -> Result<CopyStats, CopyError> {
     jobs.sort_by(|a, b| b.size.cmp(&a.size).then_with(|| a.rel.cmp(&b.rel)));
     let queue = Mutex::new(VecDeque::from(jobs));
     let files = AtomicU64::new(0);
     let bytes = AtomicU64::new(0);
     let retries = AtomicU64::new(0);
     let vanished = Mutex::new(Vec::new());
-    let first_err: Mutex<Option<String>> = Mutex::new(None);
-    let fail = |e: String| {
+    let first_err: Mutex<Option<CopyError>> = Mutex::new(None);
+    let fail = |e: CopyError| {
         let mut g = first_err
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
@@ -94,15 +126,18 @@ pub fn copy_all(
                     };
                     let Some(job) = job else { return };
                     match copy_one(&job, reader, target, on_bytes, cancel) {
-                        Ok(Some((n, r))) => {
+                        Ok((n, r)) => {
                             files.fetch_add(1, Ordering::Relaxed);
                             bytes.fetch_add(n, Ordering::Relaxed);
                             retries.fetch_add(r, Ordering::Relaxed);
                         }
-                        Ok(None) => vanished
-                            .lock()
-                            .unwrap_or_else(std::sync::PoisonError::into_inner)
-                            .push(job.rel.clone()),
+                        Err(CopyError::Read(SeamError::Vanished { .. })) => {
+                            tracing::debug!(file = %job.src.display(), "vanished before copy");
+                            vanished
+                                .lock()
+                                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                                .push(job.rel.clone());
+                        }
                         Err(e) => fail(e),
                     }
                 }
@@ -116,7 +151,7 @@ pub fn copy_all(
         return Err(e);
     }
     if cancel.load(Ordering::Acquire) {
-        return Err("data copy cancelled".into());
+        return Err(CopyError::Cancelled);
     }
     let mut vanished = vanished
         .into_inner()
@@ -130,38 +165,89 @@ pub fn copy_all(
     })
 }
 
-/// Copies one file; `None` when it vanished before it could be opened.
+/// Copies one file: (bytes, page retries).
 fn copy_one(
     job: &Job,
     reader: &dyn Reader,
     target: &dyn Target,
     on_bytes: OnBytes<'_>,
     cancel: &AtomicBool,
-) -> Result<Option<(u64, u64)>, String> {
-    let src = match job.kind {
-        Kind::Tablespace => reader.tablespace(&job.src)?,
-        Kind::Plain => reader.plain(&job.src)?,
-    };
-    let Some(mut src) = src else {
-        tracing::debug!(file = %job.src.display(), "vanished before copy");
-        return Ok(None);
-    };
-    let mut out = target.create(&job.rel, job.size)?;
+) -> Result<(u64, u64), CopyError> {
+    let mut src = match job.kind {
+        Kind::Tablespace => reader.tablespace(&job.src),
+        Kind::Plain => reader.plain(&job.src),
+    }
+    .map_err(CopyError::Read)?;
+    let mut out = target
+        .create(&job.rel, job.size)
+        .map_err(CopyError::Write)?;
     let mut total = 0u64;
     loop {
         if cancel.load(Ordering::Acquire) {
-            return Err(format!("copy of {} cancelled", job.rel));
+            return Err(CopyError::Cancelled);
         }
-        let chunk = src.next_chunk()?;
+        let chunk = src.next_chunk().map_err(CopyError::Read)?;
         if chunk.is_empty() {
             break;
         }
         let n = chunk.len() as u64;
-        out.write(chunk)?;
+        out.write(chunk).map_err(CopyError::Write)?;
         total += n;
         on_bytes(&job.rel, n);
     }
-    out.close()?;
+    out.close().map_err(CopyError::Write)?;
     tracing::debug!(file = %job.rel, bytes = total, "copied");
-    Ok(Some((total, src.retries())))
+    Ok((total, src.retries()))
+}
+
+/// Copies `jobs` from the server's live files with the configured workers.
+/// While `copier` is given, the copy stops as soon as the redo copier dies:
+/// the backup is lost anyway, and the copier's error says why
+/// ([`BackupError::RedoStopped`], which the phase that owns the copier
+/// replaces with that error).
+///
+/// # Errors
+/// [`BackupError::Read`], [`BackupError::Target`] or
+/// [`BackupError::RedoStopped`].
+pub(super) fn copy_jobs(
+    ctx: &Ctx,
+    progress: &dyn Progress,
+    jobs: Vec<Job>,
+    copier: Option<&RedoCopier>,
+) -> Result<CopyStats, BackupError> {
+    let reader = LiveReader::new(&ctx.facts);
+    let on_bytes = |f: &str, n: u64| progress.bytes(f, n);
+    let cancel = AtomicBool::new(false);
+    let watch_stop = AtomicBool::new(false);
+    tokio::task::block_in_place(|| {
+        std::thread::scope(|s| {
+            if let Some(copier) = copier {
+                s.spawn(|| {
+                    while !watch_stop.load(Ordering::Acquire) {
+                        if !copier.is_running() {
+                            cancel.store(true, Ordering::Release);
+                            return;
+                        }
+                        progress.redo(copier.copied_lsn());
+                        std::thread::sleep(Duration::from_millis(50));
+                    }
+                });
+            }
+            let r = copy_all(
+                jobs,
+                ctx.parallel,
+                &reader,
+                ctx.target.as_ref(),
+                &on_bytes,
+                &cancel,
+            );
+            watch_stop.store(true, Ordering::Release);
+            r
+        })
+    })
+    .map_err(|e| match e {
+        CopyError::Read(e) => BackupError::Read(e),
+        CopyError::Write(e) => BackupError::Target(e),
+        CopyError::Cancelled => BackupError::RedoStopped,
+    })
 }

@@ -1,6 +1,6 @@
 //! The server's redo log, of any format, as a feed for the redo copier.
 
-use xb_innodb::redo::{RedoLog, RedoScanner};
+use xb_innodb::redo::{RedoError, RedoLog, RedoScanner};
 
 use super::redo_copy::RedoFeed;
 
@@ -51,24 +51,20 @@ impl RedoFeed for Feed {
         self.start
     }
 
-    fn poll(&mut self, out: &mut dyn FnMut(&[u8]) -> Result<(), String>) -> Result<u64, String> {
+    fn poll(&mut self, out: &mut dyn FnMut(&[u8]) -> Result<(), String>) -> Result<u64, RedoError> {
         let written = &mut self.written;
-        self.scanner
-            .poll(&mut self.log, &mut |b| {
-                *written += b.len() as u64;
-                out(b)
-            })
-            .map_err(|e| e.to_string())
+        self.scanner.poll(&mut self.log, &mut |b| {
+            *written += b.len() as u64;
+            out(b)
+        })
     }
 
-    fn tail(&mut self, out: &mut dyn FnMut(&[u8]) -> Result<(), String>) -> Result<(), String> {
+    fn tail(&mut self, out: &mut dyn FnMut(&[u8]) -> Result<(), String>) -> Result<(), RedoError> {
         let written = &mut self.written;
-        self.scanner
-            .tail(&mut |b| {
-                *written += b.len() as u64;
-                out(b)
-            })
-            .map_err(|e| e.to_string())
+        self.scanner.tail(&mut |b| {
+            *written += b.len() as u64;
+            out(b)
+        })
     }
 
     fn trailer(&self) -> Vec<u8> {

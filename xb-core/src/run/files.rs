@@ -9,7 +9,9 @@
 use std::path::{Path, PathBuf};
 
 use super::data_copy::{Job, Kind};
+use super::seams::SeamError;
 use super::server::ServerFacts;
+use crate::error::BackupError;
 
 /// Suffixes of non-transactional table files and table metadata, copied
 /// while DDL and non-transactional writes are blocked.
@@ -75,6 +77,19 @@ pub struct Manifest {
     pub aria: Vec<Job>,
 }
 
+impl Manifest {
+    /// Bytes of every listed file, as listed (for the progress total).
+    #[must_use]
+    pub fn bytes(&self) -> u64 {
+        self.innodb
+            .iter()
+            .chain(&self.non_innodb)
+            .chain(&self.aria)
+            .map(|j| j.size)
+            .sum()
+    }
+}
+
 fn job(src: PathBuf, rel: String, kind: Kind) -> Job {
     let size = std::fs::metadata(&src).map(|m| m.len()).unwrap_or(0);
     Job {
@@ -105,11 +120,17 @@ pub fn system_files(data_file_path: &str) -> Vec<String> {
 /// Lists what to copy from the server's datadir.
 ///
 /// # Errors
-/// The datadir (or a database directory) cannot be read.
-pub fn list(facts: &ServerFacts, filter: &Filter) -> Result<Manifest, String> {
+/// [`BackupError::Read`] when the datadir (or a database directory) cannot
+/// be listed.
+pub fn list(facts: &ServerFacts, filter: &Filter) -> Result<Manifest, BackupError> {
     let datadir = Path::new(&facts.datadir);
-    let read =
-        |d: &Path| std::fs::read_dir(d).map_err(|e| format!("cannot list {}: {e}", d.display()));
+    let unlistable = |d: &Path, e: std::io::Error| {
+        BackupError::Read(SeamError::Io {
+            path: d.display().to_string(),
+            message: format!("cannot list: {e}"),
+        })
+    };
+    let read = |d: &Path| std::fs::read_dir(d).map_err(|e| unlistable(d, e));
     let mut m = Manifest::default();
     let home = if facts.data_home_dir.is_empty() {
         datadir.to_path_buf()
@@ -122,7 +143,7 @@ pub fn list(facts: &ServerFacts, filter: &Filter) -> Result<Manifest, String> {
     }
     let undo_dir = datadir.join(facts.undo_directory.trim_start_matches("./"));
     for e in read(&undo_dir)? {
-        let e = e.map_err(|e| e.to_string())?;
+        let e = e.map_err(|e| unlistable(&undo_dir, e))?;
         let name = e.file_name().to_string_lossy().into_owned();
         // MariaDB: undo001; MySQL: undo_001
         let digits = name
@@ -133,7 +154,7 @@ pub fn list(facts: &ServerFacts, filter: &Filter) -> Result<Manifest, String> {
         }
     }
     for e in read(datadir)? {
-        let e = e.map_err(|e| e.to_string())?;
+        let e = e.map_err(|e| unlistable(datadir, e))?;
         let path = e.path();
         let name = e.file_name().to_string_lossy().into_owned();
         if path.is_file() && (name == "aria_log_control" || name.starts_with("aria_log.")) {
@@ -150,7 +171,7 @@ pub fn list(facts: &ServerFacts, filter: &Filter) -> Result<Manifest, String> {
             continue;
         }
         for f in read(&path)? {
-            let f = f.map_err(|e| e.to_string())?;
+            let f = f.map_err(|e| unlistable(&path, e))?;
             let fp = f.path();
             if !fp.is_file() {
                 continue;

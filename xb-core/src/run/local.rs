@@ -1,13 +1,76 @@
-//! Plain readers of live files (positioned reads, never mmap: a live file
-//! can shrink under us), used for non-InnoDB files and beneath the page
-//! validator for tablespaces.
+//! Readers of live files: positioned reads, never mmap (a live file can
+//! shrink under us). Tablespaces go through `xb_innodb`'s page validator;
+//! every other file is read as it is.
 
 use std::fs::File;
 use std::io::ErrorKind;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
-use super::seams::ChunkReader;
+use xb_innodb::pagereader::{RetryPolicy, TablespaceReader};
+
+use super::seams::{ChunkReader, Reader, SeamError};
+use super::server::ServerFacts;
+
+/// Reads the server's live files for the copy workers, with the server's
+/// page size, checksum family and I/O mode.
+#[derive(Debug)]
+pub struct LiveReader {
+    page_size: usize,
+    full_crc32: bool,
+    direct_io: bool,
+    system: Vec<String>,
+}
+
+impl LiveReader {
+    /// A reader for the files of the server described by `facts`.
+    #[must_use]
+    pub fn new(facts: &ServerFacts) -> Self {
+        LiveReader {
+            page_size: facts.page_size,
+            full_crc32: facts.checksum_algorithm.starts_with("full_crc32"),
+            // read around the page cache when the server does too
+            direct_io: facts.flush_method.contains("O_DIRECT"),
+            system: super::files::system_files(&facts.data_file_path),
+        }
+    }
+}
+
+struct Tablespace(TablespaceReader);
+
+impl ChunkReader for Tablespace {
+    fn next_chunk(&mut self) -> Result<&[u8], SeamError> {
+        self.0.next_pages().map_err(SeamError::from)
+    }
+    fn retries(&self) -> u64 {
+        self.0.retries()
+    }
+}
+
+impl Reader for LiveReader {
+    fn tablespace(&self, path: &Path) -> Result<Box<dyn ChunkReader>, SeamError> {
+        let name = path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let system = self.system.contains(&name);
+        let r = TablespaceReader::open_with(
+            path,
+            self.page_size,
+            self.full_crc32,
+            system,
+            RetryPolicy::default(),
+        )?
+        .ok_or_else(|| SeamError::Vanished {
+            path: path.display().to_string(),
+        })?;
+        Ok(Box::new(Tablespace(r.with_direct_io(self.direct_io))))
+    }
+
+    fn plain(&self, path: &Path) -> Result<Box<dyn ChunkReader>, SeamError> {
+        Ok(Box::new(PlainReader::open(path)?))
+    }
+}
 
 /// Chunk size of plain reads.
 pub const CHUNK: usize = 1 << 20;
@@ -22,26 +85,32 @@ pub struct PlainReader {
 }
 
 impl PlainReader {
-    /// Opens `path`; `None` if it does not exist (any more).
+    /// Opens `path`.
     ///
     /// # Errors
-    /// A sentence naming the file and the cause.
-    pub fn open(path: &Path) -> Result<Option<PlainReader>, String> {
+    /// [`SeamError::Vanished`] if it does not exist (any more), else
+    /// [`SeamError::Io`].
+    pub fn open(path: &Path) -> Result<PlainReader, SeamError> {
         match File::open(path) {
-            Ok(file) => Ok(Some(PlainReader {
+            Ok(file) => Ok(PlainReader {
                 file,
                 path: path.to_path_buf(),
                 offset: 0,
                 buf: vec![0; CHUNK],
-            })),
-            Err(e) if e.kind() == ErrorKind::NotFound => Ok(None),
-            Err(e) => Err(format!("cannot open {}: {e}", path.display())),
+            }),
+            Err(e) if e.kind() == ErrorKind::NotFound => Err(SeamError::Vanished {
+                path: path.display().to_string(),
+            }),
+            Err(e) => Err(SeamError::Io {
+                path: path.display().to_string(),
+                message: format!("cannot open: {e}"),
+            }),
         }
     }
 }
 
 impl ChunkReader for PlainReader {
-    fn next_chunk(&mut self) -> Result<&[u8], String> {
+    fn next_chunk(&mut self) -> Result<&[u8], SeamError> {
         let buf = &mut self.buf;
         let mut filled = 0;
         while filled < CHUNK {
@@ -53,11 +122,13 @@ impl ChunkReader for PlainReader {
                 Ok(n) => filled += n,
                 Err(e) if e.kind() == ErrorKind::Interrupted => {}
                 Err(e) => {
-                    return Err(format!(
-                        "cannot read {} at offset {}: {e}",
-                        self.path.display(),
-                        self.offset + filled as u64
-                    ));
+                    return Err(SeamError::Io {
+                        path: self.path.display().to_string(),
+                        message: format!(
+                            "read at offset {} failed: {e}",
+                            self.offset + filled as u64
+                        ),
+                    });
                 }
             }
         }
@@ -76,7 +147,7 @@ mod tests {
         let p = dir.path().join("f");
         let data: Vec<u8> = (0..(CHUNK * 2 + 17)).map(|i| (i % 251) as u8).collect();
         std::fs::write(&p, &data).unwrap();
-        let mut r = PlainReader::open(&p).unwrap().unwrap();
+        let mut r = PlainReader::open(&p).unwrap();
         let mut got = Vec::new();
         loop {
             let chunk = r.next_chunk().unwrap();
@@ -86,10 +157,9 @@ mod tests {
             got.extend_from_slice(chunk);
         }
         assert_eq!(got, data);
-        assert!(
-            PlainReader::open(&dir.path().join("gone"))
-                .unwrap()
-                .is_none()
-        );
+        assert!(matches!(
+            PlainReader::open(&dir.path().join("gone")),
+            Err(SeamError::Vanished { .. })
+        ));
     }
 }

@@ -2,7 +2,67 @@
 //! mariadb-backup 10.11 writes them, so its `--prepare` and the DBA's
 //! scripts read ours as they read its own.
 
+use super::seams::Target;
 use super::server::ServerFacts;
+use crate::error::BackupError;
+
+/// Writes a small metadata file into the backup.
+///
+/// # Errors
+/// [`BackupError::Target`].
+pub fn write(target: &dyn Target, rel: &str, text: &str) -> Result<(), BackupError> {
+    let mut f = target
+        .create(rel, text.len() as u64)
+        .map_err(BackupError::Target)?;
+    f.write(text.as_bytes()).map_err(BackupError::Target)?;
+    f.close().map_err(BackupError::Target)
+}
+
+/// `%Y-%m-%d %H:%M:%S` in UTC (the civil-from-days conversion).
+pub fn utc_now() -> String {
+    let secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    let days = i64::try_from(secs / 86_400).unwrap_or(0);
+    let rem = secs % 86_400;
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!(
+        "{y:04}-{m:02}-{d:02} {:02}:{:02}:{:02}",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
+}
+
+/// A backup id in the shape of a UUID (time and process id; unique enough
+/// to tell two backups apart in `xtrabackup_info`).
+#[must_use]
+pub fn uuid_like() -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or(0);
+    let pid = u128::from(std::process::id());
+    let v = nanos ^ (pid << 64);
+    let h = format!("{v:032x}");
+    format!(
+        "{}-{}-{}-{}-{}",
+        &h[0..8],
+        &h[8..12],
+        &h[12..16],
+        &h[16..20],
+        &h[20..32]
+    )
+}
 
 /// Facts recorded in `xtrabackup_info`.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -12,6 +12,10 @@ use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+use xb_innodb::redo::RedoError;
+
+use super::seams::SeamError;
+
 /// Where the redo comes from: the server's log, read and validated.
 /// Implemented over `xb_innodb::redo` for each format.
 pub trait RedoFeed: Send {
@@ -20,16 +24,19 @@ pub trait RedoFeed: Send {
     /// Reads what the server wrote since the last call and passes validated
     /// log, in order, to `out`. Returns the LSN reached (end of valid log).
     ///
+    /// `out` fails with a short text for the scanner; the copier keeps the
+    /// typed error it stands for.
+    ///
     /// # Errors
-    /// A sentence saying why the log cannot be followed (overwritten
-    /// before it was copied, corrupt, I/O).
-    fn poll(&mut self, out: &mut dyn FnMut(&[u8]) -> Result<(), String>) -> Result<u64, String>;
+    /// Why the log cannot be followed (overwritten before it was copied,
+    /// corrupt, I/O), or `out`'s failure.
+    fn poll(&mut self, out: &mut dyn FnMut(&[u8]) -> Result<(), String>) -> Result<u64, RedoError>;
     /// At the end of the copy: whatever the format keeps back while the
     /// server may still be writing it (the partly written last block).
     ///
     /// # Errors
     /// As for `poll`.
-    fn tail(&mut self, _out: &mut dyn FnMut(&[u8]) -> Result<(), String>) -> Result<(), String> {
+    fn tail(&mut self, _out: &mut dyn FnMut(&[u8]) -> Result<(), String>) -> Result<(), RedoError> {
         Ok(())
     }
     /// Bytes appended after the log so the copy ends cleanly (padding).
@@ -43,33 +50,42 @@ pub trait RedoOut: Send {
     /// Appends bytes.
     ///
     /// # Errors
-    /// The sink's error as text (it names the file and the cause).
-    fn write(&mut self, buf: &[u8]) -> Result<(), String>;
+    /// The sink's error (it names the file and the cause).
+    fn write(&mut self, buf: &[u8]) -> Result<(), SeamError>;
     /// Finishes the file.
     ///
     /// # Errors
-    /// The sink's error as text.
-    fn close(self: Box<Self>) -> Result<(), String>;
+    /// The sink's error.
+    fn close(self: Box<Self>) -> Result<(), SeamError>;
+}
+
+impl RedoOut for Box<dyn super::seams::OutFile> {
+    fn write(&mut self, buf: &[u8]) -> Result<(), SeamError> {
+        (**self).write(buf)
+    }
+    fn close(self: Box<Self>) -> Result<(), SeamError> {
+        (*self).close()
+    }
 }
 
 /// Why redo copying failed.
-#[derive(Debug, thiserror::Error, Clone, PartialEq, Eq)]
+#[derive(Debug, thiserror::Error)]
 pub enum RedoCopyError {
     /// The feed failed (overwritten log, corruption, I/O).
-    #[error("redo copy stopped at LSN {lsn}: {reason}")]
+    #[error("redo copy stopped at LSN {lsn}: {source}")]
     Feed {
         /// LSN copied so far.
         lsn: u64,
         /// The feed's reason.
-        reason: String,
+        source: RedoError,
     },
     /// Writing the copy failed.
-    #[error("writing the redo copy failed at LSN {lsn}: {reason}")]
+    #[error("writing the redo copy failed at LSN {lsn}: {source}")]
     Out {
         /// LSN copied so far.
         lsn: u64,
         /// The sink's reason.
-        reason: String,
+        source: SeamError,
     },
     /// The log did not reach the stop LSN in time.
     #[error("redo copy reached only LSN {reached}, the backup needs LSN {target}")]
@@ -82,6 +98,26 @@ pub enum RedoCopyError {
     /// The thread panicked (a bug; reported, never swallowed).
     #[error("the redo copy thread panicked")]
     Panicked,
+}
+
+impl RedoCopyError {
+    /// The server overwrote log before it was copied.
+    #[must_use]
+    pub fn is_overwritten(&self) -> bool {
+        matches!(self, RedoCopyError::Feed { source, .. } if source.is_overwritten())
+    }
+
+    /// The backup's redo file could not be written: the target is full.
+    #[must_use]
+    pub fn is_no_space(&self) -> bool {
+        matches!(
+            self,
+            RedoCopyError::Out {
+                source: SeamError::NoSpace { .. },
+                ..
+            }
+        )
+    }
 }
 
 #[derive(Debug, Default)]
@@ -128,23 +164,22 @@ impl RedoCopier {
             .spawn(move || {
                 let lsn0 = feed.start_lsn();
                 out.write(&header)
-                    .map_err(|reason| RedoCopyError::Out { lsn: lsn0, reason })?;
+                    .map_err(|source| RedoCopyError::Out { lsn: lsn0, source })?;
                 loop {
                     let mut out_err = None;
-                    let reached = feed
-                        .poll(&mut |buf| out.write(buf).inspect_err(|e| out_err = Some(e.clone())));
+                    let reached = feed.poll(&mut |buf| keep_err(out.write(buf), &mut out_err));
                     let copied = sh.copied.load(Ordering::Acquire);
                     let reached = match (reached, out_err) {
-                        (_, Some(reason)) => {
+                        (_, Some(source)) => {
                             return Err(RedoCopyError::Out {
                                 lsn: copied,
-                                reason,
+                                source,
                             });
                         }
-                        (Err(reason), None) => {
+                        (Err(source), None) => {
                             return Err(RedoCopyError::Feed {
                                 lsn: copied,
-                                reason,
+                                source,
                             });
                         }
                         (Ok(r), None) => r,
@@ -153,30 +188,26 @@ impl RedoCopier {
                     let target = sh.target.load(Ordering::Acquire);
                     if target != 0 && reached >= target {
                         let mut out_err = None;
-                        feed.tail(&mut |buf| {
-                            out.write(buf).inspect_err(|e| out_err = Some(e.clone()))
-                        })
-                        .map_err(|reason| match out_err.take() {
-                            Some(reason) => RedoCopyError::Out {
-                                lsn: reached,
-                                reason,
-                            },
-                            None => RedoCopyError::Feed {
-                                lsn: reached,
-                                reason,
-                            },
-                        })?;
-                        let trailer = feed.trailer();
-                        if !trailer.is_empty() {
-                            out.write(&trailer).map_err(|reason| RedoCopyError::Out {
-                                lsn: reached,
-                                reason,
+                        feed.tail(&mut |buf| keep_err(out.write(buf), &mut out_err))
+                            .map_err(|source| match out_err.take() {
+                                Some(source) => RedoCopyError::Out {
+                                    lsn: reached,
+                                    source,
+                                },
+                                None => RedoCopyError::Feed {
+                                    lsn: reached,
+                                    source,
+                                },
                             })?;
-                        }
-                        out.close().map_err(|reason| RedoCopyError::Out {
+                        let trailer = feed.trailer();
+                        let out_fail = |source| RedoCopyError::Out {
                             lsn: reached,
-                            reason,
-                        })?;
+                            source,
+                        };
+                        if !trailer.is_empty() {
+                            out.write(&trailer).map_err(out_fail)?;
+                        }
+                        out.close().map_err(out_fail)?;
                         return Ok(reached);
                     }
                     if sh.cancel.load(Ordering::Acquire) {
@@ -273,6 +304,16 @@ impl RedoCopier {
     }
 }
 
+/// Keeps a sink failure's typed error for the copier and hands the scanner
+/// only its text (the scanner stops on it; the copier reports the typed one).
+fn keep_err(r: Result<(), SeamError>, slot: &mut Option<SeamError>) -> Result<(), String> {
+    r.map_err(|e| {
+        let text = e.to_string();
+        *slot = Some(e);
+        text
+    })
+}
+
 impl Drop for RedoCopier {
     fn drop(&mut self) {
         if let Some(t) = self.thread.take() {
@@ -291,7 +332,7 @@ mod tests {
     /// A feed that hands out `steps` chunks, then fails or stays at the end.
     struct Script {
         lsn: u64,
-        steps: Vec<Result<Vec<u8>, String>>,
+        steps: Vec<Result<Vec<u8>, RedoError>>,
     }
     impl RedoFeed for Script {
         fn start_lsn(&self) -> u64 {
@@ -300,12 +341,15 @@ mod tests {
         fn poll(
             &mut self,
             out: &mut dyn FnMut(&[u8]) -> Result<(), String>,
-        ) -> Result<u64, String> {
+        ) -> Result<u64, RedoError> {
             if self.steps.is_empty() {
                 return Ok(self.lsn);
             }
             let step = self.steps.remove(0)?;
-            out(&step)?;
+            out(&step).map_err(|reason| RedoError::Io {
+                file: "out".into(),
+                reason,
+            })?;
             self.lsn += step.len() as u64;
             Ok(self.lsn)
         }
@@ -313,11 +357,11 @@ mod tests {
     #[derive(Clone, Default)]
     struct Sink(Arc<StdMutex<Vec<u8>>>, Arc<AtomicBool>);
     impl RedoOut for Sink {
-        fn write(&mut self, buf: &[u8]) -> Result<(), String> {
+        fn write(&mut self, buf: &[u8]) -> Result<(), SeamError> {
             self.0.lock().unwrap().extend_from_slice(buf);
             Ok(())
         }
-        fn close(self: Box<Self>) -> Result<(), String> {
+        fn close(self: Box<Self>) -> Result<(), SeamError> {
             self.1.store(true, Ordering::Release);
             Ok(())
         }
@@ -356,7 +400,13 @@ mod tests {
             lsn: 1000,
             steps: vec![
                 Ok(vec![1; 10]),
-                Err("redo at LSN 1010 was overwritten".into()),
+                Err(RedoError::MariaDb108(
+                    xb_innodb::redo108::Redo108Error::Overwritten {
+                        file: "ib_logfile0".into(),
+                        needed: 1010,
+                        checkpoint: 9000,
+                    },
+                )),
             ],
         };
         let c = RedoCopier::start(
@@ -366,14 +416,11 @@ mod tests {
             Duration::from_millis(1),
         );
         let err = c.finish_at(5000, Duration::from_secs(5)).unwrap_err();
-        assert_eq!(
-            err,
-            RedoCopyError::Feed {
-                lsn: 1010,
-                reason: "redo at LSN 1010 was overwritten".into()
-            }
+        assert!(
+            matches!(err, RedoCopyError::Feed { lsn: 1010, .. }),
+            "{err:?}"
         );
-        assert!(err.to_string().contains("overwritten"));
+        assert!(err.is_overwritten(), "{err}");
     }
 
     #[test]
@@ -389,12 +436,16 @@ mod tests {
             Duration::from_millis(1),
         );
         let err = c.finish_at(2000, Duration::from_millis(200)).unwrap_err();
-        assert_eq!(
-            err,
-            RedoCopyError::Short {
-                reached: 1010,
-                target: 2000
-            }
+        assert!(
+            matches!(
+                err,
+                RedoCopyError::Short {
+                    reached: 1010,
+                    target: 2000
+                }
+            ),
+            "{err:?}"
         );
+        assert!(!err.is_overwritten());
     }
 }

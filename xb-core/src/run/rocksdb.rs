@@ -10,8 +10,9 @@ use mysql_async::Conn;
 use mysql_async::prelude::Queryable;
 
 use super::data_copy::{Job, Kind};
-use super::error::BackupError;
+use super::seams::SeamError;
 use super::server::exec;
+use crate::error::BackupError;
 
 /// Name of the checkpoint directory inside `rocksdb_datadir`.
 pub const CHECKPOINT_DIR: &str = "mariabackup-checkpoint";
@@ -24,18 +25,18 @@ const LOCK: &str = "mariabackup_rocksdb_checkpoint";
 /// SQL errors.
 pub async fn probe(conn: &mut Conn, datadir: &str) -> Result<Option<PathBuf>, BackupError> {
     let sql = "SELECT COUNT(*) FROM information_schema.plugins WHERE plugin_name = 'ROCKSDB' AND plugin_status = 'ACTIVE'";
-    let n: Option<u64> = conn.query_first(sql).await.map_err(|e| BackupError::Sql {
-        statement: sql.into(),
-        message: e.to_string(),
-    })?;
+    let n: Option<u64> = conn
+        .query_first(sql)
+        .await
+        .map_err(|e| BackupError::sql(sql, &e))?;
     if n.unwrap_or(0) == 0 {
         return Ok(None);
     }
     let sql = "SELECT @@rocksdb_datadir";
-    let dir: Option<String> = conn.query_first(sql).await.map_err(|e| BackupError::Sql {
-        statement: sql.into(),
-        message: e.to_string(),
-    })?;
+    let dir: Option<String> = conn
+        .query_first(sql)
+        .await
+        .map_err(|e| BackupError::sql(sql, &e))?;
     let dir = dir.unwrap_or_else(|| "./#rocksdb".into());
     let dir = dir.trim_end_matches('/');
     Ok(Some(if dir.starts_with('/') {
@@ -51,15 +52,15 @@ pub async fn probe(conn: &mut Conn, datadir: &str) -> Result<Option<PathBuf>, Ba
 /// SQL errors (e.g. another backup holds the lock).
 pub async fn create(conn: &mut Conn, rocks_dir: &Path) -> Result<PathBuf, BackupError> {
     let sql = format!("SELECT GET_LOCK('{LOCK}', 3600)");
-    let got: Option<Option<i64>> = conn.query_first(&sql).await.map_err(|e| BackupError::Sql {
-        statement: sql.clone(),
-        message: e.to_string(),
-    })?;
+    let got: Option<Option<i64>> = conn
+        .query_first(&sql)
+        .await
+        .map_err(|e| BackupError::sql(&sql, &e))?;
     if got.flatten() != Some(1) {
-        return Err(BackupError::Sql {
-            statement: sql,
-            message: "another backup is making a RocksDB checkpoint".into(),
-        });
+        return Err(BackupError::sql_answer(
+            &sql,
+            "another backup is making a RocksDB checkpoint",
+        ));
     }
     // a checkpoint left by a crashed backup would make the next one fail
     exec(
@@ -86,15 +87,16 @@ pub async fn create(conn: &mut Conn, rocks_dir: &Path) -> Result<PathBuf, Backup
 /// # Errors
 /// The checkpoint directory cannot be listed.
 pub fn jobs(checkpoint: &Path) -> Result<Vec<Job>, BackupError> {
-    let rd = std::fs::read_dir(checkpoint).map_err(|e| {
-        BackupError::Read(format!(
-            "cannot list RocksDB checkpoint {}: {e}",
-            checkpoint.display()
-        ))
-    })?;
+    let unreadable = |e: std::io::Error| {
+        BackupError::Read(SeamError::Io {
+            path: checkpoint.display().to_string(),
+            message: format!("cannot list the RocksDB checkpoint: {e}"),
+        })
+    };
+    let rd = std::fs::read_dir(checkpoint).map_err(unreadable)?;
     let mut jobs = Vec::new();
     for e in rd {
-        let e = e.map_err(|e| BackupError::Read(e.to_string()))?;
+        let e = e.map_err(unreadable)?;
         let p = e.path();
         if p.is_file() {
             let size = e.metadata().map(|m| m.len()).unwrap_or(0);

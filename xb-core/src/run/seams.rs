@@ -2,21 +2,88 @@
 //! where the backup writes (a datasink chain), and how a live file is read
 //! (pages validated, torn reads retried). The orchestration only sees these
 //! traits, so every phase can be tested with plain in-memory doubles.
+//!
+//! Every seam returns a [`SeamError`]: the orchestration decides what a
+//! failure means (which exit code, which hint) by its variant, never by the
+//! words of its message.
 
 use std::path::Path;
+
+use xb_innodb::pagereader::PageReadError;
+use xb_sink::SinkError;
+
+/// Why a read from a live file or a write into the backup failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum SeamError {
+    /// The target's file system is full.
+    #[error("no space left on device while writing {path}")]
+    NoSpace {
+        /// The file in the backup being written.
+        path: String,
+    },
+    /// The file disappeared before it could be read (dropped by the server).
+    #[error("{path} vanished before it could be copied")]
+    Vanished {
+        /// The live file.
+        path: String,
+    },
+    /// A page stayed invalid after every re-read.
+    #[error(transparent)]
+    CorruptPage(PageReadError),
+    /// The work was stopped because another part of the backup failed.
+    #[error("cancelled")]
+    Cancelled,
+    /// The target refused or failed to write a file (other than a full disk).
+    #[error(transparent)]
+    Sink(SinkError),
+    /// Reading a live file failed.
+    #[error("{path}: {message}")]
+    Io {
+        /// The file.
+        path: String,
+        /// The OS error or the reader's account of it.
+        message: String,
+    },
+}
+
+impl From<SinkError> for SeamError {
+    fn from(e: SinkError) -> Self {
+        match e {
+            SinkError::NoSpace { path } => SeamError::NoSpace { path },
+            other => SeamError::Sink(other),
+        }
+    }
+}
+
+impl From<PageReadError> for SeamError {
+    fn from(e: PageReadError) -> Self {
+        match e {
+            PageReadError::Io {
+                file,
+                offset,
+                source,
+            } => SeamError::Io {
+                path: file.display().to_string(),
+                message: format!("read at offset {offset} failed: {source}"),
+            },
+            other => SeamError::CorruptPage(other),
+        }
+    }
+}
 
 /// One file being written into the backup.
 pub trait OutFile: Send {
     /// Appends bytes.
     ///
     /// # Errors
-    /// A sentence naming the file and the cause (e.g. no space left).
-    fn write(&mut self, buf: &[u8]) -> Result<(), String>;
+    /// [`SeamError::NoSpace`], or [`SeamError::Sink`] naming the file.
+    fn write(&mut self, buf: &[u8]) -> Result<(), SeamError>;
     /// Finishes the file (flushes, emits the stream's end chunk).
     ///
     /// # Errors
     /// As for `write`.
-    fn close(self: Box<Self>) -> Result<(), String>;
+    fn close(self: Box<Self>) -> Result<(), SeamError>;
 }
 
 /// The backup target: files are created by their path relative to the
@@ -25,19 +92,19 @@ pub trait Target: Send + Sync {
     /// Creates `rel`. Several files may be open at once, from several threads.
     ///
     /// # Errors
-    /// A sentence naming the file and the cause.
-    fn create(&self, rel: &str, size_hint: u64) -> Result<Box<dyn OutFile>, String>;
+    /// As for [`OutFile::write`].
+    fn create(&self, rel: &str, size_hint: u64) -> Result<Box<dyn OutFile>, SeamError>;
     /// Removes `rel` if the target can (a directory can; a stream cannot and
     /// returns `Ok(false)`).
     ///
     /// # Errors
     /// As for `create`.
-    fn remove(&self, rel: &str) -> Result<bool, String>;
+    fn remove(&self, rel: &str) -> Result<bool, SeamError>;
     /// Flushes everything (fsync files and directories; stream end).
     ///
     /// # Errors
     /// As for `create`.
-    fn finish(&self) -> Result<(), String>;
+    fn finish(&self) -> Result<(), SeamError>;
 }
 
 /// Reads one live file in order, chunk by chunk, handing out only bytes it
@@ -46,8 +113,8 @@ pub trait ChunkReader: Send {
     /// The next chunk, in the reader's own buffer (empty at the end).
     ///
     /// # Errors
-    /// A sentence naming the file, the page or offset, and the cause.
-    fn next_chunk(&mut self) -> Result<&[u8], String>;
+    /// [`SeamError::CorruptPage`] or [`SeamError::Io`], naming the file.
+    fn next_chunk(&mut self) -> Result<&[u8], SeamError>;
     /// Page retries the reader needed so far (torn reads of hot pages).
     fn retries(&self) -> u64 {
         0
@@ -56,16 +123,32 @@ pub trait ChunkReader: Send {
 
 /// Opens readers for live files.
 pub trait Reader: Send + Sync {
-    /// A reader for an InnoDB tablespace (pages validated); `None` when the
-    /// file no longer exists (dropped since it was listed).
+    /// A reader for an InnoDB tablespace (pages validated).
     ///
     /// # Errors
-    /// A sentence naming the file and the cause.
-    fn tablespace(&self, path: &Path) -> Result<Option<Box<dyn ChunkReader>>, String>;
-    /// A reader that copies a file as it is (non-InnoDB files); `None` when
-    /// the file no longer exists.
+    /// [`SeamError::Vanished`] when the file no longer exists (dropped since
+    /// it was listed), else as for [`ChunkReader::next_chunk`].
+    fn tablespace(&self, path: &Path) -> Result<Box<dyn ChunkReader>, SeamError>;
+    /// A reader that copies a file as it is (non-InnoDB files).
     ///
     /// # Errors
-    /// A sentence naming the file and the cause.
-    fn plain(&self, path: &Path) -> Result<Option<Box<dyn ChunkReader>>, String>;
+    /// [`SeamError::Vanished`] when the file no longer exists, else
+    /// [`SeamError::Io`] naming the file.
+    fn plain(&self, path: &Path) -> Result<Box<dyn ChunkReader>, SeamError>;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_full_disk_from_the_sink_is_its_own_variant() {
+        let full = SeamError::from(SinkError::io(
+            "db/t.ibd",
+            std::io::Error::from_raw_os_error(28),
+        ));
+        assert!(matches!(full, SeamError::NoSpace { ref path } if path == "db/t.ibd"));
+        let other = SeamError::from(SinkError::io("x", std::io::Error::from_raw_os_error(5)));
+        assert!(matches!(other, SeamError::Sink(_)));
+    }
 }

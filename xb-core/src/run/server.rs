@@ -6,7 +6,7 @@
 use mysql_async::prelude::Queryable;
 use mysql_async::{Conn, Opts, OptsBuilder};
 
-use super::error::BackupError;
+use crate::error::BackupError;
 
 /// How to reach the server.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -103,10 +103,7 @@ fn classify(e: mysql_async::Error, c: &ConnectOptions) -> BackupError {
             endpoint: c.endpoint(),
             message: e.to_string(),
         },
-        _ => BackupError::Sql {
-            statement: "connect".into(),
-            message: e.to_string(),
-        },
+        _ => BackupError::sql("connect", &e),
     }
 }
 
@@ -131,18 +128,17 @@ pub async fn connect(c: &ConnectOptions) -> Result<Conn, BackupError> {
 /// # Errors
 /// [`BackupError::Sql`].
 pub async fn exec(conn: &mut Conn, sql: &str) -> Result<(), BackupError> {
-    conn.query_drop(sql).await.map_err(|e| BackupError::Sql {
-        statement: sql.into(),
-        message: e.to_string(),
-    })
+    conn.query_drop(sql)
+        .await
+        .map_err(|e| BackupError::sql(sql, &e))
 }
 
 async fn var(conn: &mut Conn, name: &str) -> Result<String, BackupError> {
     let sql = format!("SELECT CAST(@@{name} AS CHAR)");
-    let v: Option<Option<String>> = conn.query_first(&sql).await.map_err(|e| BackupError::Sql {
-        statement: sql.clone(),
-        message: e.to_string(),
-    })?;
+    let v: Option<Option<String>> = conn
+        .query_first(&sql)
+        .await
+        .map_err(|e| BackupError::sql(&sql, &e))?;
     Ok(v.flatten().unwrap_or_default())
 }
 
@@ -150,11 +146,8 @@ async fn var(conn: &mut Conn, name: &str) -> Result<String, BackupError> {
 /// an empty value rather than an error.
 async fn var_opt(conn: &mut Conn, name: &str) -> Result<String, BackupError> {
     match var(conn, name).await {
-        Err(BackupError::Sql { message, .. })
-            if message.contains("1193") || message.contains("Unknown system variable") =>
-        {
-            Ok(String::new())
-        }
+        // ER_UNKNOWN_SYSTEM_VARIABLE
+        Err(e) if e.server_code() == Some(1193) => Ok(String::new()),
         other => other,
     }
 }
@@ -236,10 +229,10 @@ async fn check_privileges(
     let sql = "SELECT PRIVILEGE_TYPE FROM information_schema.USER_PRIVILEGES \
                WHERE GRANTEE = CONCAT('''', SUBSTRING_INDEX(CURRENT_USER(), '@', 1), '''@''', \
                SUBSTRING_INDEX(CURRENT_USER(), '@', -1), '''')";
-    let have: Vec<String> = conn.query(sql).await.map_err(|e| BackupError::Sql {
-        statement: sql.into(),
-        message: e.to_string(),
-    })?;
+    let have: Vec<String> = conn
+        .query(sql)
+        .await
+        .map_err(|e| BackupError::sql(sql, &e))?;
     let mut need = vec!["RELOAD", "PROCESS"];
     if !mariadb {
         // LOCK INSTANCE FOR BACKUP and performance_schema.log_status
@@ -271,19 +264,17 @@ async fn check_privileges(
 /// SQL errors, or a status without that line.
 pub async fn current_lsn(conn: &mut Conn) -> Result<u64, BackupError> {
     let sql = "SHOW ENGINE INNODB STATUS";
-    let row: Option<(String, String, String)> =
-        conn.query_first(sql).await.map_err(|e| BackupError::Sql {
-            statement: sql.into(),
-            message: e.to_string(),
-        })?;
+    let row: Option<(String, String, String)> = conn
+        .query_first(sql)
+        .await
+        .map_err(|e| BackupError::sql(sql, &e))?;
     let text = row.map(|r| r.2).unwrap_or_default();
     text.lines()
         .find_map(|l| l.strip_prefix("Log sequence number"))
         .and_then(|rest| rest.split_whitespace().next())
         .and_then(|n| n.parse().ok())
-        .ok_or_else(|| BackupError::Sql {
-            statement: sql.into(),
-            message: "no \"Log sequence number\" line in the status".into(),
+        .ok_or_else(|| {
+            BackupError::sql_answer(sql, "no \"Log sequence number\" line in the status")
         })
 }
 
@@ -295,11 +286,10 @@ pub async fn binlog_position(
     conn: &mut Conn,
 ) -> Result<Option<(String, u64, String)>, BackupError> {
     let sql = "SHOW MASTER STATUS";
-    let row: Option<mysql_async::Row> =
-        conn.query_first(sql).await.map_err(|e| BackupError::Sql {
-            statement: sql.into(),
-            message: e.to_string(),
-        })?;
+    let row: Option<mysql_async::Row> = conn
+        .query_first(sql)
+        .await
+        .map_err(|e| BackupError::sql(sql, &e))?;
     let Some(row) = row else { return Ok(None) };
     let file: Option<String> = row.get(0);
     let pos: Option<u64> = row.get(1);

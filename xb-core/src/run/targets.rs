@@ -6,15 +6,18 @@
 //! xtrabackup does, so tools can read it without decompressing; every other
 //! file (data, redo, the other metadata) goes through the whole chain.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use xb_sink::{
-    Compress, Compression, Datasink, Encrypt, EncryptKey, LocalDir, SinkFile, Throttle,
+    Compress, Compression, Datasink, Encrypt, EncryptKey, LocalDir, SinkError, SinkFile, Throttle,
     XbStreamWriter,
 };
 
-use super::seams::{OutFile, Target};
+use super::Destination;
+use super::seams::{OutFile, SeamError, Target};
+use crate::error::BackupError;
+use crate::prepare::INCOMPLETE_MARKER;
 
 /// How data is transformed on its way into the backup.
 #[derive(Debug, Clone, Default)]
@@ -64,9 +67,10 @@ impl SinkTarget {
     /// A new (or empty) local directory.
     ///
     /// # Errors
-    /// The directory holds files, or cannot be created.
-    pub fn dir(root: &Path, opts: &SinkOptions) -> Result<Self, String> {
-        let end = LocalDir::create(root).map_err(|e| e.to_string())?;
+    /// The directory holds files ([`xb_sink::SinkError::NotEmpty`]), or
+    /// cannot be created.
+    pub fn dir(root: &Path, opts: &SinkOptions) -> Result<Self, xb_sink::SinkError> {
+        let end = LocalDir::create(root)?;
         Ok(Self::chain(Arc::new(end), opts))
     }
 
@@ -80,32 +84,91 @@ impl SinkTarget {
 struct File(Box<dyn SinkFile>);
 
 impl OutFile for File {
-    fn write(&mut self, buf: &[u8]) -> Result<(), String> {
-        self.0.write(buf).map_err(|e| e.to_string())
+    fn write(&mut self, buf: &[u8]) -> Result<(), SeamError> {
+        Ok(self.0.write(buf)?)
     }
-    fn close(self: Box<Self>) -> Result<(), String> {
-        self.0.close().map_err(|e| e.to_string())
+    fn close(self: Box<Self>) -> Result<(), SeamError> {
+        Ok(self.0.close()?)
     }
 }
 
 impl Target for SinkTarget {
-    fn create(&self, rel: &str, size_hint: u64) -> Result<Box<dyn OutFile>, String> {
+    fn create(&self, rel: &str, size_hint: u64) -> Result<Box<dyn OutFile>, SeamError> {
         let sink: &dyn Datasink = if PLAIN_FILES.contains(&rel) {
             &*self.plain
         } else {
             &*self.data
         };
-        Ok(Box::new(File(
-            sink.open(rel, size_hint).map_err(|e| e.to_string())?,
-        )))
+        Ok(Box::new(File(sink.open(rel, size_hint)?)))
     }
 
-    fn remove(&self, rel: &str) -> Result<bool, String> {
-        self.plain.remove(rel).map_err(|e| e.to_string())
+    fn remove(&self, rel: &str) -> Result<bool, SeamError> {
+        Ok(self.plain.remove(rel)?)
     }
 
-    fn finish(&self) -> Result<(), String> {
-        self.data.finish().map_err(|e| e.to_string())?;
-        self.plain.finish().map_err(|e| e.to_string())
+    fn finish(&self) -> Result<(), SeamError> {
+        self.data.finish()?;
+        Ok(self.plain.finish()?)
+    }
+}
+
+/// The backup's target and, for a directory, the marker that says it is
+/// incomplete until the very end.
+pub struct Output {
+    /// Where files go.
+    pub target: Arc<dyn Target>,
+    /// `file` or `mbstream`, for `xtrabackup_info`.
+    pub format: &'static str,
+    marker_dir: Option<PathBuf>,
+}
+
+impl Output {
+    /// Opens the destination and, for a directory, marks it incomplete
+    /// before anything else is written.
+    ///
+    /// # Errors
+    /// [`BackupError::TargetNotEmpty`] or [`BackupError::Target`].
+    pub fn open(destination: Destination, opts: &SinkOptions) -> Result<Self, BackupError> {
+        match destination {
+            Destination::Dir(p) => {
+                let t = SinkTarget::dir(&p, opts).map_err(|e| match e {
+                    SinkError::NotEmpty { .. } => BackupError::TargetNotEmpty {
+                        path: p.display().to_string(),
+                    },
+                    other => BackupError::Target(other.into()),
+                })?;
+                let marker = p.join(INCOMPLETE_MARKER);
+                std::fs::write(&marker, b"xb: this backup did not complete\n")
+                    .map_err(|e| BackupError::Target(SinkError::io(marker.display(), e).into()))?;
+                Ok(Output {
+                    target: Arc::new(t),
+                    format: "file",
+                    marker_dir: Some(p),
+                })
+            }
+            Destination::Stream(w) => Ok(Output {
+                target: Arc::new(SinkTarget::stream(w, opts)),
+                format: "mbstream",
+                marker_dir: None,
+            }),
+        }
+    }
+
+    /// Flushes everything, then removes the incomplete marker: only now is
+    /// the directory a backup.
+    ///
+    /// # Errors
+    /// [`BackupError::Target`]; the marker then stays.
+    pub fn complete(&self) -> Result<(), BackupError> {
+        self.target.finish().map_err(BackupError::Target)?;
+        if let Some(d) = &self.marker_dir {
+            let m = d.join(INCOMPLETE_MARKER);
+            std::fs::remove_file(&m)
+                .map_err(|e| BackupError::Target(SinkError::io(m.display(), e).into()))?;
+            if let Ok(dir) = std::fs::File::open(d) {
+                let _ = dir.sync_all();
+            }
+        }
+        Ok(())
     }
 }

@@ -14,17 +14,73 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use mysql_async::Conn;
-use xb_tokudb::{FileCopier, HookError, ReadLockHook, TokuError};
+use xb_tokudb::{FileCopier, HookError, ReadLockHook, TokuDirs, TokuError};
 
-use super::data_copy::{CopyStats, Job};
-use super::error::BackupError;
-use super::mysql::LogStatus;
+use super::data_copy::{CopyStats, Job, copy_jobs};
+use super::flavour::Step;
+use super::locks::Held;
+use super::log_status::{self, LogStatus};
 use super::redo_copy::RedoCopier;
-use super::seams::Target;
-use super::{Ctx, Progress, copy_jobs};
+use super::seams::{SeamError, Target};
+use super::{Ctx, Progress};
+use crate::error::BackupError;
+
+/// Runs the TokuDB sequence on the main session; `files` (the non-InnoDB
+/// files) are copied under its read lock, where the consistent point is
+/// read too. Returns that point; the TokuDB files go into `step.found`.
+///
+/// # Errors
+/// [`BackupError::TokuDb`], or the failure of the work under the read lock
+/// with its own code. Both TokuDB locks are released by then; the session
+/// also records them, so the error path sends the release again for a
+/// failure the sequence did not see.
+pub(super) async fn copy_under_checkpoint_lock(
+    step: &mut Step<'_>,
+    dirs: &TokuDirs,
+    files: Vec<Job>,
+) -> Result<LogStatus, BackupError> {
+    step.progress
+        .phase("TokuDB: checkpoint lock, data files, read lock, logs");
+    let mut hook = UnderReadLock {
+        ctx: step.ctx,
+        progress: step.progress,
+        copier: step.copier,
+        files,
+        done: None,
+    };
+    step.session.assume(Held::TokuCheckpointLock);
+    step.session.assume(Held::ReadLock);
+    let toku = xb_tokudb::run(
+        step.session.conn(),
+        dirs,
+        Arc::new(TargetCopier(step.ctx.target.clone())),
+        &mut hook,
+        &xb_tokudb::TokuOptions::default().parallel(step.ctx.parallel),
+    )
+    .await
+    .map_err(user_error)?;
+    // the sequence released both locks itself
+    step.session.forget(Held::ReadLock);
+    step.session.forget(Held::TokuCheckpointLock);
+    let locked = hook.done.ok_or_else(|| {
+        BackupError::sql_answer(
+            "SELECT LOCAL, STORAGE_ENGINES FROM performance_schema.log_status",
+            "the TokuDB sequence ended without reading log_status",
+        )
+    })?;
+    step.found.add_commits_blocked(locked.since.elapsed());
+    step.found.stats.add(locked.stats);
+    for f in toku.data_files.iter().chain(&toku.log_files) {
+        step.found.stats.files += 1;
+        step.found.stats.bytes += f.bytes;
+        step.progress.bytes(&f.rel, f.bytes);
+    }
+    step.found.tokudb = Some(toku);
+    Ok(locked.status)
+}
 
 /// What the work under the read lock found.
-pub(super) struct Locked {
+struct Locked {
     /// Binlog coordinates and LSN, read while commits were blocked.
     pub status: LogStatus,
     /// The non-InnoDB files copied.
@@ -34,14 +90,14 @@ pub(super) struct Locked {
 }
 
 /// The orchestrator's work while `FLUSH TABLES WITH READ LOCK` is held.
-pub(super) struct UnderReadLock<'a> {
-    pub ctx: &'a Ctx,
-    pub progress: &'a dyn Progress,
-    pub copier: &'a RedoCopier,
+struct UnderReadLock<'a> {
+    ctx: &'a Ctx,
+    progress: &'a dyn Progress,
+    copier: Option<&'a RedoCopier>,
     /// Non-InnoDB and Aria files, copied here.
-    pub files: Vec<Job>,
+    files: Vec<Job>,
     /// Set when the work succeeded.
-    pub done: Option<Locked>,
+    done: Option<Locked>,
 }
 
 impl ReadLockHook<Conn> for UnderReadLock<'_> {
@@ -49,10 +105,9 @@ impl ReadLockHook<Conn> for UnderReadLock<'_> {
         let since = Instant::now();
         self.progress.phase("copy non-InnoDB tables");
         let files = std::mem::take(&mut self.files);
-        let stats = tokio::task::block_in_place(|| {
-            copy_jobs(self.ctx, self.progress, files, Some(self.copier))
-        })?;
-        let status = super::mysql::log_status(conn).await?;
+        let stats =
+            tokio::task::block_in_place(|| copy_jobs(self.ctx, self.progress, files, self.copier))?;
+        let status = log_status::read(conn).await?;
         self.done = Some(Locked {
             status,
             stats,
@@ -64,13 +119,23 @@ impl ReadLockHook<Conn> for UnderReadLock<'_> {
 
 /// Copies TokuDB files through the backup's sink chain (compression,
 /// encryption and streaming apply to them as to every data file).
-pub(super) struct TargetCopier(pub Arc<dyn Target>);
+struct TargetCopier(Arc<dyn Target>);
+
+/// The sink's error as the I/O error the TokuDB copier speaks; a full target
+/// keeps its kind, so the hint can say so (see `BackupError::hint`).
+fn io_error(e: SeamError) -> io::Error {
+    let kind = match e {
+        SeamError::NoSpace { .. } => io::ErrorKind::StorageFull,
+        _ => io::ErrorKind::Other,
+    };
+    io::Error::new(kind, e)
+}
 
 impl FileCopier for TargetCopier {
     fn copy(&self, src: &Path, rel: &str) -> io::Result<u64> {
         let mut file = std::fs::File::open(src)?;
         let size = file.metadata()?.len();
-        let mut out = self.0.create(rel, size).map_err(io::Error::other)?;
+        let mut out = self.0.create(rel, size).map_err(io_error)?;
         let mut buf = vec![0u8; 1 << 20];
         let mut total = 0u64;
         loop {
@@ -80,17 +145,17 @@ impl FileCopier for TargetCopier {
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(e) => return Err(e),
             };
-            out.write(&buf[..n]).map_err(io::Error::other)?;
+            out.write(&buf[..n]).map_err(io_error)?;
             total += n as u64;
         }
-        out.close().map_err(io::Error::other)?;
+        out.close().map_err(io_error)?;
         Ok(total)
     }
 }
 
 /// Bytes of the TokuDB files as listed now, for the progress total (the
 /// copy may see a little more: the logs grow until the read lock).
-pub(super) fn bytes_on_disk(dirs: &xb_tokudb::TokuDirs) -> u64 {
+pub(super) fn bytes_on_disk(dirs: &TokuDirs) -> u64 {
     let data = xb_tokudb::find_data_files(dirs).unwrap_or_default();
     let logs = xb_tokudb::find_log_files(dirs).unwrap_or_default();
     data.iter()
@@ -103,7 +168,7 @@ pub(super) fn bytes_on_disk(dirs: &xb_tokudb::TokuDirs) -> u64 {
 /// The error a user should see: when the work under the read lock failed
 /// (the target filled up while copying MyISAM files, say), that failure with
 /// its own code and hint; otherwise the TokuDB error.
-pub(super) fn user_error(e: TokuError) -> BackupError {
+fn user_error(e: TokuError) -> BackupError {
     match e {
         TokuError::Aborted {
             cause,
@@ -133,9 +198,9 @@ mod tests {
 
     #[test]
     fn a_failure_under_the_read_lock_keeps_its_own_code() {
-        let hook = TokuError::Hook(Box::new(BackupError::Target(
-            "no space left on device".into(),
-        )));
+        let hook = TokuError::Hook(Box::new(BackupError::Target(SeamError::NoSpace {
+            path: "db/m.MYD".into(),
+        })));
         let e = user_error(TokuError::Aborted {
             step: Step::ReadLock,
             cause: Box::new(hook),
@@ -145,5 +210,13 @@ mod tests {
         assert_eq!(e.code(), 20, "{e}");
         let other = user_error(TokuError::WorkerPanicked(Step::CopyData));
         assert_eq!(other.code(), 23);
+        let full = BackupError::TokuDb(TokuError::Copy {
+            path: "/d/t.tokudb".into(),
+            rel: "t.tokudb".into(),
+            source: io_error(SeamError::NoSpace {
+                path: "t.tokudb".into(),
+            }),
+        });
+        assert!(full.hint().contains("Free space"), "{}", full.hint());
     }
 }

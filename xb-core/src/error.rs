@@ -1,0 +1,261 @@
+//! Why a backup failed. Each variant names the thing at fault; [`hint`]
+//! says what to do; [`code`] is stable and becomes the CLI's exit code.
+//! Hints and codes are chosen by variant (and by the typed cause inside
+//! it), never by the words of a message.
+//!
+//! [`hint`]: BackupError::hint
+//! [`code`]: BackupError::code
+
+use crate::run::redo_copy::RedoCopyError;
+use crate::run::seams::SeamError;
+
+/// A failed backup.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum BackupError {
+    /// Wrong user or password.
+    #[error("access denied for user '{user}' at {endpoint}: {message}")]
+    Access {
+        /// The account.
+        user: String,
+        /// Host:port or socket.
+        endpoint: String,
+        /// The server's message.
+        message: String,
+    },
+    /// The server cannot be reached.
+    #[error("cannot connect to the server at {endpoint}: {message}")]
+    Connect {
+        /// Host:port or socket.
+        endpoint: String,
+        /// What happened.
+        message: String,
+    },
+    /// The account lacks privileges a backup needs.
+    #[error("user '{user}' lacks the privilege(s) {} needed for a backup", missing.join(", "))]
+    Privileges {
+        /// The account.
+        user: String,
+        /// What is missing.
+        missing: Vec<String>,
+    },
+    /// A statement failed.
+    #[error("statement `{statement}` failed: {message}")]
+    Sql {
+        /// The statement.
+        statement: String,
+        /// The server's (or the driver's) message.
+        message: String,
+        /// The server's error number, when the server answered with one.
+        server_code: Option<u16>,
+    },
+    /// The server is of a kind this version cannot back up.
+    #[error("unsupported server {version}: {reason}")]
+    Unsupported {
+        /// `SELECT VERSION()`.
+        version: String,
+        /// Why.
+        reason: String,
+    },
+    /// The datadir the server reports is not readable here.
+    #[error("datadir {path} reported by the server is not readable here: {message}")]
+    Datadir {
+        /// The path.
+        path: String,
+        /// The OS error.
+        message: String,
+    },
+    /// The plan cannot work (found before anything touches the server).
+    #[error("{reason}")]
+    Plan {
+        /// What is wrong with the options.
+        reason: String,
+    },
+    /// The target directory already holds files.
+    #[error("target directory {path} is not empty")]
+    TargetNotEmpty {
+        /// The directory.
+        path: String,
+    },
+    /// Writing the backup failed (target full, I/O).
+    #[error("{0}")]
+    Target(SeamError),
+    /// Reading a data file failed (corrupt page, I/O).
+    #[error("{0}")]
+    Read(SeamError),
+    /// The server's redo log could not be opened or read.
+    #[error("{0}")]
+    RedoLog(xb_innodb::redo::RedoError),
+    /// The server's redo log is not what this flavour reads.
+    #[error("redo log in {dir}: {reason}")]
+    RedoLayout {
+        /// The log directory.
+        dir: String,
+        /// What was found.
+        reason: String,
+    },
+    /// Following the redo log failed (overwritten, corrupt, too slow); when
+    /// another step failed after that, `then` says which.
+    #[error("{source}{}", then.as_ref().map(|t| format!(" (and then: {t})")).unwrap_or_default())]
+    RedoCopy {
+        /// The copier's own error.
+        source: RedoCopyError,
+        /// A later failure it caused.
+        then: Option<Box<BackupError>>,
+    },
+    /// The redo copier stopped while data was copied; the phase that owns the
+    /// copier replaces this with the copier's own error.
+    #[error("the redo copier stopped")]
+    RedoStopped,
+    /// A TokuDB step failed. Its checkpoint lock and read lock were released
+    /// before this error was returned (or the message says why not).
+    #[error("{0}")]
+    TokuDb(xb_tokudb::TokuError),
+}
+
+const NO_SPACE_HINT: &str = "Free space on the target file system or choose another --target-dir, then take the backup again.";
+
+impl BackupError {
+    /// A failed statement, with the server's error number when it sent one.
+    pub(crate) fn sql(statement: &str, e: &mysql_async::Error) -> Self {
+        BackupError::Sql {
+            statement: statement.into(),
+            message: e.to_string(),
+            server_code: match e {
+                mysql_async::Error::Server(se) => Some(se.code),
+                _ => None,
+            },
+        }
+    }
+
+    /// A statement whose answer made no sense (no row, no such line).
+    pub(crate) fn sql_answer(statement: &str, message: impl Into<String>) -> Self {
+        BackupError::Sql {
+            statement: statement.into(),
+            message: message.into(),
+            server_code: None,
+        }
+    }
+
+    /// The server's error number, if this is a statement the server refused.
+    #[must_use]
+    pub fn server_code(&self) -> Option<u16> {
+        match self {
+            BackupError::Sql { server_code, .. } => *server_code,
+            _ => None,
+        }
+    }
+
+    /// What the user can do.
+    #[must_use]
+    pub fn hint(&self) -> String {
+        match self {
+            BackupError::Access { user, .. } => format!(
+                "Check the password of '{user}' (--password, MYSQL_PWD, or the [client] group of --defaults-file)."
+            ),
+            BackupError::Connect { .. } => {
+                "Is the server running and listening there? Check --host/--port or --socket.".into()
+            }
+            BackupError::Privileges { user, missing } => format!(
+                "As an administrator run: GRANT {} ON *.* TO '{user}'@'...'",
+                missing.join(", ")
+            ),
+            BackupError::Sql { .. } => "Check the server's error log and the account's privileges.".into(),
+            BackupError::Unsupported { .. } => {
+                "Use the vendor's backup tool for this server version.".into()
+            }
+            BackupError::Datadir { .. } => {
+                "Run xb on the database host, as a user who can read the datadir.".into()
+            }
+            BackupError::Plan { .. } => "Correct the options and run the backup again.".into(),
+            BackupError::Target(SeamError::NoSpace { .. }) => NO_SPACE_HINT.into(),
+            BackupError::TargetNotEmpty { .. } => {
+                "Choose a new --target-dir: xb never writes into a directory that holds files.".into()
+            }
+            BackupError::Target(_) => "Check the target path and its permissions.".into(),
+            BackupError::Read(SeamError::CorruptPage(_)) => {
+                "A page stayed corrupt after every re-read: run CHECK TABLE on that table on the server.".into()
+            }
+            BackupError::Read(_) => {
+                "Check that the file is readable by the user running xb, and the server's error log.".into()
+            }
+            BackupError::RedoCopy { source, .. } if source.is_overwritten() => {
+                "The server wrote redo faster than it was copied: increase innodb_log_file_size or back up at a quieter time.".into()
+            }
+            BackupError::RedoCopy { source, .. } if source.is_no_space() => NO_SPACE_HINT.into(),
+            BackupError::RedoLog(_)
+            | BackupError::RedoLayout { .. }
+            | BackupError::RedoCopy { .. }
+            | BackupError::RedoStopped => {
+                "Check the server's error log; then take the backup again.".into()
+            }
+            BackupError::TokuDb(e) if toku_no_space(e) => NO_SPACE_HINT.into(),
+            BackupError::TokuDb(_) => {
+                "Both TokuDB locks are released (by xb, or by the server when the session ended); check the server's error log and @@tokudb_data_dir/@@tokudb_log_dir, then take the backup again.".into()
+            }
+        }
+    }
+
+    /// Stable code, also the CLI's exit code.
+    #[must_use]
+    pub fn code(&self) -> u8 {
+        match self {
+            BackupError::Access { .. } => 10,
+            BackupError::Connect { .. } => 11,
+            BackupError::Privileges { .. } => 12,
+            BackupError::Sql { .. } => 13,
+            BackupError::Unsupported { .. } => 14,
+            BackupError::Datadir { .. } => 15,
+            BackupError::Plan { .. }
+            | BackupError::Target(_)
+            | BackupError::TargetNotEmpty { .. } => 20,
+            BackupError::Read(_) => 21,
+            BackupError::RedoLog(_)
+            | BackupError::RedoLayout { .. }
+            | BackupError::RedoCopy { .. }
+            | BackupError::RedoStopped => 22,
+            BackupError::TokuDb(_) => 23,
+        }
+    }
+}
+
+impl From<xb_innodb::redo::RedoError> for BackupError {
+    fn from(e: xb_innodb::redo::RedoError) -> Self {
+        BackupError::RedoLog(e)
+    }
+}
+
+/// Did a TokuDB file copy fail because the target is full? The copier's
+/// I/O error carries the kind (see `run::tokudb::TargetCopier`).
+fn toku_no_space(e: &xb_tokudb::TokuError) -> bool {
+    match e.root_cause() {
+        xb_tokudb::TokuError::Copy { source, .. } => {
+            source.kind() == std::io::ErrorKind::StorageFull || source.raw_os_error() == Some(28)
+        }
+        _ => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hints_and_codes_follow_the_variant_not_the_words() {
+        let full = BackupError::Target(SeamError::NoSpace {
+            path: "db/t.ibd".into(),
+        });
+        assert_eq!(full.code(), 20);
+        assert!(full.hint().contains("Free space"), "{}", full.hint());
+        let other = BackupError::Target(SeamError::Io {
+            path: "db/t.ibd".into(),
+            message: "no space left on device (but it is a read error)".into(),
+        });
+        assert!(!other.hint().contains("Free space"), "{}", other.hint());
+        let plan = BackupError::Plan {
+            reason: "parallel must be at least 1".into(),
+        };
+        assert_eq!(plan.code(), 20);
+        assert_eq!(BackupError::RedoStopped.code(), 22);
+    }
+}

@@ -1,0 +1,114 @@
+//! What an embedding program hands a backup and gets back: options, the
+//! progress callbacks, and the summary of a completed backup.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use super::files;
+use super::server::ConnectOptions;
+use super::targets;
+
+/// Where the backup goes.
+pub enum Destination {
+    /// A new (or empty) local directory.
+    Dir(PathBuf),
+    /// An xbstream written to this writer (stdout for `--stream=xbstream`).
+    Stream(Box<dyn std::io::Write + Send>),
+}
+
+impl std::fmt::Debug for Destination {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Destination::Dir(p) => write!(f, "Dir({})", p.display()),
+            Destination::Stream(_) => f.write_str("Stream"),
+        }
+    }
+}
+
+/// What a backup run is told.
+#[derive(Debug)]
+#[non_exhaustive]
+pub struct BackupOptions {
+    /// The server.
+    pub connect: ConnectOptions,
+    /// The target.
+    pub destination: Destination,
+    /// Copy workers (default 4).
+    pub parallel: usize,
+    /// Seconds to wait for the backup lock (default one day, as the server).
+    pub lock_wait_timeout: u64,
+    /// How often the redo copier polls (default 100 ms).
+    pub redo_interval: Duration,
+    /// The command line, recorded (secrets masked) in `xtrabackup_info`.
+    pub command_line: Vec<String>,
+    /// Partial backup: which databases and tables to keep.
+    pub filter: files::Filter,
+    /// Compression, encryption and throttling of the data.
+    pub sink: targets::SinkOptions,
+    /// MySQL: protect each table with a metadata lock instead of blocking
+    /// all DDL for the whole copy (`LOCK INSTANCE FOR BACKUP` is then held
+    /// only at the end). DDL on other tables, and CREATE TABLE, go on.
+    pub lock_ddl_per_table: bool,
+}
+
+impl BackupOptions {
+    /// Options with defaults.
+    #[must_use]
+    pub fn new(connect: ConnectOptions, destination: Destination) -> Self {
+        BackupOptions {
+            connect,
+            destination,
+            parallel: 4,
+            lock_wait_timeout: 86_400,
+            redo_interval: Duration::from_millis(100),
+            command_line: Vec::new(),
+            filter: files::Filter::default(),
+            lock_ddl_per_table: false,
+            sink: targets::SinkOptions::default(),
+        }
+    }
+}
+
+/// Progress events, for a bar on a terminal or log lines elsewhere.
+pub trait Progress: Sync {
+    /// A phase started (`"copy InnoDB"`, ...).
+    fn phase(&self, _name: &str) {}
+    /// Bytes copied into the backup (data files).
+    fn bytes(&self, _file: &str, _n: u64) {}
+    /// Total bytes to copy, once known.
+    fn total(&self, _bytes: u64) {}
+    /// The redo copier has copied log up to this LSN (reported while data
+    /// files are copied, about every 50 ms); with the server's LSN it gives
+    /// the redo lag, the margin before the server could overwrite log.
+    fn redo(&self, _copied_lsn: u64) {}
+}
+
+/// A [`Progress`] that ignores everything.
+#[derive(Debug, Default)]
+pub struct NoProgress;
+impl Progress for NoProgress {}
+
+/// What a completed backup holds.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BackupSummary {
+    /// Checkpoint at the end (`to_lsn`).
+    pub to_lsn: u64,
+    /// End of the copied redo: the point in time the backup restores to.
+    pub last_lsn: u64,
+    /// First LSN of the copied redo.
+    pub start_lsn: u64,
+    /// Binlog coordinates at the lock, if the binlog is on.
+    pub binlog: Option<(String, u64, String)>,
+    /// Files copied (data files and the redo file).
+    pub files: u64,
+    /// Data bytes copied.
+    pub bytes: u64,
+    /// Page re-reads (torn pages while the server wrote them).
+    pub page_retries: u64,
+    /// Seconds commits were blocked.
+    pub lock_seconds: f64,
+    /// Server version.
+    pub server_version: String,
+    /// The TokuDB files included (servers with the TokuDB plugin).
+    pub tokudb: Option<xb_tokudb::TokuManifest>,
+}

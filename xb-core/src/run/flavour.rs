@@ -1,0 +1,176 @@
+//! The one trait between the orchestration and a server flavour.
+//!
+//! [`super::backup`] runs the phases in the seed's order; a [`Flavour`]
+//! supplies the steps that differ between servers (how the redo log is
+//! laid out, which statements protect DDL and block commits, where the
+//! consistent point is read). Each flavour lives in its own module:
+//! [`super::mariadb`] (MariaDB 10.5+) and [`super::mysql`] (MySQL 8.0.30+).
+//! Engine steps that only some servers have are modules a flavour calls:
+//! [`super::tokudb`] and [`super::rocksdb`].
+
+use std::time::{Duration, Instant};
+
+use super::data_copy::{CopyStats, Job, copy_jobs};
+use super::feed::Feed;
+use super::locks::Session;
+use super::redo_copy::{RedoCopied, RedoCopier};
+use super::server::ServerFacts;
+use super::{Ctx, Progress};
+use crate::checkpoints::Checkpoints;
+use crate::error::BackupError;
+
+/// How the backup's redo copy starts: its file in the backup, the header
+/// written first, and the server's log followed from the latest checkpoint.
+pub struct RedoPlan {
+    /// Path of the redo file in the backup.
+    pub file: String,
+    /// The backup log file's own header.
+    pub header: Vec<u8>,
+    /// The server's log, positioned at the start checkpoint.
+    pub feed: Feed,
+}
+
+/// The moment the backup restores to: read while commits were blocked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConsistentPoint {
+    /// The redo copy must reach this LSN.
+    pub lsn: u64,
+    /// The server's checkpoint at that moment (`to_lsn`).
+    pub checkpoint: u64,
+    /// Binlog file, position and GTID set, if the binlog is on.
+    pub binlog: Option<(String, u64, String)>,
+}
+
+/// What the steps found on the way, for the summary.
+#[derive(Debug, Default)]
+pub struct Found {
+    /// Data files copied.
+    pub stats: CopyStats,
+    /// The TokuDB files, on servers with the TokuDB plugin.
+    pub tokudb: Option<xb_tokudb::TokuManifest>,
+    commits_blocked_since: Option<Instant>,
+    commits_blocked: Duration,
+}
+
+impl Found {
+    /// Commits are blocked from now (BLOCK_COMMIT, a read lock).
+    pub fn commits_blocked(&mut self) {
+        self.commits_blocked_since.get_or_insert_with(Instant::now);
+    }
+
+    /// Commits go on again.
+    pub fn commits_unblocked(&mut self) {
+        if let Some(t) = self.commits_blocked_since.take() {
+            self.commits_blocked += t.elapsed();
+        }
+    }
+
+    /// Commits were blocked for `d` by a step that timed it itself.
+    pub fn add_commits_blocked(&mut self, d: Duration) {
+        self.commits_blocked += d;
+    }
+
+    /// Seconds commits were blocked.
+    #[must_use]
+    pub fn lock_seconds(&self) -> f64 {
+        self.commits_blocked.as_secs_f64()
+    }
+}
+
+/// What every step gets: the run's settings, the server session with what
+/// it holds, progress, the running redo copier, and what was found so far.
+pub struct Step<'a> {
+    /// Settings and server facts.
+    pub ctx: &'a Ctx,
+    /// The main connection and the locks it holds.
+    pub session: &'a mut Session,
+    /// Progress events.
+    pub progress: &'a dyn Progress,
+    /// The redo copier while it runs: data copies stop as soon as it dies.
+    pub copier: Option<&'a RedoCopier>,
+    /// Figures for the summary.
+    pub found: Found,
+}
+
+impl Step<'_> {
+    /// Copies `jobs` from the live datadir, stopping if the redo copier dies.
+    ///
+    /// # Errors
+    /// As [`copy_jobs`].
+    pub fn copy(&mut self, jobs: Vec<Job>) -> Result<(), BackupError> {
+        let stats = copy_jobs(self.ctx, self.progress, jobs, self.copier)?;
+        self.found.stats.add(stats);
+        Ok(())
+    }
+
+    /// `SET SESSION lock_wait_timeout` on the main connection.
+    ///
+    /// # Errors
+    /// [`BackupError::Sql`].
+    pub async fn set_lock_wait_timeout(&mut self) -> Result<(), BackupError> {
+        let sql = format!(
+            "SET SESSION lock_wait_timeout = {}",
+            self.ctx.lock_wait_timeout
+        );
+        self.session.exec(&sql).await
+    }
+}
+
+/// The non-InnoDB files of a datadir, by when they must be copied.
+#[derive(Debug, Default)]
+pub struct NonInnodb {
+    /// Non-transactional tables and table metadata (MyISAM, CSV, `.frm`, ...).
+    pub tables: Vec<Job>,
+    /// Aria tables and logs (crash-safe; copied while commits are blocked).
+    pub aria: Vec<Job>,
+}
+
+/// The steps a server flavour supplies, in the order the orchestration
+/// calls them (see [`super::backup`]).
+pub trait Flavour: Send {
+    /// Phase 2: the backup's redo file and the server's log to follow.
+    ///
+    /// # Errors
+    /// The log cannot be opened, or is not of this flavour's format.
+    fn redo(&mut self, facts: &ServerFacts) -> Result<RedoPlan, BackupError>;
+
+    /// Phase 3: from here no DDL changes the set of tablespaces under the
+    /// copy (or, with per-table locks, the tables being copied).
+    async fn protect_ddl(&mut self, step: &mut Step<'_>) -> Result<(), BackupError>;
+
+    /// Phase 4, after the tablespaces listed at the start were copied:
+    /// tablespaces the DDL protection did not cover (created meanwhile).
+    /// `copied` holds the backup paths copied so far.
+    async fn after_innodb(
+        &mut self,
+        _step: &mut Step<'_>,
+        _copied: &std::collections::HashSet<String>,
+    ) -> Result<(), BackupError> {
+        Ok(())
+    }
+
+    /// Phase 5: copy the non-InnoDB files under the lock they need.
+    async fn copy_non_innodb(
+        &mut self,
+        step: &mut Step<'_>,
+        files: NonInnodb,
+    ) -> Result<(), BackupError>;
+
+    /// Phase 6: commits are blocked; read binlog coordinates, GTID and LSN.
+    async fn consistent_point(
+        &mut self,
+        step: &mut Step<'_>,
+    ) -> Result<ConsistentPoint, BackupError>;
+
+    /// `xtrabackup_checkpoints` for this point and the copied redo, in the
+    /// shape the flavour's vendor tool writes.
+    fn checkpoints(&self, point: &ConsistentPoint, copied: &RedoCopied) -> Checkpoints;
+
+    /// Phase 8: release what the server holds for the backup.
+    async fn release(&mut self, step: &mut Step<'_>) -> Result<(), BackupError>;
+
+    /// Phase 9: copies that need no lock any more (a RocksDB checkpoint).
+    async fn after_release(&mut self, _step: &mut Step<'_>) -> Result<(), BackupError> {
+        Ok(())
+    }
+}

@@ -1,0 +1,163 @@
+//! MariaDB 10.5+: the flavour's steps.
+//!
+//! - redo: `ib_logfile0` in the 10.5 block format or the 10.8+ "Phys"
+//!   format; the backup's `ib_logfile0` is written in the server's own format
+//!   (so `mariadb-backup --prepare` and the server itself read it);
+//! - protect DDL: `BACKUP STAGE START`, `FLUSH`, `BLOCK_DDL` (InnoDB DML
+//!   goes on; writes to non-transactional tables wait);
+//! - non-InnoDB: non-transactional tables under `BLOCK_DDL`, then
+//!   `BACKUP STAGE BLOCK_COMMIT` and the Aria tables and log;
+//! - consistent point: `SHOW MASTER STATUS` and `@@gtid_binlog_pos`, a
+//!   RocksDB checkpoint (MyRocks), the LSN, `FLUSH ENGINE LOGS`, and the
+//!   checkpoint read from the log itself;
+//! - release: `BACKUP STAGE END`; then the RocksDB checkpoint is copied.
+
+use std::path::{Path, PathBuf};
+
+use xb_innodb::redo::RedoLog;
+use xb_innodb::redo105;
+use xb_innodb::redo108::backup_log_header;
+
+use super::feed::{Feed, Pad};
+use super::flavour::{ConsistentPoint, Flavour, NonInnodb, RedoPlan, Step};
+use super::locks::Held;
+use super::redo_copy::RedoCopied;
+use super::rocksdb;
+use super::server::{self, ServerFacts};
+use crate::checkpoints::Checkpoints;
+use crate::error::BackupError;
+
+/// MariaDB 10.5 and later.
+#[derive(Default)]
+pub struct MariaDb {
+    /// The server's log, kept to read its checkpoint at the consistent point.
+    log: Option<RedoLog>,
+    /// The RocksDB checkpoint made at the consistent point, copied after release.
+    rocks_checkpoint: Option<PathBuf>,
+}
+
+impl Flavour for MariaDb {
+    fn redo(&mut self, facts: &ServerFacts) -> Result<RedoPlan, BackupError> {
+        let dir = Path::new(&facts.log_dir);
+        let log = RedoLog::open(dir)?;
+        let short_version = facts.version.split('-').next().unwrap_or(&facts.version);
+        let creator = format!("Backup {short_version}");
+        let (header, cp_lsn, pad) = match &log {
+            RedoLog::MariaDb108(l) => {
+                let cp = l
+                    .latest_checkpoint()
+                    .map_err(xb_innodb::redo::RedoError::from)?;
+                (backup_log_header(cp, &creator), cp.lsn, Pad::None)
+            }
+            RedoLog::MariaDb105(l) => {
+                let cp = l
+                    .latest_checkpoint()
+                    .map_err(xb_innodb::redo::RedoError::from)?;
+                let pad = Pad::Blocks {
+                    header: 2048,
+                    min: 0,
+                    multiple: 1 << 20,
+                };
+                (redo105::backup_log_header(&cp, &creator), cp.lsn, pad)
+            }
+            other => {
+                return Err(BackupError::Unsupported {
+                    version: facts.version.clone(),
+                    reason: format!(
+                        "redo format {:?} is not one MariaDB 10.5+ writes",
+                        other.format()
+                    ),
+                });
+            }
+        };
+        // the feed follows its own handle; ours reads the checkpoint at the end
+        let feed = Feed::new(RedoLog::open(dir)?, cp_lsn, pad);
+        self.log = Some(log);
+        Ok(RedoPlan {
+            file: "ib_logfile0".into(),
+            header,
+            feed,
+        })
+    }
+
+    async fn protect_ddl(&mut self, step: &mut Step<'_>) -> Result<(), BackupError> {
+        step.set_lock_wait_timeout().await?;
+        step.progress.phase("BACKUP STAGE START/FLUSH/BLOCK_DDL");
+        step.session
+            .take(Held::BackupStage, "BACKUP STAGE START")
+            .await?;
+        for stage in ["FLUSH", "BLOCK_DDL"] {
+            step.session.exec(&format!("BACKUP STAGE {stage}")).await?;
+        }
+        Ok(())
+    }
+
+    async fn copy_non_innodb(
+        &mut self,
+        step: &mut Step<'_>,
+        files: NonInnodb,
+    ) -> Result<(), BackupError> {
+        step.progress.phase("copy non-InnoDB tables");
+        step.copy(files.tables)?;
+        step.progress.phase("BACKUP STAGE BLOCK_COMMIT");
+        step.session.exec("BACKUP STAGE BLOCK_COMMIT").await?;
+        step.found.commits_blocked();
+        step.progress.phase("copy Aria tables and log");
+        step.copy(files.aria)
+    }
+
+    async fn consistent_point(
+        &mut self,
+        step: &mut Step<'_>,
+    ) -> Result<ConsistentPoint, BackupError> {
+        let facts = &step.ctx.facts;
+        let binlog = if facts.log_bin {
+            server::binlog_position(step.session.conn()).await?
+        } else {
+            None
+        };
+        if let Some(dir) = rocksdb::probe(step.session.conn(), &facts.datadir).await? {
+            step.progress.phase("RocksDB checkpoint");
+            step.session.assume(Held::RocksCheckpoint);
+            self.rocks_checkpoint = Some(rocksdb::create(step.session.conn(), &dir).await?);
+        }
+        let lsn = server::current_lsn(step.session.conn()).await?;
+        step.session
+            .exec("FLUSH NO_WRITE_TO_BINLOG ENGINE LOGS")
+            .await?;
+        let log = self.log.as_mut().ok_or_else(|| BackupError::RedoLayout {
+            dir: facts.log_dir.clone(),
+            reason: "the consistent point was read before the redo copy started".into(),
+        })?;
+        let checkpoint = log.latest_checkpoint()?;
+        Ok(ConsistentPoint {
+            lsn: lsn.max(checkpoint),
+            checkpoint,
+            binlog,
+        })
+    }
+
+    fn checkpoints(&self, point: &ConsistentPoint, copied: &RedoCopied) -> Checkpoints {
+        Checkpoints::full_mariadb(point.checkpoint, copied.end_lsn)
+    }
+
+    async fn release(&mut self, step: &mut Step<'_>) -> Result<(), BackupError> {
+        step.session.release(Held::BackupStage).await?;
+        step.found.commits_unblocked();
+        Ok(())
+    }
+
+    async fn after_release(&mut self, step: &mut Step<'_>) -> Result<(), BackupError> {
+        let Some(cp) = self.rocks_checkpoint.take() else {
+            return Ok(());
+        };
+        step.progress.phase("copy RocksDB checkpoint");
+        // the checkpoint is frozen: no lock needed, and the redo copier is done
+        let copied = rocksdb::jobs(&cp).and_then(|jobs| {
+            super::data_copy::copy_jobs(step.ctx, step.progress, jobs, step.copier)
+        });
+        let removed = step.session.release(Held::RocksCheckpoint).await;
+        step.found.stats.add(copied?);
+        removed
+    }
+}
