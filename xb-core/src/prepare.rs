@@ -22,13 +22,15 @@
 //! "Phys" format, as xb and mariadb-backup write it) and MySQL 8.0.30+
 //! backups (`#innodb_redo/#ib_redoN` in the server's own format, as xb
 //! writes it). Other formats are refused with a clear error rather than
-//! half-prepared.
+//! half-prepared. The copied log is measured with [`xb_innodb::redo`], the
+//! reader the backup copied it with, so prepare parses no format itself.
 
 use std::fs;
-use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
+
+use xb_innodb::redo::{RedoError, RedoFormat, RedoLog};
 
 use crate::checkpoints::Checkpoints;
 
@@ -218,82 +220,78 @@ fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> PrepareError + '_ {
     }
 }
 
-/// MariaDB 10.8+ log header facts (see `xb_innodb::redo` for the format).
-const PHYS_FORMAT: u32 = 0x5068_7973;
-const PHYS_HEADER_SIZE: u64 = 12_288;
-
-/// Reads `first_lsn` and computes the end LSN of a linear MariaDB 10.8+
-/// backup log (offset 12288 holds `first_lsn`, and the copy never wraps).
-fn linear_log_extent(file: &Path) -> Result<(u64, u64), PrepareError> {
-    let mut f = fs::File::open(file).map_err(io_err(file))?;
-    let len = f.metadata().map_err(io_err(file))?.len();
-    let mut hdr = [0u8; 16];
-    f.read_exact(&mut hdr)
-        .map_err(|_| PrepareError::UnsupportedLog {
-            file: file.to_path_buf(),
-            reason: format!("only {len} bytes long"),
-        })?;
-    let format = u32::from_be_bytes([hdr[0], hdr[1], hdr[2], hdr[3]]);
-    if format != PHYS_FORMAT {
-        return Err(PrepareError::UnsupportedLog {
-            file: file.to_path_buf(),
-            reason: format!("format id {format:#010x}, expected MariaDB 10.8+ {PHYS_FORMAT:#010x}"),
-        });
+/// The backup's copied redo, named as errors name it: `#innodb_redo/`
+/// (MySQL 8.0.30+) when the backup has one, else `ib_logfile0`; the same
+/// choice [`RedoLog::open`] makes.
+fn log_path(dir: &Path) -> PathBuf {
+    let mysql = dir.join("#innodb_redo");
+    if mysql.is_dir() {
+        mysql
+    } else {
+        dir.join("ib_logfile0")
     }
-    let mut lsn = [0u8; 8];
-    lsn.copy_from_slice(&hdr[8..16]);
-    let first_lsn = u64::from_be_bytes(lsn);
-    if len < PHYS_HEADER_SIZE {
-        return Err(PrepareError::UnsupportedLog {
-            file: file.to_path_buf(),
-            reason: format!("{len} bytes, shorter than the {PHYS_HEADER_SIZE}-byte header"),
-        });
-    }
-    Ok((first_lsn, first_lsn + (len - PHYS_HEADER_SIZE)))
 }
 
-/// The checkpoint and the end of valid log of a MySQL 8.0.30+ backup's
-/// `#innodb_redo` (a redo file in the server's own format).
-fn mysql_log_extent(dir: &Path) -> Result<(u64, u64), PrepareError> {
-    use xb_innodb::redo8030::{Log8030, Scanner8030};
-    let unsupported = |reason: String| PrepareError::UnsupportedLog {
-        file: dir.to_path_buf(),
-        reason,
+/// The checkpoint LSN and the end of valid log of the backup's copied redo
+/// in `dir`, read through the same redo API the backup copied it with, so
+/// prepare keeps no second parser of any format: the server recovers from
+/// that checkpoint up to the last whole, checksummed record, and this is
+/// exactly the extent the scan finds.
+///
+/// # Errors
+/// [`PrepareError::Io`] when there is no log or it cannot be read,
+/// [`PrepareError::UnsupportedLog`] for a log in a format prepare does not
+/// hand to a server (the classic multi-file format) or one the reader
+/// refuses (the reason says why).
+fn log_extent(dir: &Path) -> Result<(u64, u64), PrepareError> {
+    let file = log_path(dir);
+    // The reader's messages start with the file; ours already names it.
+    let unsupported = |e: RedoError| {
+        let msg = e.to_string();
+        let reason = msg
+            .strip_prefix(&format!("{}: ", file.display()))
+            .map_or_else(|| msg.clone(), str::to_string);
+        PrepareError::UnsupportedLog {
+            file: file.clone(),
+            reason,
+        }
     };
-    let mut log = Log8030::open(dir).map_err(|e| unsupported(e.to_string()))?;
-    let cp = log
-        .latest_checkpoint()
-        .map_err(|e| unsupported(e.to_string()))?;
-    let mut scanner = Scanner8030::new(cp.lsn);
-    let end = scanner
+    let mut log = match RedoLog::open(dir) {
+        Ok(log) => log,
+        Err(RedoError::Missing { .. }) => {
+            return Err(PrepareError::Io {
+                source: std::io::Error::new(
+                    std::io::ErrorKind::NotFound,
+                    "no such file, and no #innodb_redo/ directory either",
+                ),
+                path: file,
+            });
+        }
+        Err(RedoError::Io { reason, .. }) => {
+            return Err(PrepareError::Io {
+                source: std::io::Error::other(reason),
+                path: file,
+            });
+        }
+        Err(e) => return Err(unsupported(e)),
+    };
+    if log.format() == RedoFormat::Classic {
+        // The reader knows this format, but prepare has never handed it to
+        // a server (see the module docs): refuse it rather than half-prepare.
+        return Err(PrepareError::UnsupportedLog {
+            file,
+            reason: "classic multi-file redo format (MySQL 5.7 to 8.0.29, MariaDB 10.2 to 10.4)"
+                .into(),
+        });
+    }
+    let checkpoint = log.latest_checkpoint().map_err(unsupported)?;
+    // One poll reads window after window to the end of what is on disk
+    // (a partly written last block included); the bytes are not kept.
+    let end = log
+        .scanner(checkpoint)
         .poll(&mut log, &mut |_| Ok(()))
-        .map_err(|e| unsupported(e.to_string()))?;
-    Ok((cp.lsn, end))
-}
-
-/// The checkpoint and end of valid log of a MariaDB 10.5 backup's
-/// `ib_logfile0`, or `None` when the file is not in that format.
-fn maria105_log_extent(file: &Path) -> Result<Option<(u64, u64)>, PrepareError> {
-    use xb_innodb::redo105::{FORMAT_10_5, Log105, Scanner105};
-    let mut id = [0u8; 4];
-    fs::File::open(file)
-        .and_then(|mut f| f.read_exact(&mut id))
-        .map_err(io_err(file))?;
-    if u32::from_be_bytes(id) != FORMAT_10_5 {
-        return Ok(None);
-    }
-    let unsupported = |reason: String| PrepareError::UnsupportedLog {
-        file: file.to_path_buf(),
-        reason,
-    };
-    let log = Log105::open(file).map_err(|e| unsupported(e.to_string()))?;
-    let cp = log
-        .latest_checkpoint()
-        .map_err(|e| unsupported(e.to_string()))?;
-    let end = Scanner105::new(cp.lsn)
-        .poll(&log, &mut |_| Ok(()))
-        .map_err(|e| unsupported(e.to_string()))?;
-    Ok(Some((cp.lsn, end)))
+        .map_err(unsupported)?;
+    Ok((checkpoint, end))
 }
 
 /// Applies `.del`, then `.ren`, then `.new` marker files left by DDL during
@@ -519,20 +517,10 @@ pub fn prepare(opts: &PrepareOptions) -> Result<PrepareReport, PrepareError> {
             backup_type: cps.backup_type,
         });
     }
-    let redo_dir = dir.join("#innodb_redo");
-    let (log, (first_lsn, log_end_lsn)) = if redo_dir.is_dir() {
-        (redo_dir.clone(), mysql_log_extent(&redo_dir)?)
-    } else {
-        let log = dir.join("ib_logfile0");
-        let extent = match maria105_log_extent(&log)? {
-            Some(extent) => extent,
-            None => linear_log_extent(&log)?,
-        };
-        (log, extent)
-    };
+    let (first_lsn, log_end_lsn) = log_extent(&dir)?;
     if log_end_lsn < cps.last_lsn {
         return Err(PrepareError::LogTooShort {
-            file: log,
+            file: log_path(&dir),
             log_end: log_end_lsn,
             needed: cps.last_lsn,
         });
@@ -551,4 +539,86 @@ pub fn prepare(opts: &PrepareOptions) -> Result<PrepareReport, PrepareError> {
         ddl_markers_applied,
         server_time,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use xb_innodb::redo108::{Checkpoint108, backup_log_header};
+
+    const CP: Checkpoint108 = Checkpoint108 {
+        lsn: 6_982_855,
+        end_lsn: 6_982_900,
+        offset: 4096,
+    };
+
+    /// One mini-transaction of one 16-byte WRITE record, sequence byte 1.
+    fn mtr() -> Vec<u8> {
+        let mut m = vec![0x3f];
+        m.extend(2..17u8);
+        let crc = crc32c::crc32c(&m);
+        m.push(1);
+        m.extend(crc.to_be_bytes());
+        m
+    }
+
+    fn backup_with(name: &str, bytes: &[u8]) -> tempfile::TempDir {
+        let d = tempfile::tempdir().unwrap();
+        fs::write(d.path().join(name), bytes).unwrap();
+        d
+    }
+
+    #[test]
+    fn a_short_mariadb_10_8_copy_is_read_to_its_last_byte() {
+        // far less than 512 bytes of log, like mariadb-backup's copy of an
+        // idle server (one 84-byte mtr)
+        let mut log = backup_log_header(CP, "Backup 10.11.18");
+        log.extend(mtr());
+        log.extend(mtr());
+        let d = backup_with("ib_logfile0", &log);
+        let (first, end) = log_extent(d.path()).unwrap();
+        assert_eq!((first, end), (CP.lsn, CP.lsn + 2 * mtr().len() as u64));
+    }
+
+    #[test]
+    fn a_log_prepare_cannot_use_is_named_with_the_reason() {
+        let msg = |d: &tempfile::TempDir| {
+            let e = log_extent(d.path()).unwrap_err();
+            assert!(matches!(e, PrepareError::UnsupportedLog { .. }), "{e}");
+            let file = d.path().join("ib_logfile0").display().to_string();
+            let text = e.to_string();
+            assert_eq!(text.matches(&file).count(), 1, "named once: {text}");
+            text
+        };
+        let mut id = vec![0xde, 0xad, 0xbe, 0xef];
+        id.resize(16, 0);
+        let text = msg(&backup_with("ib_logfile0", &id));
+        assert!(
+            text.ends_with(
+                "ib_logfile0: unsupported redo log (unknown redo format 0xdeadbeef at offset 0)"
+            ),
+            "{text}"
+        );
+
+        let header = backup_log_header(CP, "Backup 10.11.18");
+        let text = msg(&backup_with("ib_logfile0", &header));
+        assert!(text.contains("(12288 bytes is too small"), "{text}");
+
+        let mut classic = vec![0u8; 2560];
+        classic[3] = 1;
+        let crc = crc32c::crc32c(&classic[..508]);
+        classic[508..512].copy_from_slice(&crc.to_be_bytes());
+        let text = msg(&backup_with("ib_logfile0", &classic));
+        assert!(text.contains("(classic multi-file redo format"), "{text}");
+
+        let d = tempfile::tempdir().unwrap();
+        let e = log_extent(d.path()).unwrap_err();
+        assert!(matches!(e, PrepareError::Io { .. }), "{e}");
+        assert!(e.to_string().contains("ib_logfile0: no such file"), "{e}");
+
+        fs::create_dir(d.path().join("#innodb_redo")).unwrap();
+        let e = log_extent(d.path()).unwrap_err();
+        assert!(matches!(e, PrepareError::UnsupportedLog { .. }), "{e}");
+        assert!(e.to_string().contains("#innodb_redo"), "{e}");
+    }
 }

@@ -11,6 +11,14 @@
 //! | 4096, 8192 | 64 | checkpoint: LSN (8), end LSN (8), 44 zero bytes, CRC-32C of 0..60 |
 //! | 12288.. | | ring of mini-transactions, `capacity = size − 12288` |
 //!
+//! A backup's copy (as xb and mariadb-backup write it) is the same format
+//! with a linear log: `first_lsn` is the checkpoint, and the file ends where
+//! the copy ended, so its "capacity" is the copy's length, not the server's,
+//! and can be a few dozen bytes. Read as a ring it has never wrapped: every
+//! sequence byte is 1, and a scan stops at the end of the copy because the
+//! bytes after the wrap carry the sequence byte of the wrong lap. This is
+//! how the server itself reads such a file, so the same reader serves both.
+//!
 //! A mini-transaction is records, then a sequence byte (1 on even laps over
 //! the ring, 0 on odd ones), then the CRC-32C (4 bytes) of the records. A
 //! record starts with a byte whose low nibble is its length (0: a varint
@@ -117,9 +125,12 @@ impl Log108 {
             file: path.to_path_buf(),
             reason,
         };
-        if size < START_OFFSET + 512 {
+        // Any log after the header is a valid ring: a backup's linear copy
+        // of an idle server holds one mini-transaction of a few dozen bytes.
+        // An empty ring holds no LSN at all (and `offset_of` divides by it).
+        if size <= START_OFFSET {
             return Err(header_err(format!(
-                "{size} bytes is too small for a redo log"
+                "{size} bytes is too small for a redo log (no log after the {START_OFFSET}-byte header)"
             )));
         }
         let mut log = Log108 {
@@ -175,7 +186,8 @@ impl Log108 {
         self.size
     }
 
-    /// Bytes of log the ring holds.
+    /// Bytes of log the ring holds (for a backup's linear copy: the length
+    /// of the copy).
     #[must_use]
     pub fn capacity(&self) -> u64 {
         self.size - START_OFFSET
@@ -550,6 +562,50 @@ mod tests {
         let (end, stop, out) = scan(&p, from);
         assert_eq!(end, from + across.len() as u64, "{stop:?}");
         assert_eq!(out[out.len() - 5], 1, "the copy's sequence byte is 1");
+    }
+
+    #[test]
+    fn a_backups_linear_copy_of_any_length_reads_to_its_end() {
+        // a copy starts at the source's checkpoint, far from 12288, and
+        // its file is as long as the log copied (here far below 512 bytes)
+        let cp = Checkpoint108 {
+            lsn: 6_982_855,
+            end_lsn: 6_982_900,
+            offset: 4096,
+        };
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("ib_logfile0");
+        let a = mtr(1, 1, 5);
+        let b = mtr(2, 1, 6);
+        let mut v = backup_log_header(cp, "Backup 10.11.18");
+        v.extend_from_slice(&a);
+        std::fs::write(&p, &v).unwrap();
+        let mut log = crate::redo::RedoLog::open(d.path()).unwrap();
+        assert_eq!(log.format(), crate::redo::RedoFormat::MariaDb108);
+        let from = log.latest_checkpoint().unwrap();
+        assert_eq!(from, cp.lsn);
+        let end = log.scanner(from).poll(&mut log, &mut |_| Ok(())).unwrap();
+        assert_eq!(end, cp.lsn + a.len() as u64, "one mtr, the whole file");
+
+        // more log: the scan reads all of it and stops at the wrap
+        v.extend_from_slice(&b);
+        std::fs::write(&p, &v).unwrap();
+        let (end, stop, out) = scan(&p, cp.lsn);
+        assert_eq!(end, cp.lsn + (a.len() + b.len()) as u64);
+        assert_eq!((stop, out.len()), (Stop108::StaleLap, a.len() + b.len()));
+
+        // a copy cut inside its last mtr ends after the last whole one
+        std::fs::write(&p, &v[..v.len() - 3]).unwrap();
+        let (end, _, _) = scan(&p, cp.lsn);
+        assert_eq!(end, cp.lsn + a.len() as u64);
+
+        // a header with no log after it holds no LSN: refused, named
+        std::fs::write(&p, &v[..12_288]).unwrap();
+        let e = Log108::open(&p).unwrap_err().to_string();
+        assert!(
+            e.contains("ib_logfile0") && e.contains("12288 bytes is too small"),
+            "{e}"
+        );
     }
 
     #[test]
