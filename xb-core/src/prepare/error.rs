@@ -1,0 +1,125 @@
+//! Why a backup could not be prepared.
+
+use std::path::{Path, PathBuf};
+
+use super::INCOMPLETE_MARKER;
+
+/// Why a backup could not be prepared. Every variant names the file or the
+/// program at fault; [`PrepareError::hint`] says what to do.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum PrepareError {
+    /// No `xtrabackup_checkpoints` in the directory.
+    #[error("{dir} is not a backup directory: xtrabackup_checkpoints is missing")]
+    NotABackup {
+        /// The directory given.
+        dir: PathBuf,
+    },
+    /// The backup never completed.
+    #[error("{dir} holds an incomplete backup ({INCOMPLETE_MARKER} is present)")]
+    Incomplete {
+        /// The backup directory.
+        dir: PathBuf,
+    },
+    /// Already prepared (or of a type we cannot prepare).
+    #[error("{dir} has backup_type = {backup_type}, expected full-backuped")]
+    WrongBackupType {
+        /// The backup directory.
+        dir: PathBuf,
+        /// What `xtrabackup_checkpoints` says.
+        backup_type: String,
+    },
+    /// `xtrabackup_checkpoints` could not be parsed.
+    #[error("{file}: {reason}")]
+    BadCheckpoints {
+        /// The file.
+        file: PathBuf,
+        /// What is wrong.
+        reason: String,
+    },
+    /// The copied redo log is not one we can hand to a server.
+    #[error("{file}: unsupported redo log ({reason})")]
+    UnsupportedLog {
+        /// The log file.
+        file: PathBuf,
+        /// What was found.
+        reason: String,
+    },
+    /// The copied redo does not reach the end point of the backup.
+    #[error("{file} ends at LSN {log_end}, but the backup needs redo up to LSN {needed}")]
+    LogTooShort {
+        /// The log file.
+        file: PathBuf,
+        /// Where the copied log ends.
+        log_end: u64,
+        /// `last_lsn` of the backup.
+        needed: u64,
+    },
+    /// No server binary found.
+    #[error("server binary not found (tried: {tried})")]
+    ServerNotFound {
+        /// What was tried.
+        tried: String,
+    },
+    /// The server exited or logged a failure during recovery or shutdown.
+    #[error(
+        "server recovery on {dir} failed: {reason}\n--- last lines of its error log ---\n{log_tail}"
+    )]
+    ServerFailed {
+        /// The backup directory.
+        dir: PathBuf,
+        /// What went wrong.
+        reason: String,
+        /// The end of the server's error log.
+        log_tail: String,
+    },
+    /// An I/O error on a named path.
+    #[error("{path}: {source}")]
+    Io {
+        /// The path.
+        path: PathBuf,
+        /// The error.
+        source: std::io::Error,
+    },
+}
+
+impl PrepareError {
+    /// What the user can do about it.
+    #[must_use]
+    pub fn hint(&self) -> &'static str {
+        match self {
+            PrepareError::NotABackup { .. } => {
+                "Point --target-dir at a directory written by `xb-cli backup` (extract a stream first with `xb-cli extract`)."
+            }
+            PrepareError::Incomplete { .. } => {
+                "This backup did not finish and cannot be restored; take a new backup."
+            }
+            PrepareError::WrongBackupType { .. } => {
+                "A prepared backup needs no second prepare; restore it as it is."
+            }
+            PrepareError::BadCheckpoints { .. } => {
+                "The backup's metadata is damaged; take a new backup."
+            }
+            PrepareError::UnsupportedLog { .. } => {
+                "Prepare supports MariaDB 10.5+ and MySQL 8.0.30+ backups today; use the vendor's tool for this one."
+            }
+            PrepareError::LogTooShort { .. } => {
+                "The redo copy is truncated, so this backup cannot reach its end point; take a new backup."
+            }
+            PrepareError::ServerNotFound { .. } => {
+                "Install the server of the same version as the source, or pass --server-binary PATH."
+            }
+            PrepareError::ServerFailed { .. } => {
+                "Read the server's error log above; the server must be the same major version as the source."
+            }
+            PrepareError::Io { .. } => "Check the path exists and is writable.",
+        }
+    }
+}
+
+pub(super) fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> PrepareError + '_ {
+    move |source| PrepareError::Io {
+        path: path.to_path_buf(),
+        source,
+    }
+}
