@@ -190,7 +190,7 @@ impl<'a> Extractor<'a> {
             self.open.insert(path.clone(), f);
         }
         match chunk.kind {
-            ChunkKind::Payload { offset, data } => {
+            ChunkKind::Payload { offset, data, .. } => {
                 let Some(f) = self.open.get_mut(&path) else {
                     return Ok(());
                 };
