@@ -163,3 +163,78 @@ fn a_chunk_that_claims_a_terabyte_keeps_memory_bounded_and_fails_naming_the_file
         bound >> 20
     );
 }
+
+/// A one-file stream, as xb's own writer makes it: `path` holding `data`.
+fn one_file(path: &str, data: &[u8]) -> Vec<u8> {
+    let out = Shared::default();
+    let sink = XbStreamWriter::new(Box::new(out.clone()));
+    let mut f = sink.open(path, 0).unwrap();
+    f.write(data).unwrap();
+    f.close().unwrap();
+    sink.finish().unwrap();
+    out.0.lock().unwrap().clone()
+}
+
+#[test]
+fn a_non_empty_directory_is_refused_unless_forced() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("notes.txt"), b"mine").unwrap();
+    let d = dir.path().to_str().unwrap();
+    let stream = one_file("ibdata1", b"pages");
+    let res = xb_extract(&stream, &["-C", d]);
+    assert!(!res.status.success());
+    let err = String::from_utf8_lossy(&res.stderr);
+    assert!(
+        err.contains(&format!(
+            "target directory {d} is not empty: it holds notes.txt"
+        )),
+        "{err}"
+    );
+    assert!(
+        err.contains("hint:") && err.contains("--force-non-empty-directories"),
+        "{err}"
+    );
+    assert!(!dir.path().join("ibdata1").exists());
+
+    let res = xb_extract(&stream, &["-C", d, "--force-non-empty-directories"]);
+    assert!(
+        res.status.success(),
+        "{}",
+        String::from_utf8_lossy(&res.stderr)
+    );
+    assert_eq!(std::fs::read(dir.path().join("ibdata1")).unwrap(), b"pages");
+    assert_eq!(
+        std::fs::read(dir.path().join("notes.txt")).unwrap(),
+        b"mine"
+    );
+}
+
+#[test]
+fn a_symlink_in_the_target_pointing_outside_is_not_followed() {
+    let dir = tempfile::tempdir().unwrap();
+    let outside = tempfile::tempdir().unwrap();
+    let victim = outside.path().join("victim");
+    std::fs::write(&victim, b"precious").unwrap();
+    std::os::unix::fs::symlink(&victim, dir.path().join("ibdata1")).unwrap();
+    std::os::unix::fs::symlink(outside.path(), dir.path().join("db")).unwrap();
+    let d = dir.path().to_str().unwrap();
+    for (path, link) in [("ibdata1", "ibdata1"), ("db/t.ibd", "db")] {
+        let res = xb_extract(
+            &one_file(path, b"evil"),
+            &["-C", d, "--force-non-empty-directories"],
+        );
+        assert!(!res.status.success());
+        let err = String::from_utf8_lossy(&res.stderr);
+        let link = dir.path().join(link);
+        assert!(
+            err.contains(&format!(
+                "refusing to write {path}: {} is a symbolic link",
+                link.display()
+            )),
+            "{err}"
+        );
+        assert!(err.contains("hint:"), "{err}");
+    }
+    assert_eq!(std::fs::read(&victim).unwrap(), b"precious");
+    assert_eq!(std::fs::read_dir(outside.path()).unwrap().count(), 1);
+}
