@@ -13,8 +13,9 @@ pub struct ExtractArgs {
     /// Stream to read; standard input when absent or `-`.
     #[arg(value_name = "FILE")]
     pub input: Option<PathBuf>,
-    /// Directory to extract into; created if absent. Existing files are
-    /// never overwritten.
+    /// Directory to extract into; created if absent. It must be empty
+    /// unless --force-non-empty-directories is given. Existing files are
+    /// never overwritten and symbolic links in it are never followed.
     #[arg(
         short = 'C',
         long = "directory",
@@ -45,6 +46,11 @@ pub struct ExtractArgs {
     /// fsync every file and directory before returning.
     #[arg(long)]
     pub sync: bool,
+    /// Extract into a directory that already holds files (xtrabackup's
+    /// option of the same name). A file the stream creates must still not
+    /// exist, and symbolic links are still never followed.
+    #[arg(long)]
+    pub force_non_empty_directories: bool,
 }
 
 fn key(args: &ExtractArgs) -> anyhow::Result<Option<EncryptKey>> {
@@ -89,7 +95,8 @@ pub fn run(args: ExtractArgs) -> anyhow::Result<()> {
         .with_decompress(args.decompress)
         .with_key(key(&args)?)
         .with_sync(args.sync)
-        .with_parallel(args.parallel);
+        .with_parallel(args.parallel)
+        .with_force_non_empty_directories(args.force_non_empty_directories);
     let input: Box<dyn Read> = match &args.input {
         Some(p) if p.as_os_str() != "-" => Box::new(
             std::fs::File::open(p)

@@ -42,6 +42,29 @@ pub enum SinkError {
         /// The directory.
         dir: String,
     },
+    /// An extraction target that already holds something, and the caller
+    /// did not ask to extract into a non-empty directory.
+    #[error(
+        "target directory {dir} is not empty: it holds {entry}\nhint: extract into a new or empty directory, or pass --force-non-empty-directories to extract into this one anyway (a file the stream creates must still not exist, and symbolic links are never followed)"
+    )]
+    TargetNotEmpty {
+        /// The directory.
+        dir: String,
+        /// One entry found in it.
+        entry: String,
+    },
+    /// A symbolic link in the target stands where the stream puts a file or
+    /// a directory; it is refused, never followed, so nothing is written
+    /// outside the target through it.
+    #[error(
+        "refusing to write {path}: {link} is a symbolic link\nhint: xb never writes through symbolic links in the target; remove {link} or extract into a new directory"
+    )]
+    Symlink {
+        /// The path as found in the stream (or given by the caller).
+        path: String,
+        /// The link, as a full path.
+        link: String,
+    },
     /// A file to be extracted already exists; extraction never overwrites.
     #[error(
         "{path} already exists\nhint: extract into an empty directory; xb never overwrites files"

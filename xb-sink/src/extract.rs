@@ -1,16 +1,26 @@
 //! Extraction of an xbstream into a directory (the `xbstream -x` job),
 //! optionally decrypting `.xbcrypt` and decompressing `.zst`/`.lz4` files on
 //! the way. Every chunk's CRC-32 is verified by the reader; every path is
-//! checked before use; files are created exclusively, so an existing file or
-//! symlink in the target is never overwritten or followed.
+//! checked before use and opened beneath the target without following
+//! symbolic links (see [`Root`]); files are created exclusively, so an
+//! existing file or symlink in the target is never overwritten or followed.
+//! A target that already holds anything is refused unless
+//! [`ExtractOptions::force_non_empty_directories`] is set.
+//!
+//! Memory: the reader holds at most one payload piece of
+//! [`MAX_PIECE`](crate::xbstream::MAX_PIECE) bytes (10 MiB); a parallel
+//! extraction adds, per worker, a queue of four pieces and the one being
+//! written, so at most `(1 + 5 × workers)` pieces whatever the stream says.
 
 use std::collections::HashMap;
-use std::fs::{File, OpenOptions};
+use std::fs::File;
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 use std::sync::mpsc::{SyncSender, sync_channel};
 
-use crate::paths::{check_rel, prepare_path};
+use nix::fcntl::OFlag;
+
+use crate::paths::{Create, Root, check_rel, first_entry};
 use crate::stages::{self, Stage};
 use crate::xbstream::{Chunk, ChunkKind, FLAG_REWRITE, XbStreamReader};
 use crate::{EncryptKey, SinkError};
@@ -29,6 +39,11 @@ pub struct ExtractOptions {
     /// calling thread. Each file stays with one worker, so its chunks are
     /// applied in stream order.
     pub parallel: usize,
+    /// Extract into a target that already holds files (xtrabackup's
+    /// `--force-non-empty-directories`). Default false: a non-empty target
+    /// is [`SinkError::TargetNotEmpty`]. Even when set, a file the stream
+    /// creates must not exist yet, and symbolic links are never followed.
+    pub force_non_empty_directories: bool,
 }
 
 impl ExtractOptions {
@@ -57,6 +72,13 @@ impl ExtractOptions {
     #[must_use]
     pub fn with_sync(mut self, on: bool) -> Self {
         self.sync = on;
+        self
+    }
+
+    /// Sets [`Self::force_non_empty_directories`].
+    #[must_use]
+    pub fn with_force_non_empty_directories(mut self, on: bool) -> Self {
+        self.force_non_empty_directories = on;
         self
     }
 }
@@ -107,29 +129,18 @@ fn plan(path: &str, opts: &ExtractOptions) -> Result<(String, Vec<Box<dyn Stage>
 }
 
 fn open_file(
-    root: &Path,
+    root: &Root,
     path: &str,
     rewrite: bool,
     opts: &ExtractOptions,
 ) -> Result<OpenFile, SinkError> {
     let (name, stages) = plan(path, opts)?;
-    let full = prepare_path(root, &name)?;
-    let mut oo = OpenOptions::new();
-    oo.write(true);
-    if rewrite {
-        oo.create(true);
+    let how = if rewrite {
+        Create::Existing
     } else {
-        oo.create_new(true);
-    }
-    let file = oo.open(&full).map_err(|e| {
-        if e.kind() == std::io::ErrorKind::AlreadyExists {
-            SinkError::Exists {
-                path: full.display().to_string(),
-            }
-        } else {
-            SinkError::io(full.display(), e)
-        }
-    })?;
+        Create::New
+    };
+    let (file, full) = root.create(&name, how, OFlag::empty())?;
     Ok(OpenFile {
         file,
         full,
@@ -159,7 +170,7 @@ fn close_file(mut f: OpenFile, sync: bool, written: &mut u64) -> Result<(), Sink
 
 /// Applies chunks to the files under one root; one per worker thread.
 struct Extractor<'a> {
-    root: &'a Path,
+    root: &'a Root,
     opts: &'a ExtractOptions,
     open: HashMap<String, OpenFile>,
     files: u64,
@@ -167,7 +178,7 @@ struct Extractor<'a> {
 }
 
 impl<'a> Extractor<'a> {
-    fn new(root: &'a Path, opts: &'a ExtractOptions) -> Self {
+    fn new(root: &'a Root, opts: &'a ExtractOptions) -> Self {
         Extractor {
             root,
             opts,
@@ -190,7 +201,7 @@ impl<'a> Extractor<'a> {
             self.open.insert(path.clone(), f);
         }
         match chunk.kind {
-            ChunkKind::Payload { offset, data } => {
+            ChunkKind::Payload { offset, data, .. } => {
                 let Some(f) = self.open.get_mut(&path) else {
                     return Ok(());
                 };
@@ -235,19 +246,12 @@ impl<'a> Extractor<'a> {
                 }
                 let (from_name, _) = plan(&path, opts)?;
                 let (to_name, _) = plan(&to, opts)?;
-                let from = prepare_path(root, &from_name)?;
-                let to_full = prepare_path(root, &to_name)?;
-                std::fs::rename(&from, &to_full).map_err(|e| SinkError::io(from.display(), e))?;
+                root.rename(&from_name, &to_name)?;
             }
             ChunkKind::Delete => {
                 self.open.remove(&path);
                 let (name, _) = plan(&path, opts)?;
-                let full = prepare_path(root, &name)?;
-                match std::fs::remove_file(&full) {
-                    Ok(()) => {}
-                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-                    Err(e) => return Err(SinkError::io(full.display(), e)),
-                }
+                root.remove(&name)?;
             }
         }
         Ok(())
@@ -268,23 +272,37 @@ impl<'a> Extractor<'a> {
     }
 }
 
-/// Extracts the xbstream read from `input` into `target` (created if absent).
+/// Extracts the xbstream read from `input` into `target` (created if absent;
+/// when it exists it must be empty unless
+/// [`ExtractOptions::force_non_empty_directories`]).
 ///
 /// # Errors
-/// Any [`SinkError`]: corrupt or truncated stream, CRC mismatch, unsafe path,
-/// out-of-order chunk, an existing file in the way, decoding failures, I/O.
-/// Files completed before the error stay in `target`; nothing is ever
-/// written outside it.
+/// Any [`SinkError`]: a non-empty target ([`SinkError::TargetNotEmpty`]),
+/// corrupt or truncated stream, CRC mismatch, unsafe path, a symbolic link
+/// in the way ([`SinkError::Symlink`]), out-of-order chunk, an existing file
+/// in the way, decoding failures, I/O. Files completed before the error
+/// stay in `target`, and so does the part of the file being written (bytes
+/// of a chunk bigger than a piece may be written before its CRC-32 is found
+/// wrong); nothing is ever written outside it.
 pub fn extract<R: Read>(
     input: R,
     target: &Path,
     opts: &ExtractOptions,
 ) -> Result<ExtractStats, SinkError> {
     std::fs::create_dir_all(target).map_err(|e| SinkError::io(target.display(), e))?;
+    if !opts.force_non_empty_directories {
+        if let Some(entry) = first_entry(target)? {
+            return Err(SinkError::TargetNotEmpty {
+                dir: target.display().to_string(),
+                entry,
+            });
+        }
+    }
+    let root = Root::open(target)?;
     let mut reader = XbStreamReader::new(input);
     let mut st = ExtractStats::default();
     if opts.parallel <= 1 {
-        let mut ex = Extractor::new(target, opts);
+        let mut ex = Extractor::new(&root, opts);
         while let Some(chunk) = reader.next_chunk()? {
             st.chunks += 1;
             ex.apply(chunk)?;
@@ -292,10 +310,10 @@ pub fn extract<R: Read>(
         st.stream_bytes = reader.position();
         (st.files, st.bytes_written) = ex.finish(st.stream_bytes)?;
     } else {
-        extract_parallel(&mut reader, target, opts, &mut st)?;
+        extract_parallel(&mut reader, &root, opts, &mut st)?;
     }
     if opts.sync {
-        crate::local::sync_tree(target)?;
+        crate::local::sync_tree(root.path())?;
     }
     tracing::debug!(files = st.files, bytes = st.bytes_written, "extracted");
     Ok(st)
@@ -317,10 +335,11 @@ fn worker_of(path: &str, n: usize) -> usize {
 }
 
 /// The reader on this thread, files spread over `opts.parallel` workers by
-/// path; each worker's queue holds at most four chunks, which bounds memory.
+/// path; each worker's queue holds at most four chunks (pieces of at most
+/// [`MAX_PIECE`](crate::xbstream::MAX_PIECE) bytes), which bounds memory.
 fn extract_parallel<R: Read>(
     reader: &mut XbStreamReader<R>,
-    target: &Path,
+    root: &Root,
     opts: &ExtractOptions,
     st: &mut ExtractStats,
 ) -> Result<(), SinkError> {
@@ -332,7 +351,7 @@ fn extract_parallel<R: Read>(
             let (tx, rx) = sync_channel::<Job>(4);
             txs.push(tx);
             handles.push(s.spawn(move || {
-                let mut ex = Extractor::new(target, opts);
+                let mut ex = Extractor::new(root, opts);
                 for job in rx {
                     match job {
                         Job::Chunk(c) => ex.apply(c)?,

@@ -2,18 +2,22 @@
 //! synced when closed, directories synced at finish so the names survive a
 //! crash.
 
-use std::fs::{self, File, OpenOptions};
+use std::fs::{self, File};
 use std::io::ErrorKind;
-use std::os::unix::fs::{FileExt, OpenOptionsExt};
+use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
-use crate::paths::prepare_path;
+use nix::fcntl::OFlag;
+
+use crate::paths::{Create, Root};
 use crate::{Datasink, SinkError, SinkFile};
 
 /// A local directory target. It must be empty or absent; it is created.
+/// Files are created beneath it one component at a time without following
+/// symbolic links, and never over an existing file.
 #[derive(Debug)]
 pub struct LocalDir {
-    root: PathBuf,
+    root: Root,
     sync: bool,
 }
 
@@ -38,7 +42,7 @@ impl LocalDir {
             Err(e) => return Err(SinkError::io(root.display(), e)),
         }
         Ok(LocalDir {
-            root: root.to_path_buf(),
+            root: Root::open(root)?,
             sync: true,
         })
     }
@@ -54,7 +58,7 @@ impl LocalDir {
     /// The directory.
     #[must_use]
     pub fn root(&self) -> &Path {
-        &self.root
+        self.root.path()
     }
 }
 
@@ -243,47 +247,39 @@ impl SinkFile for LocalFile {
 
 impl Datasink for LocalDir {
     fn open(&self, path: &str, _size_hint: u64) -> Result<Box<dyn SinkFile>, SinkError> {
-        let full = prepare_path(&self.root, path)?;
-        let mut opts = OpenOptions::new();
-        opts.write(true).create_new(true);
-        if self.sync {
-            // durable anyway: skip the page cache (filling it costs more
-            // than the write on many machines) and the writeback at fsync
-            opts.custom_flags(nix::libc::O_DIRECT);
-        }
-        let (file, direct) = match opts.open(&full) {
-            Ok(f) => (f, self.sync),
+        // durable anyway: skip the page cache (filling it costs more than
+        // the write on many machines) and the writeback at fsync
+        let direct = if self.sync {
+            OFlag::O_DIRECT
+        } else {
+            OFlag::empty()
+        };
+        let (file, full, direct) = match self.root.create(path, Create::New, direct) {
+            Ok((f, full)) => (f, full, self.sync),
             // a file system without O_DIRECT: the same file, buffered (the
-            // refused open may have created it; create_new already proved
-            // it was not there before)
-            Err(e) if self.sync && e.raw_os_error() == Some(nix::libc::EINVAL) => {
-                let f = OpenOptions::new()
-                    .write(true)
-                    .create(true)
-                    .truncate(true)
-                    .open(&full)
-                    .map_err(|e| SinkError::io(full.display(), e))?;
-                (f, false)
+            // refused open may have created it; O_EXCL already proved it
+            // was not there before)
+            Err(SinkError::Io { source, .. })
+                if self.sync && source.raw_os_error() == Some(nix::libc::EINVAL) =>
+            {
+                let (f, full) = self.root.create(path, Create::Existing, OFlag::O_TRUNC)?;
+                (f, full, false)
             }
-            Err(e) => return Err(SinkError::io(full.display(), e)),
+            Err(e) => return Err(e),
         };
         Ok(Box::new(LocalFile::new(file, full, self.sync, direct)))
     }
 
     fn remove(&self, path: &str) -> Result<bool, SinkError> {
-        let full = prepare_path(&self.root, path)?;
-        match fs::remove_file(&full) {
-            Ok(()) => Ok(true),
-            Err(e) if e.kind() == ErrorKind::NotFound => Ok(true),
-            Err(e) => Err(SinkError::io(full.display(), e)),
-        }
+        self.root.remove(path)?;
+        Ok(true)
     }
 
     fn finish(&self) -> Result<(), SinkError> {
         if !self.sync {
             return Ok(());
         }
-        sync_tree(&self.root)
+        sync_tree(self.root.path())
     }
 }
 
@@ -309,6 +305,9 @@ pub(crate) fn sync_tree(root: &Path) -> Result<(), SinkError> {
 
 #[cfg(test)]
 mod tests {
+    use std::fs::OpenOptions;
+    use std::os::unix::fs::OpenOptionsExt;
+
     use super::*;
 
     #[test]
@@ -325,6 +324,20 @@ mod tests {
         assert_eq!(fs::read(dir.path().join("b/db/t.ibd")).unwrap(), b"abc");
         let err = LocalDir::create(&dir.path().join("b")).unwrap_err();
         assert!(err.to_string().contains("is not empty"), "{err}");
+    }
+
+    #[test]
+    fn a_symlink_planted_after_create_is_refused_not_followed() {
+        let dir = tempfile::tempdir().unwrap();
+        let outside = tempfile::tempdir().unwrap();
+        let t = LocalDir::create(&dir.path().join("b")).unwrap();
+        std::os::unix::fs::symlink(outside.path(), dir.path().join("b/db")).unwrap();
+        std::os::unix::fs::symlink(outside.path().join("x"), dir.path().join("b/ibdata1")).unwrap();
+        for path in ["db/t.ibd", "ibdata1"] {
+            let e = t.open(path, 0).err().unwrap();
+            assert!(matches!(e, SinkError::Symlink { .. }), "{path}: {e:?}");
+        }
+        assert_eq!(fs::read_dir(outside.path()).unwrap().count(), 0);
     }
 
     /// Writes `pieces` (offset into an aligned source, length) through one

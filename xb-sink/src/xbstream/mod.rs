@@ -23,7 +23,7 @@
 mod read;
 mod write;
 
-pub use read::{Chunk, ChunkKind, XbStreamReader};
+pub use read::{Chunk, ChunkKind, MAX_PIECE, XbStreamReader};
 pub use write::XbStreamWriter;
 
 /// Every chunk starts with these eight bytes.

@@ -183,7 +183,7 @@ mod tests {
         let mut r = crate::XbStreamReader::new(&bytes[..]);
         let mut got = vec![];
         while let Some(c) = r.next_chunk().unwrap() {
-            if let crate::ChunkKind::Payload { offset, data } = c.kind {
+            if let crate::ChunkKind::Payload { offset, data, .. } = c.kind {
                 got.push((offset, data));
             }
         }

@@ -4,12 +4,18 @@
 use std::path::Path;
 
 use proptest::prelude::*;
+use xb_sink::xbstream::FLAG_REWRITE;
 use xb_sink::{Datasink, ExtractOptions, SinkError, XbStreamWriter};
 
 use crate::common::{Shared, read_tree, sample_files, write_files};
 
 fn chunk(kind: u8, path: &str, body: &[u8]) -> Vec<u8> {
-    let mut c = b"XBSTCK01\0".to_vec();
+    flagged(0, kind, path, body)
+}
+
+fn flagged(flags: u8, kind: u8, path: &str, body: &[u8]) -> Vec<u8> {
+    let mut c = b"XBSTCK01".to_vec();
+    c.push(flags);
     c.push(kind);
     c.extend_from_slice(&(path.len() as u32).to_le_bytes());
     c.extend_from_slice(path.as_bytes());
@@ -18,11 +24,16 @@ fn chunk(kind: u8, path: &str, body: &[u8]) -> Vec<u8> {
 }
 
 fn payload(path: &str, offset: u64, data: &[u8]) -> Vec<u8> {
+    chunk(b'P', path, &payload_body(offset, data))
+}
+
+/// What follows the path in a `P` chunk.
+fn payload_body(offset: u64, data: &[u8]) -> Vec<u8> {
     let mut b = (data.len() as u64).to_le_bytes().to_vec();
     b.extend_from_slice(&offset.to_le_bytes());
     b.extend_from_slice(&crc32fast::hash(data).to_le_bytes());
     b.extend_from_slice(data);
-    chunk(b'P', path, &b)
+    b
 }
 
 /// Extracts into `outer/target` and checks that `outer` holds nothing else.
@@ -63,17 +74,73 @@ fn absolute_and_dotdot_paths_are_refused_by_name() {
 fn a_symlink_planted_in_the_target_is_not_followed() {
     let outer = tempfile::tempdir().unwrap();
     let elsewhere = tempfile::tempdir().unwrap();
+    let victim = elsewhere.path().join("victim");
+    std::fs::write(&victim, b"precious").unwrap();
     let target = outer.path().join("target");
     std::fs::create_dir(&target).unwrap();
     std::os::unix::fs::symlink(elsewhere.path(), target.join("db")).unwrap();
-    std::os::unix::fs::symlink(elsewhere.path().join("f"), target.join("f")).unwrap();
-    for path in ["db/t.ibd", "f"] {
-        let mut s = payload(path, 0, b"evil");
-        s.extend(chunk(b'E', path, b""));
-        let e = xb_sink::extract(&s[..], &target, &ExtractOptions::default()).unwrap_err();
-        assert!(e.to_string().contains(path), "{e}");
+    std::os::unix::fs::symlink(&victim, target.join("f")).unwrap();
+    std::os::unix::fs::symlink(elsewhere.path().join("new"), target.join("g")).unwrap();
+    // the links make the target non-empty: refused before anything is read
+    let s = payload("f", 0, b"evil");
+    let e = xb_sink::extract(&s[..], &target, &ExtractOptions::default()).unwrap_err();
+    assert!(matches!(e, SinkError::TargetNotEmpty { .. }), "{e:?}");
+    // told to go ahead, each link is still refused by name, whether the
+    // stream creates the file, rewrites it (MariaDB's flag 0x02) or goes
+    // through a linked directory; sequential and parallel alike
+    let force = ExtractOptions::default().with_force_non_empty_directories(true);
+    for parallel in [1, 3] {
+        let opts = force.clone().with_parallel(parallel);
+        for (flags, path, link) in [
+            (0, "db/t.ibd", "db"),
+            (0, "f", "f"),
+            (FLAG_REWRITE, "f", "f"),
+            (FLAG_REWRITE, "g", "g"),
+            (FLAG_REWRITE, "db/t.ibd", "db"),
+        ] {
+            let mut s = flagged(flags, b'P', path, &payload_body(0, b"evil"));
+            s.extend(chunk(b'E', path, b""));
+            let e = xb_sink::extract(&s[..], &target, &opts).unwrap_err();
+            let want = target.join(link).display().to_string();
+            assert!(
+                matches!(e, SinkError::Symlink { path: ref p, link: ref l } if p == path && *l == want),
+                "{flags} {path}: {e:?}"
+            );
+            let text = e.to_string();
+            assert!(text.contains(path) && text.contains("hint:"), "{text}");
+        }
     }
-    assert_eq!(std::fs::read_dir(elsewhere.path()).unwrap().count(), 0);
+    assert_eq!(std::fs::read(&victim).unwrap(), b"precious");
+    assert_eq!(std::fs::read_dir(elsewhere.path()).unwrap().count(), 1);
+}
+
+#[test]
+fn a_non_empty_target_is_refused_unless_forced() {
+    let d = tempfile::tempdir().unwrap();
+    std::fs::write(d.path().join("notes.txt"), b"mine").unwrap();
+    let mut s = payload("db/t.ibd", 0, b"abc");
+    s.extend(chunk(b'E', "db/t.ibd", b""));
+    let e = xb_sink::extract(&s[..], d.path(), &ExtractOptions::default()).unwrap_err();
+    let dir = d.path().display().to_string();
+    assert!(
+        matches!(e, SinkError::TargetNotEmpty { dir: ref got, ref entry } if *got == dir && entry == "notes.txt"),
+        "{e:?}"
+    );
+    let text = e.to_string();
+    assert!(text.contains("--force-non-empty-directories"), "{text}");
+    assert!(!d.path().join("db").exists(), "written before refusing");
+    for parallel in [1, 2] {
+        let opts = ExtractOptions::default()
+            .with_force_non_empty_directories(true)
+            .with_parallel(parallel);
+        let t = d.path().join(format!("p{parallel}"));
+        std::fs::create_dir(&t).unwrap();
+        std::fs::write(t.join("notes.txt"), b"mine").unwrap();
+        let st = xb_sink::extract(&s[..], &t, &opts).unwrap();
+        assert_eq!(st.files, 1);
+        assert_eq!(std::fs::read(t.join("db/t.ibd")).unwrap(), b"abc");
+        assert_eq!(std::fs::read(t.join("notes.txt")).unwrap(), b"mine");
+    }
 }
 
 #[test]
@@ -138,6 +205,11 @@ fn a_second_extraction_into_the_same_directory_fails() {
     let d = tempfile::tempdir().unwrap();
     xb_sink::extract(&s[..], d.path(), &ExtractOptions::default()).unwrap();
     let e = xb_sink::extract(&s[..], d.path(), &ExtractOptions::default()).unwrap_err();
+    assert!(matches!(e, SinkError::TargetNotEmpty { .. }), "{e}");
+    // forced into the non-empty directory, the file itself is still not
+    // overwritten
+    let force = ExtractOptions::default().with_force_non_empty_directories(true);
+    let e = xb_sink::extract(&s[..], d.path(), &force).unwrap_err();
     assert!(matches!(e, SinkError::Exists { .. }), "{e}");
     assert!(e.to_string().contains("already exists"), "{e}");
     assert_eq!(std::fs::read(d.path().join("f")).unwrap(), b"abc");

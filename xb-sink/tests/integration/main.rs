@@ -7,5 +7,6 @@ mod common;
 mod encryption;
 mod hostile;
 mod mariadb_backup;
+mod memory;
 mod real_tools;
 mod roundtrip;
