@@ -107,6 +107,20 @@ pub enum BackupError {
     /// copier replaces this with the copier's own error.
     #[error("the redo copier stopped")]
     RedoStopped,
+    /// The server keeps tablespaces outside its datadir, which this version
+    /// cannot restore; found before anything was copied.
+    #[error("the server has tablespaces outside its datadir, which xb cannot back up yet: {}", files.join(", "))]
+    TablespacesOutside {
+        /// The files, as the server reports them.
+        files: Vec<String>,
+    },
+    /// Tablespaces the server has are not in the backup (created while
+    /// the copy ran without DDL protection, say).
+    #[error("the backup would miss tablespaces the server has: {}", files.join(", "))]
+    TablespacesMissing {
+        /// The files.
+        files: Vec<String>,
+    },
     /// A TokuDB step failed. Its checkpoint lock and read lock were released
     /// before this error was returned (or the message says why not).
     #[error("{0}")]
@@ -189,6 +203,12 @@ impl BackupError {
             | BackupError::RedoStopped => {
                 "Check the server's error log; then take the backup again.".into()
             }
+            BackupError::TablespacesOutside { .. } => {
+                "Tables with DATA DIRECTORY, tablespaces added with an absolute ADD DATAFILE path and files under innodb_directories are not supported yet: move them into the datadir (ALTER TABLE ... ENGINE=InnoDB without DATA DIRECTORY), or back this server up with the vendor's tool.".into()
+            }
+            BackupError::TablespacesMissing { .. } => {
+                "Nothing was claimed complete. Take the backup again; if it recurs, report it with the file names above.".into()
+            }
             BackupError::TokuDb(e) if toku_no_space(e) => NO_SPACE_HINT.into(),
             BackupError::TokuDb(_) => {
                 "Both TokuDB locks are released (by xb, or by the server when the session ended); check the server's error log and @@tokudb_data_dir/@@tokudb_log_dir, then take the backup again.".into()
@@ -215,6 +235,8 @@ impl BackupError {
             | BackupError::RedoCopy { .. }
             | BackupError::RedoStopped => 22,
             BackupError::TokuDb(_) => 23,
+            BackupError::TablespacesOutside { .. } => 14,
+            BackupError::TablespacesMissing { .. } => 24,
         }
     }
 }

@@ -8,9 +8,11 @@
 //! Engine steps that only some servers have are modules a flavour calls:
 //! [`super::tokudb`] and [`super::rocksdb`].
 
+use std::collections::HashSet;
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use super::data_copy::{CopyStats, Job, copy_jobs};
+use super::data_copy::{CopyStats, Job, Kind, copy_jobs};
 use super::feed::Feed;
 use super::locks::Session;
 use super::redo_copy::{RedoCopied, RedoCopier};
@@ -48,6 +50,9 @@ pub struct Found {
     pub stats: CopyStats,
     /// The TokuDB files, on servers with the TokuDB plugin.
     pub tokudb: Option<xb_tokudb::TokuManifest>,
+    /// The tablespaces copied, by canonical source path (see
+    /// [`super::spaces`]).
+    pub tablespaces: HashSet<PathBuf>,
     commits_blocked_since: Option<Instant>,
     commits_blocked: Duration,
 }
@@ -98,7 +103,19 @@ impl Step<'_> {
     /// # Errors
     /// As [`copy_jobs`].
     pub fn copy(&mut self, jobs: Vec<Job>) -> Result<(), BackupError> {
+        let spaces: Vec<(String, PathBuf)> = jobs
+            .iter()
+            .filter(|j| j.kind == Kind::Tablespace)
+            .map(|j| (j.rel.clone(), j.src.clone()))
+            .collect();
         let stats = copy_jobs(self.ctx, self.progress, jobs, self.copier)?;
+        for (rel, src) in spaces {
+            if !stats.vanished.contains(&rel) {
+                self.found
+                    .tablespaces
+                    .insert(super::spaces::canonical(&src));
+            }
+        }
         self.found.stats.add(stats);
         Ok(())
     }
@@ -144,7 +161,7 @@ pub trait Flavour: Send {
     async fn after_innodb(
         &mut self,
         _step: &mut Step<'_>,
-        _copied: &std::collections::HashSet<String>,
+        _copied: &HashSet<String>,
     ) -> Result<(), BackupError> {
         Ok(())
     }

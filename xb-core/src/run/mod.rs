@@ -7,9 +7,11 @@
 //!    latest checkpoint ([`flavour::Flavour::redo`]); a thread
 //!    ([`redo_copy`]) copies and validates log from there on;
 //! 3. **protect DDL**: [`flavour::Flavour::protect_ddl`];
-//! 4. **copy InnoDB**: every tablespace the datadir lists ([`files`]), N
-//!    workers, pages validated ([`data_copy`]); then the tablespaces the
-//!    DDL protection did not cover ([`flavour::Flavour::after_innodb`]);
+//! 4. **copy InnoDB**: every tablespace the datadir walk finds ([`files`])
+//!    and the server reports ([`spaces`]), N workers, pages validated
+//!    ([`data_copy`]); then the tablespaces the DDL protection did not cover
+//!    ([`flavour::Flavour::after_innodb`]); then the server's list again:
+//!    anything not copied fails the backup, naming it;
 //! 5. **copy non-InnoDB** under the lock they need
 //!    ([`flavour::Flavour::copy_non_innodb`]; TokuDB's steps run here on
 //!    servers with that plugin, [`tokudb`]);
@@ -45,6 +47,7 @@ pub mod redo_copy;
 pub mod rocksdb;
 pub mod seams;
 pub mod server;
+pub mod spaces;
 pub mod targets;
 mod tokudb;
 
@@ -105,6 +108,7 @@ pub async fn backup(
     let compressed = opts.sink.compression.is_some();
     let encrypted = opts.sink.encrypt_key.is_some();
     let output = targets::Output::open(opts.destination, &opts.sink)?;
+    check_engines(&facts)?;
     let ctx = Ctx {
         facts,
         target: Arc::clone(&output.target),
@@ -191,9 +195,18 @@ fn check_supported(facts: &server::ServerFacts) -> Result<(), BackupError> {
     {
         return unsupported("this version of xb backs up MariaDB 10.5+ and MySQL 8.0.30+");
     }
+    Ok(())
+}
+
+/// Refuses engine set-ups no flavour covers; after the target is marked
+/// incomplete, so the refusal leaves a target that says so.
+fn check_engines(facts: &server::ServerFacts) -> Result<(), BackupError> {
     if facts.mariadb && facts.tokudb.is_some() {
         // MariaDB dropped TokuDB in 10.5, before the redo formats xb reads
-        return unsupported("MariaDB with the TokuDB plugin");
+        return Err(BackupError::Unsupported {
+            version: facts.version.clone(),
+            reason: "MariaDB with the TokuDB plugin".into(),
+        });
     }
     Ok(())
 }
@@ -286,8 +299,18 @@ async fn locked_phases<F: Flavour>(
 ) -> Result<ConsistentPoint, BackupError> {
     // 3. protect DDL
     flavour.protect_ddl(step).await?;
-    // 4. copy InnoDB
-    let manifest = files::list(&step.ctx.facts, &step.ctx.filter)?;
+    // 4. copy InnoDB: what the datadir holds and what the server says it has
+    let ctx: &Ctx = step.ctx;
+    let (facts, filter) = (&ctx.facts, &ctx.filter);
+    let mut manifest = files::list(facts, filter)?;
+    let reported = spaces::list(step.session.conn(), facts).await?;
+    let reconciled = spaces::reconcile(&reported, &manifest.innodb, facts, filter);
+    if !reconciled.outside.is_empty() {
+        return Err(BackupError::TablespacesOutside {
+            files: display(&reconciled.outside),
+        });
+    }
+    manifest.innodb.extend(reconciled.extra);
     let toku_bytes = step
         .ctx
         .facts
@@ -299,6 +322,14 @@ async fn locked_phases<F: Flavour>(
     let copied: HashSet<String> = manifest.innodb.iter().map(|j| j.rel.clone()).collect();
     step.copy(manifest.innodb)?;
     flavour.after_innodb(step, &copied).await?;
+    // with DDL blocked, every tablespace the server has is in the backup
+    let reported = spaces::list(step.session.conn(), facts).await?;
+    let missing = spaces::missing(&reported, &step.found.tablespaces, facts, filter);
+    if !missing.is_empty() {
+        return Err(BackupError::TablespacesMissing {
+            files: display(&missing),
+        });
+    }
     // 5. copy non-InnoDB
     let non_innodb = NonInnodb {
         tables: manifest.non_innodb,
@@ -307,4 +338,8 @@ async fn locked_phases<F: Flavour>(
     flavour.copy_non_innodb(step, non_innodb).await?;
     // 6. consistent point
     flavour.consistent_point(step).await
+}
+
+fn display(paths: &[std::path::PathBuf]) -> Vec<String> {
+    paths.iter().map(|p| p.display().to_string()).collect()
 }

@@ -1,0 +1,261 @@
+//! Every tablespace the server has, as the server itself reports it, held
+//! against what the backup copies.
+//!
+//! Walking the datadir ([`super::files`]) finds tablespaces by where the
+//! server puts them by default. A server can keep them elsewhere (`DATA
+//! DIRECTORY`, `ADD DATAFILE '/abs/path'`, `CREATE UNDO TABLESPACE … '.ibu'`,
+//! `innodb_directories`), and a backup that silently leaves one out restores
+//! to a server missing a table. So the server's own list is read
+//! (`information_schema`) and reconciled with the walk before the copy:
+//! a tablespace inside the datadir the walk missed is added; one outside it
+//! stops the backup before anything is copied, naming the file, since this
+//! version cannot restore it. After the InnoDB copy, with DDL blocked, the
+//! list is read again and everything in it must have been copied.
+
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
+
+use mysql_async::Conn;
+use mysql_async::prelude::Queryable;
+
+use super::data_copy::{Job, Kind};
+use super::files::Filter;
+use super::server::ServerFacts;
+use crate::error::BackupError;
+
+/// One tablespace file the server reports.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServerSpace {
+    /// The tablespace's name (`db/table`, `innodb_system`, a general
+    /// tablespace's name).
+    pub name: String,
+    /// The file, absolute (relative paths are resolved against the datadir).
+    pub path: PathBuf,
+}
+
+/// MariaDB's id of its temporary tablespace (`ibtmp1`), never backed up.
+const MARIADB_TEMP_SPACE: u64 = 0xFFFF_FFFE;
+
+/// The server's tablespace files, temporary ones left out.
+///
+/// # Errors
+/// [`BackupError::Sql`].
+pub async fn list(conn: &mut Conn, facts: &ServerFacts) -> Result<Vec<ServerSpace>, BackupError> {
+    let sql = if !facts.mariadb {
+        "SELECT TABLESPACE_NAME, FILE_NAME FROM information_schema.FILES \
+         WHERE ENGINE = 'InnoDB' AND FILE_TYPE <> 'TEMPORARY'"
+            .to_string()
+    } else if facts.version_num >= (10, 6, 0) {
+        format!(
+            "SELECT NAME, FILENAME FROM information_schema.INNODB_SYS_TABLESPACES \
+             WHERE SPACE <> {MARIADB_TEMP_SPACE}"
+        )
+    } else {
+        // 10.5 keeps the file names of file-per-table and general
+        // tablespaces in SYS_DATAFILES; system and undo come from the walk
+        "SELECT t.NAME, d.PATH FROM information_schema.INNODB_SYS_DATAFILES d \
+         JOIN information_schema.INNODB_SYS_TABLESPACES t USING (SPACE)"
+            .to_string()
+    };
+    let rows: Vec<(Option<String>, Option<String>)> = conn
+        .query(&sql)
+        .await
+        .map_err(|e| BackupError::sql(&sql, &e))?;
+    let datadir = Path::new(&facts.datadir);
+    Ok(rows
+        .into_iter()
+        .filter_map(|(name, file)| {
+            let file = file.filter(|f| !f.is_empty())?;
+            let path = Path::new(&file);
+            let path = if path.is_absolute() {
+                path.to_path_buf()
+            } else {
+                datadir.join(file.trim_start_matches("./"))
+            };
+            // session temporary tablespaces (MySQL `#innodb_temp/*.ibt`)
+            if path.extension().is_some_and(|e| e == "ibt") {
+                return None;
+            }
+            Some(ServerSpace {
+                name: name.unwrap_or_default(),
+                path,
+            })
+        })
+        .collect())
+}
+
+/// The path the comparison uses: canonical where the file exists (links and
+/// `./` resolved), as given where it does not.
+#[must_use]
+pub fn canonical(p: &Path) -> PathBuf {
+    std::fs::canonicalize(p).unwrap_or_else(|_| p.to_path_buf())
+}
+
+/// Does a partial backup keep this tablespace? Judged as the walk judges
+/// files: by database directory and file name.
+fn kept(name: &str, path: &Path, datadir: &Path, filter: &Filter) -> bool {
+    let rel = path.strip_prefix(datadir).unwrap_or(path);
+    let mut parts: Vec<String> = rel
+        .components()
+        .map(|c| c.as_os_str().to_string_lossy().into_owned())
+        .collect();
+    let file = parts.pop().unwrap_or_default();
+    match (parts.last(), name.split_once('/')) {
+        // <datadir>/<db>/<table>.ibd, or a remote file-per-table file
+        (Some(db), _) if rel != path => filter.keeps(db, &file),
+        (_, Some((db, _))) => filter.keeps(db, &file),
+        // system, undo and general tablespaces are always kept
+        _ => true,
+    }
+}
+
+/// What the server reports and the walk did not list.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Reconciled {
+    /// Inside the datadir: copy them too, at their datadir-relative path.
+    pub extra: Vec<Job>,
+    /// Outside the datadir: this version cannot restore them.
+    pub outside: Vec<PathBuf>,
+}
+
+/// Holds the server's list against the walk's tablespace jobs.
+#[must_use]
+pub fn reconcile(
+    spaces: &[ServerSpace],
+    walked: &[Job],
+    facts: &ServerFacts,
+    filter: &Filter,
+) -> Reconciled {
+    let datadir = canonical(Path::new(&facts.datadir));
+    let known: HashSet<PathBuf> = walked.iter().map(|j| canonical(&j.src)).collect();
+    let mut r = Reconciled::default();
+    for s in spaces {
+        let path = canonical(&s.path);
+        // a file the server names but that is not there (a discarded
+        // tablespace) has nothing to copy
+        if known.contains(&path) || !path.is_file() || !kept(&s.name, &path, &datadir, filter) {
+            continue;
+        }
+        match path.strip_prefix(&datadir) {
+            Ok(rel) => r.extra.push(Job {
+                size: std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0),
+                rel: rel.to_string_lossy().into_owned(),
+                src: path.clone(),
+                kind: Kind::Tablespace,
+            }),
+            Err(_) => r.outside.push(path),
+        }
+    }
+    r
+}
+
+/// The server's tablespaces that are not among `copied` (canonical source
+/// paths of the tablespaces the backup holds).
+#[must_use]
+pub fn missing(
+    spaces: &[ServerSpace],
+    copied: &HashSet<PathBuf>,
+    facts: &ServerFacts,
+    filter: &Filter,
+) -> Vec<PathBuf> {
+    let datadir = canonical(Path::new(&facts.datadir));
+    let mut out: Vec<PathBuf> = spaces
+        .iter()
+        .map(|s| (s, canonical(&s.path)))
+        .filter(|(s, p)| kept(&s.name, p, &datadir, filter))
+        .map(|(_, p)| p)
+        .filter(|p| p.is_file() && !copied.contains(p))
+        .collect();
+    out.sort();
+    out.dedup();
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn facts(datadir: &Path) -> ServerFacts {
+        ServerFacts {
+            version: "9.7.4".into(),
+            version_num: (9, 7, 4),
+            mariadb: false,
+            datadir: datadir.display().to_string(),
+            log_dir: datadir.display().to_string(),
+            page_size: 16384,
+            data_file_path: "ibdata1:12M:autoextend".into(),
+            data_home_dir: String::new(),
+            undo_directory: "./".into(),
+            undo_tablespaces: 2,
+            log_file_size: 0,
+            checksum_algorithm: "crc32".into(),
+            compression_level: "6".into(),
+            log_bin: false,
+            flush_method: "O_DIRECT".into(),
+            tokudb: None,
+        }
+    }
+
+    #[test]
+    fn server_spaces_the_walk_missed_are_added_inside_and_refused_outside() {
+        let d = tempfile::tempdir().unwrap();
+        let data = d.path().join("data");
+        let remote = d.path().join("remote");
+        for f in [
+            "data/db/t.ibd",
+            "data/u1.ibu",
+            "data/other/x.ibd",
+            "remote/db/r.ibd",
+        ] {
+            let p = d.path().join(f);
+            std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+            std::fs::write(p, b"x").unwrap();
+        }
+        let facts = facts(&data);
+        let walked = vec![Job {
+            src: data.join("db/t.ibd"),
+            rel: "db/t.ibd".into(),
+            kind: Kind::Tablespace,
+            size: 1,
+        }];
+        let space = |name: &str, path: PathBuf| ServerSpace {
+            name: name.into(),
+            path,
+        };
+        let spaces = vec![
+            space("db/t", data.join("./db/t.ibd")),
+            space("u1", data.join("u1.ibu")),
+            space("db/r", remote.join("db/r.ibd")),
+            space("db/gone", data.join("db/gone.ibd")),
+            space("other/x", data.join("other/x.ibd")),
+        ];
+        let r = reconcile(&spaces, &walked, &facts, &Filter::default());
+        let rels: Vec<&str> = r.extra.iter().map(|j| j.rel.as_str()).collect();
+        assert_eq!(rels, ["u1.ibu", "other/x.ibd"]);
+        assert_eq!(r.outside, [canonical(&remote.join("db/r.ibd"))]);
+        // a partial backup of `db` neither adds nor misses `other`
+        let only_db = Filter {
+            databases: Some(vec!["db".into()]),
+            tables: None,
+        };
+        let r = reconcile(&spaces, &walked, &facts, &only_db);
+        let rels: Vec<&str> = r.extra.iter().map(|j| j.rel.as_str()).collect();
+        assert_eq!(rels, ["u1.ibu"]);
+        // after the copy: what was copied is not missing, the rest is
+        let copied: HashSet<PathBuf> = [data.join("db/t.ibd"), data.join("u1.ibu")]
+            .iter()
+            .map(|p| canonical(p))
+            .collect();
+        assert_eq!(
+            missing(&spaces, &copied, &facts, &only_db),
+            [canonical(&remote.join("db/r.ibd"))]
+        );
+        assert_eq!(
+            missing(&spaces, &copied, &facts, &Filter::default()),
+            [
+                canonical(&data.join("other/x.ibd")),
+                canonical(&remote.join("db/r.ibd"))
+            ]
+        );
+    }
+}
