@@ -248,18 +248,10 @@ pub fn check_page(
         // the page's own number must match where it sits
         return Verdict::Bad("page number does not match its position");
     }
-    let ptype = be16(page, 24);
     if meta.full_crc32 {
-        if MARIADB_PAGE_COMPRESSED.contains(&ptype) || meta.page_compressed && expected_page_no != 0
-        {
-            return Verdict::Unchecked;
-        }
-        return if crc32c::crc32c(&page[..size - 4]) == be32(page, size - 4) {
-            Verdict::Valid
-        } else {
-            Verdict::Bad("full_crc32 checksum mismatch")
-        };
+        return check_full_crc32(page);
     }
+    let ptype = be16(page, 24);
     if PAGE_ENCRYPTED.contains(&ptype)
         || ptype == PAGE_COMPRESSED
         || MARIADB_PAGE_COMPRESSED.contains(&ptype)
@@ -311,9 +303,40 @@ const NO_CHECKSUM: u32 = 0xDEAD_BEEF;
 /// Bytes 26..34: the flush LSN (system tablespace page 0 only, before
 /// MySQL 5.7 / MariaDB 10.1.25); MariaDB also keeps the key version there.
 const FLUSH_LSN: std::ops::Range<usize> = 26..34;
+/// Page-type bit of a MariaDB `full_crc32` page-compressed page; the other
+/// bits give its stored size in units of 256 bytes.
+const FULL_CRC32_COMPRESSED: u16 = 1 << 15;
+
 /// All zero but the flush LSN field.
 fn empty_but_flush_lsn(page: &[u8]) -> bool {
     page[..FLUSH_LSN.start].iter().all(|&b| b == 0) && page[FLUSH_LSN.end..].iter().all(|&b| b == 0)
+}
+
+/// MariaDB's `full_crc32` format (`buf_page_is_corrupted`,
+/// `buf_page_full_crc32_size`): CRC-32C of the page (of its stored part
+/// when page-compressed) in its last 4 bytes, and, on pages neither
+/// compressed nor encrypted, the low LSN word at `size − 8`.
+fn check_full_crc32(page: &[u8]) -> Verdict {
+    let size = page.len();
+    let ptype = be16(page, 24);
+    let (len, compressed) = if ptype & FULL_CRC32_COMPRESSED == 0 {
+        (size, false)
+    } else {
+        let len = usize::from(ptype & !FULL_CRC32_COMPRESSED) << 8;
+        if len >= size || len < 64 {
+            return Verdict::Bad("page-compressed size does not fit the page");
+        }
+        (len, true)
+    };
+    if crc32c::crc32c(&page[..len - 4]) != be32(page, len - 4) {
+        return Verdict::Bad("full_crc32 checksum mismatch");
+    }
+    // a non-zero key version at 0 marks an encrypted page, whose LSN
+    // words are not compared
+    if !compressed && be32(page, 0) == 0 && be32(page, 20) != be32(page, size - 8) {
+        return Verdict::Bad("LSN in the trailer differs from the header (torn write)");
+    }
+    Verdict::Valid
 }
 
 /// ROW_FORMAT=COMPRESSED pages (MySQL `BlockReporter::verify_zip_checksum`,
@@ -621,6 +644,63 @@ mod tests {
                 "{ptype}"
             );
         }
+    }
+
+    #[test]
+    fn full_crc32_pages_follow_mariadb() {
+        // buf_page_is_corrupted, buf_page_full_crc32_size
+        let meta = SpaceMeta {
+            full_crc32: true,
+            flags: 0x15,
+            ..meta(16384)
+        };
+        let mut p = full_crc32_page(3, 16384);
+        // the low LSN word sits at size - 8, under the checksum
+        p[16..24].copy_from_slice(&0x1_0000_0022u64.to_be_bytes());
+        let restamp = |p: &mut Vec<u8>| {
+            let c = crc32c::crc32c(&p[..16380]);
+            p[16380..].copy_from_slice(&c.to_be_bytes());
+        };
+        restamp(&mut p);
+        assert_eq!(
+            check_page(&p, &meta, 3, false),
+            Verdict::Bad("LSN in the trailer differs from the header (torn write)")
+        );
+        p[16376..16380].copy_from_slice(&0x22u32.to_be_bytes());
+        restamp(&mut p);
+        assert_eq!(check_page(&p, &meta, 3, false), Verdict::Valid);
+        // an encrypted page (key version at 0) is not held to its LSN words
+        p[0..4].copy_from_slice(&7u32.to_be_bytes());
+        p[16376..16380].fill(0xAB);
+        restamp(&mut p);
+        assert_eq!(check_page(&p, &meta, 3, false), Verdict::Valid);
+        // page-compressed: the type gives the stored size in 256-byte
+        // units, and the checksum closes those bytes, in any tablespace
+        let mut z = vec![0u8; 16384];
+        z[4..8].copy_from_slice(&3u32.to_be_bytes());
+        z[24..26].copy_from_slice(&(0x8000u16 | 12).to_be_bytes());
+        z[40..2000].fill(0x5A);
+        let c = crc32c::crc32c(&z[..3068]);
+        z[3068..3072].copy_from_slice(&c.to_be_bytes());
+        for page_compressed in [false, true] {
+            let m = SpaceMeta {
+                page_compressed,
+                ..meta
+            };
+            assert_eq!(check_page(&z, &m, 3, false), Verdict::Valid);
+            z[1000] ^= 1;
+            assert_eq!(
+                check_page(&z, &m, 3, false),
+                Verdict::Bad("full_crc32 checksum mismatch")
+            );
+            z[1000] ^= 1;
+        }
+        // a size past the page (such as a pre-full_crc32 page_compressed type)
+        z[24..26].copy_from_slice(&34354u16.to_be_bytes());
+        assert_eq!(
+            check_page(&z, &meta, 3, false),
+            Verdict::Bad("page-compressed size does not fit the page")
+        );
     }
 
     #[test]
