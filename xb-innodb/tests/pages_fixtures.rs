@@ -1,7 +1,8 @@
 //! Every page of the real tablespaces in `../shared/fixtures/innodb` (files
 //! written by MySQL 5.0–9.1, Percona Server 5.7/8.0 and MariaDB ≤ 10.4 that
 //! no test here can start) passes [`check_page`], also when stamped again
-//! with the checksums older servers wrote.
+//! with the checksums older servers wrote; and the encrypted redo of the
+//! Percona fixture is refused as encrypted.
 //!
 //! The fixtures are read where they are and never copied into the
 //! repository; zips are unpacked into a temporary directory with `unzip`.
@@ -13,6 +14,8 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use xb_innodb::pagecheck::{SpaceMeta, Verdict, check_batch, check_page};
+use xb_innodb::redo::{RedoError, RedoLog};
+use xb_innodb::redo_classic::{BlockChecksum, ClassicError, LogClassic};
 
 /// The fixture root, or `None` (with the reason printed) when it is absent.
 fn fixtures() -> Option<PathBuf> {
@@ -263,4 +266,53 @@ fn every_page_of_every_fixture_tablespace_validates() {
         "{restamped_zip} compressed of {} restamped",
         total.restamped
     );
+}
+
+/// Unpacks the Percona 8.0.18 datadir whose redo is encrypted (keyring v1).
+fn encrypted_redo(root: &Path, tmp: &Path) -> PathBuf {
+    let zip = root.join("percona-server-std_data/data_redo_log_keyring_v1_encrypted.zip");
+    unzip(&zip, tmp, &["*/ib_logfile*"]);
+    let dir = tmp.join("data_redo_log_keyring_v1_encrypted/data");
+    assert!(dir.join("ib_logfile0").is_file(), "{}", dir.display());
+    dir
+}
+
+#[test]
+fn the_percona_keyring_encrypted_redo_is_refused_as_encrypted() {
+    let Some(root) = fixtures() else { return };
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = encrypted_redo(&root, tmp.path());
+    let err = LogClassic::open(&dir, BlockChecksum::Any).unwrap_err();
+    assert!(
+        matches!(&err, ClassicError::Encrypted { file, .. } if file.ends_with("ib_logfile0")),
+        "{err:?}"
+    );
+    let text = err.to_string();
+    assert!(text.contains("encrypted") && text.contains("lRK"), "{text}");
+    let err = RedoLog::open(&dir).unwrap_err();
+    assert!(matches!(err, RedoError::Encrypted { .. }), "{err:?}");
+    assert!(err.to_string().contains("encrypted"), "{err}");
+}
+
+#[test]
+fn unencrypted_fixture_redo_still_opens() {
+    let Some(root) = fixtures() else { return };
+    let std_data = root.join("mysql-server-std_data");
+    for (zip, dir) in [
+        ("log_corruption__5_7_9_clean.zip", ""),
+        ("log_corruption__8_0_19_clean.zip", ""),
+        (
+            "data80036_with_externally_stored_tablespaces.zip",
+            "data_dir",
+        ),
+    ] {
+        let tmp = tempfile::tempdir().unwrap();
+        unzip(
+            &std_data.join(zip),
+            tmp.path(),
+            &["ib_logfile*", "*#ib_redo6"],
+        );
+        let mut log = RedoLog::open(&tmp.path().join(dir)).unwrap_or_else(|e| panic!("{zip}: {e}"));
+        assert!(log.latest_checkpoint().unwrap() > 0, "{zip}");
+    }
 }
