@@ -10,9 +10,12 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::redo_classic::{BlockChecksum, ClassicError, LogClassic, ScannerClassic};
-use crate::redo105::{Log105, Redo105Error, Scanner105};
-use crate::redo108::{Log108, Redo108Error, Scanner108};
+use crate::be::be32;
+use crate::redo_classic::{
+    BlockChecksum, ClassicError, FORMAT_ENCRYPTED, LogClassic, ScannerClassic,
+};
+use crate::redo105::{FORMAT_10_5, Log105, Redo105Error, Scanner105};
+use crate::redo108::{FORMAT_10_8, Log108, Redo108Error, Scanner108};
 use crate::redo8030::{Log8030, Redo8030Error, Scanner8030};
 
 /// Which redo format a log is in.
@@ -44,6 +47,16 @@ pub enum RedoError {
         file: PathBuf,
         /// The format id found.
         format: u32,
+    },
+    /// The log is encrypted (MySQL or Percona encryption information in the
+    /// header, or a MariaDB format id with the encryption flag): refused,
+    /// since its blocks cannot be read without the key.
+    #[error("{file}: the redo log is encrypted ({marker}); encrypted redo cannot be read")]
+    Encrypted {
+        /// The file whose header says so.
+        file: PathBuf,
+        /// What says so.
+        marker: String,
     },
     /// I/O reading the format id.
     #[error("{file}: {reason}")]
@@ -101,11 +114,18 @@ impl RedoLog {
     /// telling the format from what is there.
     ///
     /// # Errors
-    /// No log, an unknown format (naming file and offset), or the format's own error.
+    /// No log, an encrypted log ([`RedoError::Encrypted`]), an unknown format
+    /// (naming file and offset), or the format's own error.
     pub fn open(dir: &Path) -> Result<Self, RedoError> {
         let mysql = dir.join("#innodb_redo");
         if mysql.is_dir() {
-            return Ok(RedoLog::MySql8030(Log8030::open(&mysql)?));
+            return match Log8030::open(&mysql) {
+                Ok(log) => Ok(RedoLog::MySql8030(log)),
+                Err(Redo8030Error::Encrypted { file, marker }) => {
+                    Err(RedoError::Encrypted { file, marker })
+                }
+                Err(e) => Err(e.into()),
+            };
         }
         let file = dir.join("ib_logfile0");
         if !file.exists() {
@@ -113,17 +133,43 @@ impl RedoLog {
                 dir: dir.to_path_buf(),
             });
         }
-        let mut id = [0u8; 4];
+        let mut head = [0u8; 52];
         std::fs::File::open(&file)
-            .and_then(|f| std::os::unix::fs::FileExt::read_exact_at(&f, &mut id, 0))
+            .and_then(|f| std::os::unix::fs::FileExt::read_exact_at(&f, &mut head, 0))
             .map_err(|e| RedoError::Io {
                 file: file.clone(),
                 reason: e.to_string(),
             })?;
-        match u32::from_be_bytes(id) {
-            crate::redo108::FORMAT_10_8 => Ok(RedoLog::MariaDb108(Log108::open(&file)?)),
-            crate::redo105::FORMAT_10_5 => Ok(RedoLog::MariaDb105(Log105::open(&file)?)),
-            1..=5 | 103 | 104 => Ok(RedoLog::Classic(LogClassic::open(dir, BlockChecksum::Any)?)),
+        let format = be32(&head, 0);
+        let mariadb = format & !FORMAT_ENCRYPTED;
+        let encrypted = |marker: String| RedoError::Encrypted {
+            file: file.clone(),
+            marker,
+        };
+        if format & FORMAT_ENCRYPTED != 0
+            && matches!(mariadb, FORMAT_10_5 | FORMAT_10_8 | 103 | 104)
+        {
+            return Err(encrypted(format!(
+                "MariaDB format {format:#010x} at offset 0"
+            )));
+        }
+        // MariaDB 10.8+ may keep the plain format id and mark encryption
+        // by the key information right after the creator
+        if format == FORMAT_10_8 && be32(&head, 48) != 0 {
+            return Err(encrypted(
+                "MariaDB encryption information at offset 48".into(),
+            ));
+        }
+        match format {
+            FORMAT_10_8 => Ok(RedoLog::MariaDb108(Log108::open(&file)?)),
+            FORMAT_10_5 => Ok(RedoLog::MariaDb105(Log105::open(&file)?)),
+            1..=5 | 103 | 104 => match LogClassic::open(dir, BlockChecksum::Any) {
+                Ok(log) => Ok(RedoLog::Classic(log)),
+                Err(ClassicError::Encrypted { file, marker }) => {
+                    Err(RedoError::Encrypted { file, marker })
+                }
+                Err(e) => Err(e.into()),
+            },
             format => Err(RedoError::Unknown { file, format }),
         }
     }
@@ -244,5 +290,53 @@ impl RedoScanner {
             RedoScanner::MySql8030(s) => s.tail(out)?,
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn refused(dir: &Path) -> (PathBuf, String) {
+        match RedoLog::open(dir) {
+            Err(RedoError::Encrypted { file, marker }) => (file, marker),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn encrypted_logs_of_every_format_are_refused_as_encrypted() {
+        let dir = tempfile::tempdir().unwrap();
+        let log0 = dir.path().join("ib_logfile0");
+        // MariaDB 10.2–10.7: the format id with bit 31
+        for format in [104, FORMAT_10_5, FORMAT_10_8] {
+            let mut h = vec![0u8; 4096];
+            h[0..4].copy_from_slice(&(format | FORMAT_ENCRYPTED).to_be_bytes());
+            std::fs::write(&log0, &h).unwrap();
+            let (file, marker) = refused(dir.path());
+            assert_eq!(file, log0);
+            assert!(marker.contains("MariaDB format"), "{marker}");
+        }
+        // MariaDB 10.8+: the key information after the creator
+        let mut h = vec![0u8; 4096];
+        h[0..4].copy_from_slice(&FORMAT_10_8.to_be_bytes());
+        h[48..52].copy_from_slice(&1u32.to_be_bytes());
+        std::fs::write(&log0, &h).unwrap();
+        assert!(refused(dir.path()).1.contains("offset 48"));
+        // MySQL 8.0.30+: the encryption magic in a #ib_redoN header
+        let redo = dir.path().join("#innodb_redo");
+        std::fs::create_dir(&redo).unwrap();
+        let mut h = vec![0u8; 4096];
+        h[0..4].copy_from_slice(&crate::redo8030::FORMAT_8_0_30.to_be_bytes());
+        h[1072..1075].copy_from_slice(b"lCC");
+        std::fs::write(redo.join("#ib_redo7"), &h).unwrap();
+        let (file, marker) = refused(dir.path());
+        assert!(file.ends_with("#ib_redo7"), "{}", file.display());
+        assert!(marker.contains("\"lCC\" at offset 1072"), "{marker}");
+        let text = RedoLog::open(dir.path()).unwrap_err().to_string();
+        assert!(
+            text.contains("#ib_redo7: the redo log is encrypted"),
+            "{text}"
+        );
     }
 }

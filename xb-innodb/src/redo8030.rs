@@ -13,6 +13,7 @@
 //! | 48 | 4 | flags (bit value 8: file full) |
 //! | 508 | 4 | CRC-32C of 0..508 |
 //! | 512, 1536 | 512 | checkpoint blocks: LSN @+8, CRC-32C @+508 (zero unless the checkpoint is in this file) |
+//! | 1072 | 3 | encryption magic when the redo is encrypted (refused) |
 //! | 2048.. | 512 each | log blocks: `hdr_no` @0 (bit 31 flush flag), `data_len` @4, `first_rec_group` @6, `epoch_no` @8, CRC-32C @508 |
 //!
 //! LSNs count every byte of the block stream, headers included, so a block
@@ -54,6 +55,14 @@ pub enum Redo8030Error {
         file: PathBuf,
         /// What is wrong.
         reason: String,
+    },
+    /// The file holds encryption information: the redo is encrypted.
+    #[error("{file}: the redo log is encrypted ({marker}); encrypted redo cannot be read")]
+    Encrypted {
+        /// The file.
+        file: PathBuf,
+        /// What says so.
+        marker: String,
     },
     /// No redo files, or none with a valid checkpoint.
     #[error("{dir}: {reason}")]
@@ -130,8 +139,17 @@ impl RedoFile {
         if size < HEADER_SIZE + BLOCK {
             return Err(header(format!("{size} bytes is too small for a redo file")));
         }
-        let mut h = [0u8; 512];
+        let mut h = [0u8; 2048];
         file.read_exact_at(&mut h, 0).map_err(|e| io(0, e))?;
+        if let Some(magic) = crate::redo_classic::encryption_magic(&h) {
+            return Err(Redo8030Error::Encrypted {
+                file: path.to_path_buf(),
+                marker: format!(
+                    "magic \"{magic}\" at offset {}",
+                    crate::redo_classic::ENCRYPTION_INFO_OFFSET
+                ),
+            });
+        }
         if crc32c::crc32c(&h[..508]) != be32(&h, 508) {
             return Err(header("header checksum mismatch at offset 508".into()));
         }

@@ -8,6 +8,7 @@
 //! | | 16 | creator (32 bytes) |
 //! | | 508 | CRC-32C of 0..508 |
 //! | file 0 | 512, 1536 | checkpoint: number @0, LSN @8, group offset @16, log buffer size @24, CRC-32C @508 |
+//! | file 0 | 1072 | encrypted log (MySQL 5.7.11+, Percona): 3-byte magic of the encryption information |
 //! | every file | 2048.. | blocks: `hdr_no` @0 (bit 31 flush flag), `data_len` @4, `first_rec_group` @6, checkpoint number @8, checksum @508 |
 //!
 //! LSNs count block headers and trailers but not the 2 KiB file headers; the
@@ -27,6 +28,33 @@ pub const HEADER_SIZE: u64 = 2048;
 pub const BLOCK: u64 = 512;
 /// Checksum value of blocks written with checksums off.
 pub const NO_CHECKSUM: u32 = 0xDEAD_BEEF;
+/// Offset in the first redo file of the encryption information MySQL and
+/// Percona Server write when the redo is encrypted: the encryption block
+/// at 1024, past the 48 bytes of format, LSN and creator (also in every
+/// MySQL 8.0.30+ `#ib_redoN`).
+pub const ENCRYPTION_INFO_OFFSET: u64 = 1072;
+/// Magic strings the encryption information starts with: MySQL's versions
+/// 1–3 (`lCA`, `lCB`, `lCC`), Percona Server's keyring redo (`lRK`, `RKB`)
+/// and its own versions (`PSA`, `PSB`, `PSC`).
+pub const ENCRYPTION_MAGICS: [&[u8; 3]; 8] = [
+    b"lCA", b"lCB", b"lCC", b"lRK", b"RKB", b"PSA", b"PSB", b"PSC",
+];
+/// MariaDB 10.2–10.7 set this bit of the format id when the redo is
+/// encrypted (`innodb_encrypt_log=ON`).
+pub const FORMAT_ENCRYPTED: u32 = 1 << 31;
+
+/// The encryption magic `block` (at least 1075 bytes of a redo file's
+/// start) holds at [`ENCRYPTION_INFO_OFFSET`], if any.
+#[must_use]
+pub fn encryption_magic(block: &[u8]) -> Option<&'static str> {
+    let at = usize::try_from(ENCRYPTION_INFO_OFFSET).ok()?;
+    let m = block.get(at..at + 3)?;
+    ENCRYPTION_MAGICS
+        .iter()
+        .find(|&&magic| magic == m)
+        // the magics are ASCII
+        .map(|m| std::str::from_utf8(*m).unwrap_or("?"))
+}
 
 /// Which block checksums to accept.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -62,6 +90,15 @@ pub enum ClassicError {
         file: PathBuf,
         /// What is wrong.
         reason: String,
+    },
+    /// The log is encrypted: its blocks cannot be read without the key, so
+    /// it is refused rather than reported as corrupt.
+    #[error("{file}: the redo log is encrypted ({marker}); encrypted redo cannot be read")]
+    Encrypted {
+        /// `ib_logfile0`.
+        file: PathBuf,
+        /// What says so: the magic at offset 1072, or the format flag.
+        marker: String,
     },
     /// Neither checkpoint block of `ib_logfile0` is valid.
     #[error("{file}: no valid checkpoint at offsets 512 or 1536")]
@@ -198,13 +235,27 @@ impl LogClassic {
                 ));
             }
         }
-        let mut h = [0u8; 512];
+        let mut h = [0u8; 2048];
         f0.read_exact_at(&mut h, 0).map_err(|e| ClassicError::Io {
             file: p0.clone(),
             offset: 0,
             reason: e.to_string(),
         })?;
         let format = be32(&h, 0);
+        let encrypted = |marker: String| ClassicError::Encrypted {
+            file: p0.clone(),
+            marker,
+        };
+        if matches!(format & !FORMAT_ENCRYPTED, 103 | 104) && format & FORMAT_ENCRYPTED != 0 {
+            return Err(encrypted(format!(
+                "MariaDB format {format:#010x} at offset 0"
+            )));
+        }
+        if let Some(magic) = encryption_magic(&h) {
+            return Err(encrypted(format!(
+                "magic \"{magic}\" at offset {ENCRYPTION_INFO_OFFSET}"
+            )));
+        }
         if !matches!(format, 1..=5 | 103 | 104) {
             return Err(header(
                 p0,
@@ -674,6 +725,37 @@ mod tests {
         let g = Group::new(2, 4);
         let err = g.open(BlockChecksum::Any).latest_checkpoint().unwrap_err();
         assert!(matches!(err, ClassicError::NoCheckpoint { .. }));
+    }
+
+    #[test]
+    fn an_encrypted_group_is_refused_as_encrypted() {
+        // MySQL 5.7.11+ and Percona write the encryption information of an
+        // encrypted log at 1072 of ib_logfile0 (log_read_encryption)
+        for magic in ENCRYPTION_MAGICS {
+            let g = Group::new(2, 4);
+            g.put(0, ENCRYPTION_INFO_OFFSET, magic);
+            let err = LogClassic::open(g.dir.path(), BlockChecksum::Any).unwrap_err();
+            let text = err.to_string();
+            assert!(
+                matches!(&err, ClassicError::Encrypted { file, .. } if file.ends_with("ib_logfile0")),
+                "{err:?}"
+            );
+            assert!(
+                text.contains("the redo log is encrypted")
+                    && text.contains(std::str::from_utf8(magic).unwrap())
+                    && text.contains("offset 1072"),
+                "{text}"
+            );
+        }
+        // MariaDB 10.2–10.4: the format id with bit 31 (innodb_encrypt_log)
+        let g = Group::new(2, 4);
+        g.put(0, 0, &(104 | FORMAT_ENCRYPTED).to_be_bytes());
+        let err = LogClassic::open(g.dir.path(), BlockChecksum::Any).unwrap_err();
+        assert!(matches!(err, ClassicError::Encrypted { .. }), "{err:?}");
+        assert!(err.to_string().contains("0x80000068"), "{err}");
+        // a plain group has nothing there
+        assert_eq!(encryption_magic(&[0u8; 2048]), None);
+        assert_eq!(encryption_magic(&[0u8; 100]), None);
     }
 
     #[test]

@@ -41,6 +41,9 @@ fn page(algo: Algo, size: usize, no: u32, seed: u8) -> (Vec<u8>, SpaceMeta) {
     };
     match algo {
         Algo::FullCrc32 => {
+            // the low LSN word closes the page, under the checksum
+            let lsn_low = p[20..24].to_vec();
+            p[size - 8..size - 4].copy_from_slice(&lsn_low);
             let c = crc32c::crc32c(&p[..size - 4]);
             p[size - 4..].copy_from_slice(&c.to_be_bytes());
             (p, meta(true, (1 << 4) | ssize))
