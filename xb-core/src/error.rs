@@ -197,6 +197,9 @@ impl BackupError {
                 "The server wrote redo faster than it was copied: increase innodb_log_file_size or back up at a quieter time.".into()
             }
             BackupError::RedoCopy { source, .. } if source.is_no_space() => NO_SPACE_HINT.into(),
+            BackupError::RedoLog(xb_innodb::redo::RedoError::Encrypted { .. }) => {
+                "xb cannot read an encrypted redo log yet: back this server up with the vendor's tool, or turn redo encryption off (innodb_redo_log_encrypt / innodb_encrypt_log) if your policy allows.".into()
+            }
             BackupError::RedoLog(_)
             | BackupError::RedoLayout { .. }
             | BackupError::RedoCopy { .. }
@@ -279,5 +282,15 @@ mod tests {
         };
         assert_eq!(plan.code(), 20);
         assert_eq!(BackupError::RedoStopped.code(), 22);
+        let encrypted = BackupError::from(xb_innodb::redo::RedoError::Encrypted {
+            file: "ib_logfile0".into(),
+            marker: "lRK".into(),
+        });
+        assert_eq!(encrypted.code(), 22);
+        assert!(
+            encrypted.hint().contains("encrypted redo"),
+            "{}",
+            encrypted.hint()
+        );
     }
 }

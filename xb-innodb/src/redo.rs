@@ -96,6 +96,21 @@ impl RedoError {
     }
 }
 
+/// Reads from offset 0 until `buf` is full or the file ends; returns the
+/// bytes read.
+fn read_up_to(f: &std::fs::File, buf: &mut [u8]) -> std::io::Result<usize> {
+    let mut got = 0;
+    while got < buf.len() {
+        match std::os::unix::fs::FileExt::read_at(f, &mut buf[got..], got as u64) {
+            Ok(0) => break,
+            Ok(n) => got += n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(got)
+}
+
 /// An open redo log of any format.
 #[derive(Debug)]
 pub enum RedoLog {
@@ -133,13 +148,21 @@ impl RedoLog {
                 dir: dir.to_path_buf(),
             });
         }
+        // the format id, and MariaDB 10.8's encryption word at offset 48 when
+        // the file is that long (a short file still gets its format named)
         let mut head = [0u8; 52];
-        std::fs::File::open(&file)
-            .and_then(|f| std::os::unix::fs::FileExt::read_exact_at(&f, &mut head, 0))
+        let got = std::fs::File::open(&file)
+            .and_then(|f| read_up_to(&f, &mut head))
             .map_err(|e| RedoError::Io {
                 file: file.clone(),
                 reason: e.to_string(),
             })?;
+        if got < 4 {
+            return Err(RedoError::Io {
+                file: file.clone(),
+                reason: format!("{got} bytes, shorter than a format id"),
+            });
+        }
         let format = be32(&head, 0);
         let mariadb = format & !FORMAT_ENCRYPTED;
         let encrypted = |marker: String| RedoError::Encrypted {
