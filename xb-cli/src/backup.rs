@@ -41,7 +41,9 @@ pub struct BackupArgs {
     pub user: Option<String>,
     /// Password. `--password` alone asks on the terminal; without this option
     /// MYSQL_PWD or XB_PASSWORD is used. A value given on the command line is
-    /// visible to other local users, as with every MySQL tool.
+    /// overwritten in the process's argument list at start-up, as the MySQL
+    /// clients do, so `ps` shows `--password=xxxx`; it is visible for that
+    /// first moment, so prefer a prompt or an option file.
     #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "\u{0}prompt")]
     pub password: Option<String>,
     /// Partial backup: databases (or `db.table`) to keep, separated by spaces.

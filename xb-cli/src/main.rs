@@ -1,6 +1,7 @@
 //! `xb-cli`: the thin command-line front end of xb. Each subcommand lives in
 //! its own module and only translates options into library calls.
 
+mod argv;
 mod backup;
 mod extract;
 mod optfile;
@@ -36,6 +37,8 @@ fn main() -> std::process::ExitCode {
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
     let cli = Cli::parse();
+    // clap holds its own copies now; what `ps` shows loses the secrets
+    argv::scrub_secrets();
     let result = match cli.command {
         Command::Backup(args) => {
             let rt = match tokio::runtime::Builder::new_multi_thread()

@@ -8,8 +8,8 @@ use mysql_async::{Conn, Opts, OptsBuilder};
 
 use crate::error::BackupError;
 
-/// How to reach the server.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+/// How to reach the server. Its `Debug` never shows the password.
+#[derive(Clone, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct ConnectOptions {
     /// Host (default 127.0.0.1 when no socket is given).
@@ -22,6 +22,18 @@ pub struct ConnectOptions {
     pub user: String,
     /// Password (never logged).
     pub password: Option<String>,
+}
+
+impl std::fmt::Debug for ConnectOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ConnectOptions")
+            .field("host", &self.host)
+            .field("port", &self.port)
+            .field("socket", &self.socket)
+            .field("user", &self.user)
+            .field("password", &self.password.as_ref().map(|_| "<hidden>"))
+            .finish()
+    }
 }
 
 impl ConnectOptions {
@@ -300,6 +312,21 @@ pub async fn binlog_position(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn debug_never_shows_the_password() {
+        let c = ConnectOptions {
+            user: "backup".into(),
+            password: Some("s3cret-pw".into()),
+            ..ConnectOptions::default()
+        };
+        let shown = format!("{c:?}");
+        assert!(!shown.contains("s3cret-pw"), "{shown}");
+        assert!(
+            shown.contains("<hidden>") && shown.contains("backup"),
+            "{shown}"
+        );
+    }
 
     #[test]
     fn versions_and_dirs() {
