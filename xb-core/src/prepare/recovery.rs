@@ -3,38 +3,12 @@
 //! redo apply has finished (the server is ready), shut it down cleanly.
 
 use std::fs;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use super::PrepareOptions;
 use super::error::{PrepareError, io_err};
-
-/// Finds the server binary: the one given, else `mariadbd`/`mysqld` in PATH.
-pub(super) fn find_server(opts: &PrepareOptions) -> Result<PathBuf, PrepareError> {
-    if let Some(bin) = &opts.server_binary {
-        if bin.is_file() {
-            return Ok(bin.clone());
-        }
-        return Err(PrepareError::ServerNotFound {
-            tried: bin.display().to_string(),
-        });
-    }
-    let path = std::env::var_os("PATH").unwrap_or_default();
-    let mut tried = Vec::new();
-    for name in ["mariadbd", "mysqld"] {
-        for dir in std::env::split_paths(&path) {
-            let cand = dir.join(name);
-            if cand.is_file() {
-                return Ok(cand);
-            }
-        }
-        tried.push(format!("{name} in PATH"));
-    }
-    Err(PrepareError::ServerNotFound {
-        tried: tried.join(", "),
-    })
-}
 
 /// The `[mysqld]` lines of backup-my.cnf (InnoDB layout of the source).
 fn backup_settings(dir: &Path) -> Result<String, PrepareError> {
