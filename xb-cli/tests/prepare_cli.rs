@@ -171,3 +171,34 @@ async fn a_mysql_backup_is_refused_by_mariadb_unchanged_and_prepared_by_mysql() 
     let users = restored.sql("SELECT COUNT(*) FROM mysql.user").unwrap();
     assert!(users.trim().parse::<u32>().unwrap() >= 1, "{users}");
 }
+
+#[test]
+fn a_mariadb_backup_is_refused_by_another_series_or_mysql_and_left_unchanged() {
+    let src = TestServer::start(Flavor::MariaDb1011).unwrap();
+    let dir = src.scratch("b");
+    mariadb_backup(&src, &dir).unwrap();
+    let before = snapshot(&dir);
+    for (bin, why) in [
+        (
+            opt_binary(Flavor::MariaDb105, "mariadbd"),
+            "same major.minor",
+        ),
+        (
+            opt_binary(Flavor::MariaDb118, "mariadbd"),
+            "same major.minor",
+        ),
+        (
+            opt_binary(Flavor::MySql97, "mysqld"),
+            "MySQL cannot recover a MariaDB",
+        ),
+    ] {
+        let out = xb_prepare(&dir, &["--server-binary".as_ref(), bin.as_os_str()], None);
+        assert_failure_mentions(&out, &["10.11.", why, "hint: "]);
+        assert_eq!(
+            snapshot(&dir),
+            before,
+            "{} changed the backup",
+            bin.display()
+        );
+    }
+}
