@@ -47,6 +47,29 @@ fn snapshot(dir: &Path) -> BTreeMap<PathBuf, (u32, u64, i64, i64, u64)> {
     out
 }
 
+/// A `--server-defaults-file` that includes the source's own and adds an
+/// `init-file` whose SQL creates the schema `xb_init_probe` (and turns the
+/// event scheduler on), as a careless or hostile option file might.
+fn probe_defaults_file(src: &TestServer) -> PathBuf {
+    let sql = src.scratch("init.sql");
+    std::fs::write(
+        &sql,
+        "CREATE DATABASE xb_init_probe;\nCREATE TABLE xb_init_probe.t (a INT) ENGINE=InnoDB;\n",
+    )
+    .unwrap();
+    let cnf = src.scratch("user.cnf");
+    std::fs::write(
+        &cnf,
+        format!(
+            "!include {}\n[mysqld]\ninit-file={}\nevent-scheduler=ON\n",
+            src.run_dir().join("my.cnf").display(),
+            sql.display()
+        ),
+    )
+    .unwrap();
+    cnf
+}
+
 /// `xb-cli prepare --target-dir DIR ARGS…`, with `path` as PATH when given.
 fn xb_prepare(dir: &Path, args: &[&std::ffi::OsStr], path: Option<&Path>) -> Output {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_xb-cli"));
@@ -156,15 +179,15 @@ async fn a_mysql_backup_is_refused_by_mariadb_unchanged_and_prepared_by_mysql() 
         PathBuf::from("/bin"),
     ])
     .unwrap();
+    // with an inherited init-file that would create a schema: it must not run
+    let cnf = probe_defaults_file(&src);
     let out = xb_prepare(
         &dir,
-        &[
-            "--server-defaults-file".as_ref(),
-            src.run_dir().join("my.cnf").as_os_str(),
-        ],
+        &["--server-defaults-file".as_ref(), cnf.as_os_str()],
         Some(Path::new(&path)),
     );
     assert_success(&out);
+    assert!(!dir.join("xb_init_probe").exists(), "the init-file ran");
     let log = std::fs::read_to_string(dir.join("xb_prepare.log")).unwrap();
     assert!(log.contains(&mysql_version), "{log}");
     let restored = TestServer::start_on(Flavor::MySql97, &dir).unwrap();
@@ -201,4 +224,36 @@ fn a_mariadb_backup_is_refused_by_another_series_or_mysql_and_left_unchanged() {
             bin.display()
         );
     }
+}
+
+#[test]
+fn an_init_file_in_the_server_defaults_file_does_not_run_during_recovery() {
+    let src = TestServer::start(Flavor::MariaDb1011).unwrap();
+    let dir = src.scratch("b");
+    mariadb_backup(&src, &dir).unwrap();
+    let cnf = probe_defaults_file(&src);
+    let bin = server_binary(&src);
+    let out = xb_prepare(
+        &dir,
+        &[
+            "--server-binary".as_ref(),
+            bin.as_os_str(),
+            "--server-defaults-file".as_ref(),
+            cnf.as_os_str(),
+        ],
+        None,
+    );
+    assert_success(&out);
+    assert!(
+        !dir.join("xb_init_probe").exists(),
+        "the init-file ran during recovery"
+    );
+    let restored = TestServer::start_on(Flavor::MariaDb1011, &dir).unwrap();
+    let found = restored
+        .sql("SELECT COUNT(*) FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = 'xb_init_probe'")
+        .unwrap();
+    assert_eq!(found.trim(), "0");
+    // the restore itself is sound
+    let users = restored.sql("SELECT COUNT(*) FROM mysql.user").unwrap();
+    assert!(users.trim().parse::<u32>().unwrap() >= 1, "{users}");
 }

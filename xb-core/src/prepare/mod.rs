@@ -15,8 +15,10 @@
 //! 3. apply the DDL marker files a vendor backup may hold (`.del`, `.ren`,
 //!    `.new`, in that order, as mariadb-backup does);
 //! 4. start the server binary on the backup with the backup's own InnoDB
-//!    settings (`backup-my.cnf`), no networking, no binlog, and wait until it
-//!    is ready: by then redo recovery has run to the end of the copied log;
+//!    settings (`backup-my.cnf`) and nothing else that could change data (no
+//!    networking, binlog, init-file, events, replication, grant-table or
+//!    system-table upgrade), and wait until it is ready: by then redo
+//!    recovery has run to the end of the copied log;
 //! 5. shut it down cleanly (SIGTERM) so every page is flushed and the log
 //!    holds a clean checkpoint;
 //! 6. record `backup_type = log-applied` (what mariadb-backup writes).
@@ -61,7 +63,9 @@ pub struct PrepareOptions {
     pub server_binary: Option<PathBuf>,
     /// An option file whose groups are read before ours (for settings such as
     /// `lc-messages-dir`/`plugin-dir` of a non-standard install). Our own
-    /// settings (datadir, socket, no networking, no binlog) always win.
+    /// settings (datadir, socket, and the ones that keep recovery from
+    /// changing data: no networking, binlog, init-file, events, replication
+    /// or grant-table changes) come later in the option file and so win.
     pub server_defaults_file: Option<PathBuf>,
     /// Buffer pool for recovery (default `256M`).
     pub use_memory: String,
