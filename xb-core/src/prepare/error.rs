@@ -106,6 +106,16 @@ pub enum PrepareError {
         /// The end of the server's error log.
         log_tail: String,
     },
+    /// A DDL marker file (`.del`, `.ren`, `.new`) would act on a file
+    /// outside the backup directory. Checked for every marker before any is
+    /// applied, so nothing has changed.
+    #[error("{marker}: refused DDL marker: {problem}")]
+    UnsafeMarker {
+        /// The marker file.
+        marker: PathBuf,
+        /// What takes it outside.
+        problem: UnsafeMarkerPath,
+    },
     /// An I/O error on a named path.
     #[error("{path}: {source}")]
     Io {
@@ -114,6 +124,25 @@ pub enum PrepareError {
         /// The error.
         source: std::io::Error,
     },
+}
+
+/// Why a DDL marker's path would leave the backup directory.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum UnsafeMarkerPath {
+    /// A `.ren` holding no name.
+    #[error("it names no file")]
+    Empty,
+    /// A `.ren` naming an absolute path.
+    #[error("it names the absolute path {0:?}")]
+    Absolute(String),
+    /// A `.ren` naming a path with a `..` component.
+    #[error("its name {0:?} climbs out with '..'")]
+    ParentDir(String),
+    /// The marker, the file it names, or a directory on the way, is a
+    /// symbolic link (which could point anywhere).
+    #[error("{} is a symbolic link", .0.display())]
+    Symlink(PathBuf),
 }
 
 impl PrepareError {
@@ -153,6 +182,9 @@ impl PrepareError {
             }
             PrepareError::ServerFailed { .. } => {
                 "Read the server's error log above; the server must be the same major version as the source."
+            }
+            PrepareError::UnsafeMarker { .. } => {
+                "DDL marker files only ever name files inside the backup, so this backup was altered after it was taken; take a new backup, or remove the marker if you know why it is there."
             }
             PrepareError::Io { .. } => "Check the path exists and is writable.",
         }

@@ -13,7 +13,8 @@
 //!    refusing a wrong one: steps 1 and 2 only read, so a refused backup is
 //!    left exactly as it was;
 //! 3. apply the DDL marker files a vendor backup may hold (`.del`, `.ren`,
-//!    `.new`, in that order, as mariadb-backup does);
+//!    `.new`, in that order, as mariadb-backup does), once every one has been
+//!    checked to act only inside the backup directory;
 //! 4. start the server binary on the backup with the backup's own InnoDB
 //!    settings (`backup-my.cnf`) and nothing else that could change data (no
 //!    networking, binlog, init-file, events, replication, grant-table or
@@ -42,8 +43,8 @@ use std::time::Duration;
 
 use xb_innodb::redo::{RedoError, RedoFormat, RedoLog};
 
-pub use error::PrepareError;
 use error::io_err;
+pub use error::{PrepareError, UnsafeMarkerPath};
 
 use crate::checkpoints::Checkpoints;
 
