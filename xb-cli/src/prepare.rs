@@ -12,7 +12,8 @@ pub struct PrepareArgs {
     /// The backup directory to prepare in place.
     #[arg(long, value_name = "DIR")]
     pub target_dir: PathBuf,
-    /// Server binary that runs the recovery (default: mariadbd or mysqld in PATH).
+    /// Server binary that runs the recovery; it must be the backup's flavour and
+    /// release series (default: the first mariadbd or mysqld in PATH that is).
     #[arg(long, value_name = "PATH")]
     pub server_binary: Option<PathBuf>,
     /// Option file read before xb's own settings (e.g. for lc-messages-dir).

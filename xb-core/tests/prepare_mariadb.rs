@@ -122,6 +122,22 @@ async fn prepare_refuses_what_it_cannot_restore() {
     assert!(matches!(err, PrepareError::ServerNotFound { .. }), "{err}");
     assert!(err.hint().contains("--server-binary"));
 
+    // a server of another release series is refused by its version, typed
+    let opt = std::env::var("XB_OPT").unwrap_or_else(|_| "/opt".into());
+    let other = std::path::Path::new(&opt).join("xb-mariadb118/sbin/mariadbd");
+    let err = prepare(&options(&src, &dir).server_binary(&other)).unwrap_err();
+    match &err {
+        PrepareError::ServerMismatch {
+            server_version,
+            backup_version,
+            ..
+        } => {
+            assert!(server_version.starts_with("11.8."), "{err}");
+            assert!(backup_version.starts_with("10.11."), "{err}");
+        }
+        _ => panic!("expected ServerMismatch, got {err}"),
+    }
+
     // an incomplete backup
     let inc = src.scratch("inc");
     copy_dir(&dir, &inc).unwrap();

@@ -61,6 +61,39 @@ pub enum PrepareError {
         /// What was tried.
         tried: String,
     },
+    /// `xtrabackup_info` does not say which server wrote the backup, or says
+    /// something the backup's redo log contradicts.
+    #[error("{file}: {reason}; the source server's version is unknown")]
+    UnknownSourceVersion {
+        /// `xtrabackup_info`.
+        file: PathBuf,
+        /// What is wrong.
+        reason: String,
+    },
+    /// A server binary did not say its version.
+    #[error("{server}: cannot tell its version: {detail}")]
+    ServerVersionUnknown {
+        /// The binary.
+        server: PathBuf,
+        /// What happened when it was asked (`--version`).
+        detail: String,
+    },
+    /// The server binary is of another family or release than the source,
+    /// so its recovery would fail half-way or leave files the source's
+    /// version cannot start on.
+    #[error(
+        "{server} is {server_version}, which cannot prepare a backup of {backup_version}: {reason}"
+    )]
+    ServerMismatch {
+        /// The binary.
+        server: PathBuf,
+        /// What it says its version is.
+        server_version: String,
+        /// `server_version` of the backup's `xtrabackup_info`.
+        backup_version: String,
+        /// The rule it breaks.
+        reason: &'static str,
+    },
     /// The server exited or logged a failure during recovery or shutdown.
     #[error(
         "server recovery on {dir} failed: {reason}\n--- last lines of its error log ---\n{log_tail}"
@@ -73,6 +106,16 @@ pub enum PrepareError {
         /// The end of the server's error log.
         log_tail: String,
     },
+    /// A DDL marker file (`.del`, `.ren`, `.new`) would act on a file
+    /// outside the backup directory. Checked for every marker before any is
+    /// applied, so nothing has changed.
+    #[error("{marker}: refused DDL marker: {problem}")]
+    UnsafeMarker {
+        /// The marker file.
+        marker: PathBuf,
+        /// What takes it outside.
+        problem: UnsafeMarkerPath,
+    },
     /// An I/O error on a named path.
     #[error("{path}: {source}")]
     Io {
@@ -81,6 +124,25 @@ pub enum PrepareError {
         /// The error.
         source: std::io::Error,
     },
+}
+
+/// Why a DDL marker's path would leave the backup directory.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum UnsafeMarkerPath {
+    /// A `.ren` holding no name.
+    #[error("it names no file")]
+    Empty,
+    /// A `.ren` naming an absolute path.
+    #[error("it names the absolute path {0:?}")]
+    Absolute(String),
+    /// A `.ren` naming a path with a `..` component.
+    #[error("its name {0:?} climbs out with '..'")]
+    ParentDir(String),
+    /// The marker, the file it names, or a directory on the way, is a
+    /// symbolic link (which could point anywhere).
+    #[error("{} is a symbolic link", .0.display())]
+    Symlink(PathBuf),
 }
 
 impl PrepareError {
@@ -109,8 +171,20 @@ impl PrepareError {
             PrepareError::ServerNotFound { .. } => {
                 "Install the server of the same version as the source, or pass --server-binary PATH."
             }
+            PrepareError::UnknownSourceVersion { .. } => {
+                "xtrabackup_info must name the source's server_version (xb-cli and mariadb-backup write it); restore the file from the original backup."
+            }
+            PrepareError::ServerVersionUnknown { .. } => {
+                "Pass --server-binary PATH naming a mariadbd or mysqld that answers --version."
+            }
+            PrepareError::ServerMismatch { .. } => {
+                "Install the server of the backup's flavour and release series (MariaDB: the same major.minor; MySQL: the same or a newer 8.x/9.x) and pass --server-binary PATH to it."
+            }
             PrepareError::ServerFailed { .. } => {
                 "Read the server's error log above; the server must be the same major version as the source."
+            }
+            PrepareError::UnsafeMarker { .. } => {
+                "DDL marker files only ever name files inside the backup, so this backup was altered after it was taken; take a new backup, or remove the marker if you know why it is there."
             }
             PrepareError::Io { .. } => "Check the path exists and is writable.",
         }

@@ -8,14 +8,21 @@
 //!
 //! 1. check the backup: `xtrabackup_checkpoints` says `full-backuped`, no
 //!    incomplete marker, and the copied log reaches `last_lsn`;
-//! 2. apply the DDL marker files a vendor backup may hold (`.del`, `.ren`,
-//!    `.new`, in that order, as mariadb-backup does);
-//! 3. start the server binary on the backup with the backup's own InnoDB
-//!    settings (`backup-my.cnf`), no networking, no binlog, and wait until it
-//!    is ready: by then redo recovery has run to the end of the copied log;
-//! 4. shut it down cleanly (SIGTERM) so every page is flushed and the log
+//! 2. choose the server binary: of the source's family and release series
+//!    (`server_version` in `xtrabackup_info` against `<binary> --version`),
+//!    refusing a wrong one: steps 1 and 2 only read, so a refused backup is
+//!    left exactly as it was;
+//! 3. apply the DDL marker files a vendor backup may hold (`.del`, `.ren`,
+//!    `.new`, in that order, as mariadb-backup does), once every one has been
+//!    checked to act only inside the backup directory;
+//! 4. start the server binary on the backup with the backup's own InnoDB
+//!    settings (`backup-my.cnf`) and nothing else that could change data (no
+//!    networking, binlog, init-file, events, replication, grant-table or
+//!    system-table upgrade), and wait until it is ready: by then redo
+//!    recovery has run to the end of the copied log;
+//! 5. shut it down cleanly (SIGTERM) so every page is flushed and the log
 //!    holds a clean checkpoint;
-//! 5. record `backup_type = log-applied` (what mariadb-backup writes).
+//! 6. record `backup_type = log-applied` (what mariadb-backup writes).
 //!
 //! Supported today: MariaDB 10.5–10.7 backups (`ib_logfile0` in the 10.5
 //! block format), MariaDB 10.8+ backups (`ib_logfile0` in the server's own
@@ -28,6 +35,7 @@
 mod error;
 mod markers;
 mod recovery;
+mod server;
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -35,8 +43,8 @@ use std::time::Duration;
 
 use xb_innodb::redo::{RedoError, RedoFormat, RedoLog};
 
-pub use error::PrepareError;
 use error::io_err;
+pub use error::{PrepareError, UnsafeMarkerPath};
 
 use crate::checkpoints::Checkpoints;
 
@@ -49,11 +57,16 @@ pub const INCOMPLETE_MARKER: &str = "xtrabackup_incomplete";
 pub struct PrepareOptions {
     /// The backup directory (an extracted backup, not a stream).
     pub target_dir: PathBuf,
-    /// The server binary (`mariadbd`); default: searched in `PATH`.
+    /// The server binary (`mariadbd`, `mysqld`); default: the first of those
+    /// in `PATH` whose version fits the backup. Either way it must be of the
+    /// source's family and release (see the `server` module), or prepare
+    /// refuses before changing anything.
     pub server_binary: Option<PathBuf>,
     /// An option file whose groups are read before ours (for settings such as
     /// `lc-messages-dir`/`plugin-dir` of a non-standard install). Our own
-    /// settings (datadir, socket, no networking, no binlog) always win.
+    /// settings (datadir, socket, and the ones that keep recovery from
+    /// changing data: no networking, binlog, init-file, events, replication
+    /// or grant-table changes) come later in the option file and so win.
     pub server_defaults_file: Option<PathBuf>,
     /// Buffer pool for recovery (default `256M`).
     pub use_memory: String,
@@ -118,8 +131,8 @@ fn log_path(dir: &Path) -> PathBuf {
     }
 }
 
-/// The checkpoint LSN and the end of valid log of the backup's copied redo
-/// in `dir`, read through the same redo API the backup copied it with, so
+/// The format, the checkpoint LSN and the end of valid log of the backup's
+/// copied redo in `dir`, read through the same redo API the backup copied it with, so
 /// prepare keeps no second parser of any format: the server recovers from
 /// that checkpoint up to the last whole, checksummed record, and this is
 /// exactly the extent the scan finds.
@@ -129,7 +142,7 @@ fn log_path(dir: &Path) -> PathBuf {
 /// [`PrepareError::UnsupportedLog`] for a log in a format prepare does not
 /// hand to a server (the classic multi-file format) or one the reader
 /// refuses (the reason says why).
-fn log_extent(dir: &Path) -> Result<(u64, u64), PrepareError> {
+fn log_extent(dir: &Path) -> Result<(RedoFormat, u64, u64), PrepareError> {
     let file = log_path(dir);
     // The reader's messages start with the file; ours already names it.
     let unsupported = |e: RedoError| {
@@ -177,7 +190,7 @@ fn log_extent(dir: &Path) -> Result<(u64, u64), PrepareError> {
         .scanner(checkpoint)
         .poll(&mut log, &mut |_| Ok(()))
         .map_err(unsupported)?;
-    Ok((checkpoint, end))
+    Ok((log.format(), checkpoint, end))
 }
 
 /// Prepares the backup in `opts.target_dir` (see the module docs).
@@ -204,7 +217,7 @@ pub fn prepare(opts: &PrepareOptions) -> Result<PrepareReport, PrepareError> {
             backup_type: cps.backup_type,
         });
     }
-    let (first_lsn, log_end_lsn) = log_extent(&dir)?;
+    let (redo_format, first_lsn, log_end_lsn) = log_extent(&dir)?;
     if log_end_lsn < cps.last_lsn {
         return Err(PrepareError::LogTooShort {
             file: log_path(&dir),
@@ -212,9 +225,12 @@ pub fn prepare(opts: &PrepareOptions) -> Result<PrepareReport, PrepareError> {
             needed: cps.last_lsn,
         });
     }
-    let server = recovery::find_server(opts)?;
+    // Everything above only read the backup; the server is chosen (and a
+    // wrong one refused) before the first change below.
+    let source = server::source_version(&dir, redo_format)?;
+    let (server, server_version) = server::find_server(opts, &source)?;
     let ddl_markers_applied = markers::apply_ddl_markers(&dir)?;
-    tracing::info!(dir = %dir.display(), server = %server.display(), first_lsn, last_lsn = cps.last_lsn, "starting recovery");
+    tracing::info!(dir = %dir.display(), server = %server.display(), server_version = %server_version.text, source_version = %source.text, first_lsn, last_lsn = cps.last_lsn, "starting recovery");
     let server_time = recovery::recover_with_server(opts, &dir, &server)?;
     cps.backup_type = "log-applied".into();
     fs::write(&cp_file, cps.render()).map_err(io_err(&cp_file))?;
@@ -263,7 +279,8 @@ mod tests {
         log.extend(mtr());
         log.extend(mtr());
         let d = backup_with("ib_logfile0", &log);
-        let (first, end) = log_extent(d.path()).unwrap();
+        let (format, first, end) = log_extent(d.path()).unwrap();
+        assert_eq!(format, RedoFormat::MariaDb108);
         assert_eq!((first, end), (CP.lsn, CP.lsn + 2 * mtr().len() as u64));
     }
 

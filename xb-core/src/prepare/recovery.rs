@@ -1,40 +1,16 @@
 //! Recovery by the real server: start its binary on the backup with the
-//! backup's InnoDB settings and nothing that could change data, wait until
-//! redo apply has finished (the server is ready), shut it down cleanly.
+//! backup's InnoDB settings and nothing that could change data beyond redo
+//! apply (no clients, binlog, init-file, events, replication, cluster,
+//! grant-table or system-table upgrade: [`LOCKDOWN`]), wait until redo
+//! apply has finished (the server is ready), shut it down cleanly.
 
 use std::fs;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use super::PrepareOptions;
 use super::error::{PrepareError, io_err};
-
-/// Finds the server binary: the one given, else `mariadbd`/`mysqld` in PATH.
-pub(super) fn find_server(opts: &PrepareOptions) -> Result<PathBuf, PrepareError> {
-    if let Some(bin) = &opts.server_binary {
-        if bin.is_file() {
-            return Ok(bin.clone());
-        }
-        return Err(PrepareError::ServerNotFound {
-            tried: bin.display().to_string(),
-        });
-    }
-    let path = std::env::var_os("PATH").unwrap_or_default();
-    let mut tried = Vec::new();
-    for name in ["mariadbd", "mysqld"] {
-        for dir in std::env::split_paths(&path) {
-            let cand = dir.join(name);
-            if cand.is_file() {
-                return Ok(cand);
-            }
-        }
-        tried.push(format!("{name} in PATH"));
-    }
-    Err(PrepareError::ServerNotFound {
-        tried: tried.join(", "),
-    })
-}
 
 /// The `[mysqld]` lines of backup-my.cnf (InnoDB layout of the source).
 fn backup_settings(dir: &Path) -> Result<String, PrepareError> {
@@ -48,6 +24,107 @@ fn backup_settings(dir: &Path) -> Result<String, PrepareError> {
         .map(|l| format!("loose-{l}"))
         .collect::<Vec<_>>()
         .join("\n"))
+}
+
+/// Settings that keep the recovery server from changing anything beyond
+/// what redo apply (and the rollback of unfinished transactions) changes.
+/// [`option_file`] writes them last: the user's `--server-defaults-file`
+/// is included at the top and `backup-my.cnf` comes from the backup, and in
+/// an option file the last setting of a name wins, so neither can turn
+/// these back (an inherited `init-file` is replaced by an empty one, see
+/// [`NO_INIT_FILE`]). `loose-` marks a name only one family (or version)
+/// knows, which the other skips. Each pair is the line and why it is
+/// there; the why is written above the line in the file, for whoever reads
+/// it after a failed recovery.
+pub(super) const LOCKDOWN: &[(&str, &str)] = &[
+    (
+        "skip-networking",
+        "no TCP client; the socket is in a private 0700 directory",
+    ),
+    (
+        "skip-log-bin",
+        "no binlog is written, nor an old one purged",
+    ),
+    (
+        "event-scheduler=DISABLED",
+        "no scheduled event runs, nor can be turned on",
+    ),
+    (
+        "skip-grant-tables",
+        "the privilege tables are not loaded and no statement can change them; \
+         plugins installed into mysql.plugin and MySQL's loadable functions stay unloaded",
+    ),
+    (
+        "loose-skip-slave-start",
+        "no replica thread starts (MariaDB's name)",
+    ),
+    (
+        "loose-skip-replica-start",
+        "no replica thread starts (MySQL 8.0.26+)",
+    ),
+    (
+        "loose-upgrade=MINIMAL",
+        "MySQL: a newer server upgrades only the data dictionary, never the \
+         mysql.* system tables (grants among them)",
+    ),
+    (
+        "loose-group-replication-start-on-boot=OFF",
+        "MySQL: never joins a replication group",
+    ),
+    (
+        "loose-wsrep-on=OFF",
+        "MariaDB Galera: never joins a cluster, whose state transfer would overwrite the backup",
+    ),
+    (
+        "innodb-force-recovery=0",
+        "all of the redo is applied and unfinished transactions rolled back; \
+         an inherited force-recovery level would skip that",
+    ),
+];
+
+/// The empty file, in the private run directory, that `init-file` names
+/// for recovery: an inherited init-file's SQL could change anything, and
+/// MySQL refuses to start on `init-file=` with no name ("Failed to open the
+/// bootstrap file"), so it gets one that holds no SQL at all.
+pub(super) const NO_INIT_FILE: &str = "no-init.sql";
+
+/// The option file recovery runs with: the user's `--server-defaults-file`
+/// (for paths such as `lc-messages-dir`), the backup's InnoDB layout, our
+/// places (datadir, a private run directory), then an empty init-file and
+/// [`LOCKDOWN`], last so they win.
+fn option_file(
+    opts: &PrepareOptions,
+    dir: &Path,
+    run: &Path,
+    uid_root: bool,
+) -> Result<String, PrepareError> {
+    let mut text = String::new();
+    if let Some(extra) = &opts.server_defaults_file {
+        text.push_str(&format!("!include {}\n", extra.display()));
+    }
+    text.push_str("[mysqld]\n");
+    text.push_str(&backup_settings(dir)?);
+    text.push_str(&format!(
+        "\ndatadir={}\ntmpdir={}\nsocket={}\npid-file={}\nlog-error={}\n\
+         innodb-buffer-pool-size={}\n{}",
+        dir.display(),
+        // its own tmpdir: a starting server deletes every '#sql*' file in
+        // its tmpdir, which would hurt another server sharing /tmp
+        run.display(),
+        run.join("s.sock").display(),
+        run.join("s.pid").display(),
+        run.join("server.err").display(),
+        opts.use_memory,
+        if uid_root { "user=root\n" } else { "" },
+    ));
+    text.push_str(&format!(
+        "# no SQL from an inherited init-file runs: this one is empty\ninit-file={}\n",
+        run.join(NO_INIT_FILE).display()
+    ));
+    for (line, why) in LOCKDOWN {
+        text.push_str(&format!("# {why}\n{line}\n"));
+    }
+    Ok(text)
 }
 
 fn log_tail(file: &Path) -> String {
@@ -68,28 +145,12 @@ pub(super) fn recover_with_server(
         .map_err(io_err(Path::new("/tmp")))?;
     let cnf = run.path().join("prepare.cnf");
     let err_log = run.path().join("server.err");
-    let mut text = String::new();
-    if let Some(extra) = &opts.server_defaults_file {
-        text.push_str(&format!("!include {}\n", extra.display()));
-    }
-    text.push_str("[mysqld]\n");
-    text.push_str(&backup_settings(dir)?);
     let uid_root = fs::metadata("/proc/self")
         .map(|m| std::os::unix::fs::MetadataExt::uid(&m) == 0)
         .unwrap_or(false);
-    text.push_str(&format!(
-        "\ndatadir={}\ntmpdir={}\nsocket={}\npid-file={}\nlog-error={}\nskip-networking\nskip-log-bin\n\
-         loose-skip-slave-start\nloose-skip-replica-start\ninnodb-buffer-pool-size={}\n{}",
-        dir.display(),
-        // its own tmpdir: a starting server deletes every '#sql*' file in
-        // its tmpdir, which would hurt another server sharing /tmp
-        run.path().display(),
-        run.path().join("s.sock").display(),
-        run.path().join("s.pid").display(),
-        err_log.display(),
-        opts.use_memory,
-        if uid_root { "user=root\n" } else { "" },
-    ));
+    let text = option_file(opts, dir, run.path(), uid_root)?;
+    let no_init = run.path().join(NO_INIT_FILE);
+    fs::write(&no_init, b"").map_err(io_err(&no_init))?;
     fs::write(&cnf, text).map_err(io_err(&cnf))?;
 
     let started = Instant::now();
@@ -163,4 +224,82 @@ fn terminate(child: &mut Child, timeout: Duration) -> Result<std::process::ExitS
 fn stop_child(child: &mut Child) {
     let _ = child.kill();
     let _ = child.wait();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The value a server ends up with for `name` from `text` and the files
+    /// it includes: the last line that sets it wins, `loose-` and `_`/`-`
+    /// aside (the servers' own rule).
+    fn effective(text: &str, name: &str) -> Option<String> {
+        let mut value = None;
+        for line in text.lines() {
+            if let Some(file) = line.strip_prefix("!include ") {
+                let inner = fs::read_to_string(file).unwrap();
+                if let Some(v) = effective(&inner, name) {
+                    value = Some(v);
+                }
+                continue;
+            }
+            let line = line.trim();
+            if line.starts_with('#') || line.starts_with('[') {
+                continue;
+            }
+            let (key, v) = line.split_once('=').unwrap_or((line, ""));
+            let key = key.trim().trim_start_matches("loose-").replace('_', "-");
+            if key == name {
+                value = Some(v.trim().to_string());
+            }
+        }
+        value
+    }
+
+    #[test]
+    fn nothing_inherited_turns_the_lockdown_back() {
+        let d = tempfile::tempdir().unwrap();
+        // the user's defaults file and the backup's own settings both try
+        fs::write(
+            d.path().join("backup-my.cnf"),
+            "[mysqld]\ninnodb_page_size=16384\ninit-file=/tmp/from-backup.sql\n",
+        )
+        .unwrap();
+        let user = d.path().join("user.cnf");
+        fs::write(
+            &user,
+            "[mysqld]\ninit_file=/tmp/evil.sql\nevent_scheduler=ON\nlog-bin=binlog\n\
+             innodb_force_recovery=6\nwsrep_on=ON\nupgrade=FORCE\n[mariadb]\nskip-networking=0\n",
+        )
+        .unwrap();
+        let opts = PrepareOptions::new(d.path()).server_defaults_file(&user);
+        let text = option_file(&opts, d.path(), Path::new("/run/x"), false).unwrap();
+        assert!(text.starts_with(&format!("!include {}\n", user.display())));
+        let want = [
+            ("init-file", "/run/x/no-init.sql"),
+            ("event-scheduler", "DISABLED"),
+            ("innodb-force-recovery", "0"),
+            ("wsrep-on", "OFF"),
+            ("upgrade", "MINIMAL"),
+            ("group-replication-start-on-boot", "OFF"),
+            ("skip-grant-tables", ""),
+            ("skip-slave-start", ""),
+            ("skip-replica-start", ""),
+            ("skip-log-bin", ""),
+            ("skip-networking", ""),
+            ("datadir", &d.path().display().to_string()),
+            ("innodb-page-size", "16384"),
+        ];
+        for (name, value) in want {
+            assert_eq!(
+                effective(&text, name).as_deref(),
+                Some(value),
+                "{name} in\n{text}"
+            );
+        }
+        // every lockdown line says why it is there, on the line above
+        for (line, why) in LOCKDOWN {
+            assert!(text.contains(&format!("# {why}\n{line}\n")), "{line}");
+        }
+    }
 }
