@@ -7,7 +7,7 @@
 //! between listing and copying (dropped by the server) is skipped and
 //! reported, not an error.
 //!
-//! [`copy_jobs`] is the copy as the phases call it: the server's live files
+//! `copy_jobs` is the copy as the phases call it: the server's live files
 //! through [`LiveReader`], stopped at once when the redo copier dies.
 
 use std::collections::VecDeque;

@@ -1,12 +1,12 @@
 //! The one trait between the orchestration and a server flavour.
 //!
-//! [`super::backup`] runs the phases in the seed's order; a [`Flavour`]
+//! `run::backup` runs the phases in the seed's order; a [`Flavour`]
 //! supplies the steps that differ between servers (how the redo log is
 //! laid out, which statements protect DDL and block commits, where the
 //! consistent point is read). Each flavour lives in its own module:
-//! [`super::mariadb`] (MariaDB 10.5+) and [`super::mysql`] (MySQL 8.0.30+).
+//! `run::mariadb` (MariaDB 10.5+) and `run::mysql` (MySQL 8.0.30+).
 //! Engine steps that only some servers have are modules a flavour calls:
-//! [`super::tokudb`] and [`super::rocksdb`].
+//! `run::tokudb` and [`super::rocksdb`].
 
 use std::collections::HashSet;
 use std::path::PathBuf;
@@ -143,7 +143,7 @@ pub struct NonInnodb {
 }
 
 /// The steps a server flavour supplies, in the order the orchestration
-/// calls them (see [`super::backup`]).
+/// calls them (see `run::backup`).
 pub trait Flavour: Send {
     /// Phase 2: the backup's redo file and the server's log to follow.
     ///

@@ -1,29 +1,29 @@
 //! Taking a backup: the phases, in the order [`backup`] runs them.
 //!
 //! 1. **discover**: connect, read the server facts, check privileges, pick
-//!    the flavour ([`mariadb::MariaDb`] for MariaDB 10.5+, [`mysql::MySql`]
+//!    the flavour (`mariadb::MariaDb` for MariaDB 10.5+, `mysql::MySql`
 //!    for MySQL 8.0.30+); open the target and mark it incomplete;
 //! 2. **start the redo copy**: the flavour opens the server's log at its
-//!    latest checkpoint ([`flavour::Flavour::redo`]); a thread
+//!    latest checkpoint (`Flavour::redo`); a thread
 //!    ([`redo_copy`]) copies and validates log from there on;
-//! 3. **protect DDL**: [`flavour::Flavour::protect_ddl`];
+//! 3. **protect DDL**: `Flavour::protect_ddl`;
 //! 4. **copy InnoDB**: every tablespace the datadir walk finds ([`files`])
 //!    and the server reports ([`spaces`]), N workers, pages validated
 //!    ([`data_copy`]); then the tablespaces the DDL protection did not cover
-//!    ([`flavour::Flavour::after_innodb`]); then the server's list again:
+//!    (`Flavour::after_innodb`); then the server's list again:
 //!    anything not copied fails the backup, naming it;
 //! 5. **copy non-InnoDB** under the lock they need
-//!    ([`flavour::Flavour::copy_non_innodb`]; TokuDB's steps run here on
-//!    servers with that plugin, [`tokudb`]);
+//!    (`Flavour::copy_non_innodb`; TokuDB's steps run here on
+//!    servers with that plugin, `tokudb`);
 //! 6. **consistent point**: commits are blocked; binlog coordinates, GTID
-//!    and LSN ([`flavour::Flavour::consistent_point`]; a MyRocks checkpoint
+//!    and LSN (`Flavour::consistent_point`; a MyRocks checkpoint
 //!    is made here, [`rocksdb`]);
 //! 7. **redo reaches the point**: the copier copies up to that LSN and
 //!    closes the backup's log;
 //! 8. **release**: `xtrabackup_checkpoints` and `xtrabackup_binlog_info` are
 //!    written, then the flavour releases its locks
-//!    ([`flavour::Flavour::release`]), then copies what needs no lock
-//!    ([`flavour::Flavour::after_release`]);
+//!    (`Flavour::release`), then copies what needs no lock
+//!    (`Flavour::after_release`);
 //! 9. **metadata**: `backup-my.cnf` and `xtrabackup_info` ([`meta`]);
 //! 10. **finish**: flush the target, and only then remove the marker.
 //!
