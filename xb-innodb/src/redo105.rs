@@ -298,7 +298,9 @@ impl Scanner105 {
             }
             // Stopped at the block of `self.next`: the end of the log, a torn
             // block, or a later lap. Only the last is an error.
-            let at = &self.buf[full * 512..(full + 1) * 512];
+            let Some(at) = self.buf.get(full * 512..(full + 1) * 512) else {
+                return Ok(self.end); // the file ends in less than a block
+            };
             let cp = log.latest_checkpoint()?;
             if crc32c::crc32c(&at[..508]) == be32(at, 508)
                 && crate::be::block_lap(be32(at, 0), self.next) == crate::be::BlockLap::Newer
@@ -528,6 +530,16 @@ mod tests {
             (r, out.len(), stop),
             (Ok(START + 512), 0, crate::be::BlockStop::End)
         );
+    }
+
+    #[test]
+    fn a_file_that_ends_in_part_of_a_block_is_read_to_its_last_whole_block() {
+        let mut v = ring(4 * 512);
+        put_blocks(&mut v, START, START + 4 * 512);
+        put_checkpoint(&mut v, 1, START);
+        v.extend([0u8; 100]);
+        let (r, out, _) = poll(&v, START);
+        assert_eq!((r, out.len()), (Ok(START + 4 * 512), 4 * 512));
     }
 
     #[test]
