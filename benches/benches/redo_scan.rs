@@ -33,7 +33,19 @@ fn blocks(start: u64, n: u64) -> Vec<u8> {
     v
 }
 
-fn write_105(dir: &Path) -> std::path::PathBuf {
+/// A checkpoint block of the 10.5 format (number `no`, at `lsn`).
+fn checkpoint_105(v: &mut [u8], no: u64, lsn: u64, start: u64) {
+    let at = if no % 2 == 0 { 512 } else { 1536 };
+    v[at..at + 512].fill(0);
+    v[at..at + 8].copy_from_slice(&no.to_be_bytes());
+    v[at + 8..at + 16].copy_from_slice(&lsn.to_be_bytes());
+    v[at + 16..at + 24].copy_from_slice(&(2048 + lsn - start).to_be_bytes());
+    seal(v, at, at + 508);
+}
+
+/// `checkpoint`: where the server's checkpoint is (the scan starts at the
+/// log's first block either way).
+fn write_105(dir: &Path, checkpoint: u64) -> std::path::PathBuf {
     let start = 8704u64;
     let mut v = vec![0u8; 2048];
     v[0..4].copy_from_slice(&redo105::FORMAT_10_5.to_be_bytes());
@@ -45,6 +57,9 @@ fn write_105(dir: &Path) -> std::path::PathBuf {
     seal(&mut v, 512, 1020);
     v.extend(blocks(start, LOG_BYTES / 512));
     v.extend(vec![0u8; 512]);
+    if checkpoint > start {
+        checkpoint_105(&mut v, 3, checkpoint, start);
+    }
     let p = dir.join("ib_logfile0");
     std::fs::write(&p, v).unwrap();
     p
@@ -81,8 +96,9 @@ fn write_classic(dir: &Path) {
     }
 }
 
-/// MariaDB 10.8+: mini-transactions of ~100-byte WRITE records.
-fn write_108(dir: &Path) -> std::path::PathBuf {
+/// MariaDB 10.8+: mini-transactions of ~100-byte WRITE records;
+/// `checkpoint` as for [`write_105`].
+fn write_108(dir: &Path, checkpoint: u64) -> std::path::PathBuf {
     let first = 12_288u64;
     let size = 12_288 + LOG_BYTES + (1 << 20);
     let mut cp = redo108::Checkpoint108 {
@@ -105,6 +121,12 @@ fn write_108(dir: &Path) -> std::path::PathBuf {
         v.extend(mtr);
     }
     v.resize(size as usize, 0);
+    if checkpoint > first {
+        v[8192..8192 + 64].fill(0);
+        v[8192..8200].copy_from_slice(&checkpoint.to_be_bytes());
+        v[8200..8208].copy_from_slice(&checkpoint.to_be_bytes());
+        seal(&mut v, 8192, 8192 + 60);
+    }
     let p = dir.join("ib_logfile0");
     std::fs::write(&p, v).unwrap();
     p
@@ -115,16 +137,23 @@ fn bench(c: &mut Criterion) {
     g.sample_size(10);
     g.throughput(Throughput::Bytes(LOG_BYTES));
 
-    let d = tempfile::tempdir().unwrap();
-    let p = write_105(d.path());
-    let log = redo105::Log105::open(&p).unwrap();
-    g.bench_function("mariadb_10_5_blocks", |b| {
-        b.iter(|| {
-            let mut s = redo105::Scanner105::new(8704);
-            let end = s.poll(&log, &mut |_| Ok(())).unwrap();
-            assert!(end >= 8704 + LOG_BYTES);
-        })
-    });
+    // the server's checkpoint where the scan starts, or 48 MiB further on
+    // (a copier catching up: far behind the checkpoint, but not lapped)
+    for (name, checkpoint) in [
+        ("mariadb_10_5_blocks", 8704),
+        ("mariadb_10_5_behind_checkpoint", 8704 + (48 << 20)),
+    ] {
+        let d = tempfile::tempdir().unwrap();
+        let p = write_105(d.path(), checkpoint);
+        let log = redo105::Log105::open(&p).unwrap();
+        g.bench_function(name, |b| {
+            b.iter(|| {
+                let mut s = redo105::Scanner105::new(8704);
+                let end = s.poll(&log, &mut |_| Ok(())).unwrap();
+                assert!(end >= 8704 + LOG_BYTES);
+            })
+        });
+    }
 
     let d = tempfile::tempdir().unwrap();
     let r = write_8030(d.path());
@@ -151,16 +180,21 @@ fn bench(c: &mut Criterion) {
         })
     });
 
-    let d = tempfile::tempdir().unwrap();
-    let p = write_108(d.path());
-    let log = redo108::Log108::open(&p).unwrap();
-    g.bench_function("mariadb_10_8_mtrs", |b| {
-        b.iter(|| {
-            let mut s = redo108::Scanner108::new(12_288);
-            let end = s.poll(&log, &mut |_| Ok(())).unwrap();
-            assert!(end >= 12_288 + LOG_BYTES - 200);
-        })
-    });
+    for (name, checkpoint) in [
+        ("mariadb_10_8_mtrs", 12_288),
+        ("mariadb_10_8_behind_checkpoint", 12_288 + (48 << 20)),
+    ] {
+        let d = tempfile::tempdir().unwrap();
+        let p = write_108(d.path(), checkpoint);
+        let log = redo108::Log108::open(&p).unwrap();
+        g.bench_function(name, |b| {
+            b.iter(|| {
+                let mut s = redo108::Scanner108::new(12_288);
+                let end = s.poll(&log, &mut |_| Ok(())).unwrap();
+                assert!(end >= 12_288 + LOG_BYTES - 200);
+            })
+        });
+    }
     g.finish();
 }
 

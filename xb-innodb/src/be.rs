@@ -48,3 +48,30 @@ pub enum BlockStop {
         offset: u64,
     },
 }
+
+/// Where the block at `lsn`'s file position comes from, judged by the
+/// `hdr_no` it carries (flush bit already cleared or not: it is masked).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BlockLap {
+    /// The number `lsn` carries: the block of this lap.
+    Same,
+    /// The number of a later LSN (`lsn` plus one or more laps): the server
+    /// wrote a later lap over the block we wanted.
+    Newer,
+    /// Any other number: an earlier lap, or a block never written (zeros).
+    Older,
+}
+
+/// Compares the `hdr_no` stored in a block with the one `lsn` would carry.
+/// Block numbers count modulo 2^30, so "newer" means ahead by less than
+/// 2^29 blocks (256 GiB): every ring smaller than that tells the laps apart.
+/// Only a block whose checksum holds is evidence (a zero block's number 0
+/// reads as "newer" for half of all LSNs).
+#[must_use]
+pub fn block_lap(stored: u32, lsn: u64) -> BlockLap {
+    match (stored & 0x7FFF_FFFF).wrapping_sub(hdr_no(lsn)) & 0x3FFF_FFFF {
+        0 => BlockLap::Same,
+        d if d < 1 << 29 => BlockLap::Newer,
+        _ => BlockLap::Older,
+    }
+}

@@ -209,6 +209,7 @@ pub struct Scanner105 {
     pub stop: crate::be::BlockStop,
 }
 
+/// Bytes one read fills; a poll reads as many windows as the log holds.
 const WINDOW: u64 = 4 << 20;
 
 impl Scanner105 {
@@ -230,7 +231,15 @@ impl Scanner105 {
         self.end
     }
 
-    /// Reads on from where the last call stopped.
+    /// Reads on from where the last call stopped, window after window,
+    /// until the end of valid log: a backlog of any size (up to the ring's
+    /// capacity) is copied in one call.
+    ///
+    /// The log is declared overwritten only on evidence that the block we
+    /// need now belongs to a later lap: the server's checkpoint (it has
+    /// written at least that far) is more than `capacity` past the block, or
+    /// the block at our position carries a valid checksum and the number of
+    /// a later LSN. A reader merely behind the checkpoint reads on.
     ///
     /// # Errors
     /// I/O, [`Redo105Error::Overwritten`], or `out`'s error.
@@ -239,6 +248,8 @@ impl Scanner105 {
         log: &Log105,
         out: &mut dyn FnMut(&[u8]) -> Result<(), String>,
     ) -> Result<u64, Redo105Error> {
+        // Already lapped? Then nothing at our position is worth reading.
+        self.check_write_position(log, &log.latest_checkpoint()?)?;
         loop {
             let start = self.next;
             let off = log.offset_of(start);
@@ -269,40 +280,53 @@ impl Scanner105 {
                     }
                 }
             }
-            // still this lap? (the server never writes past checkpoint + capacity,
-            // and log from us up to its checkpoint is complete)
-            let cp = log.latest_checkpoint()?;
-            let parsed_to = start
-                + full as u64 * BLOCK
-                + partial
-                    .as_ref()
-                    .map_or(0, |(_, e)| e - (start + full as u64 * BLOCK));
-            if cp.lsn > start + log.capacity() || (cp.lsn > start && parsed_to < cp.lsn) {
-                return Err(Redo105Error::Overwritten {
-                    file: log.path.clone(),
-                    needed: start,
-                    checkpoint: cp.lsn,
-                });
-            }
+            // Every block handed out carried its own LSN's number and a good
+            // checksum: it is the log of this lap, wherever the server is now.
             if full > 0 {
                 out(&self.buf[..full * 512]).map_err(Redo105Error::Out)?;
                 self.next += full as u64 * BLOCK;
                 self.end = self.end.max(self.next);
             }
-            match partial {
-                Some((b, end)) => {
-                    self.partial = Some(b);
-                    self.end = self.end.max(end);
-                    return Ok(self.end);
-                }
-                None if full * 512 == self.buf.len() && full > 0 => {
-                    self.partial = None;
-                }
-                None => {
-                    self.partial = None;
-                    return Ok(self.end);
-                }
+            if let Some((b, end)) = partial {
+                self.partial = Some(b);
+                self.end = self.end.max(end);
+                return Ok(self.end);
             }
+            self.partial = None;
+            if full * 512 == self.buf.len() && full > 0 {
+                continue; // the window (or the file) ended in valid log: read on
+            }
+            // Stopped at the block of `self.next`: the end of the log, a torn
+            // block, or a later lap. Only the last is an error.
+            let Some(at) = self.buf.get(full * 512..(full + 1) * 512) else {
+                return Ok(self.end); // the file ends in less than a block
+            };
+            let cp = log.latest_checkpoint()?;
+            if crc32c::crc32c(&at[..508]) == be32(at, 508)
+                && crate::be::block_lap(be32(at, 0), self.next) == crate::be::BlockLap::Newer
+            {
+                return Err(self.overwritten(log, &cp));
+            }
+            self.check_write_position(log, &cp)?;
+            return Ok(self.end);
+        }
+    }
+
+    /// The server has written at least up to its checkpoint, so a checkpoint
+    /// more than one capacity past the next block means the ring already
+    /// holds a later lap there.
+    fn check_write_position(&self, log: &Log105, cp: &Checkpoint105) -> Result<(), Redo105Error> {
+        if cp.lsn > self.next + log.capacity() {
+            return Err(self.overwritten(log, cp));
+        }
+        Ok(())
+    }
+
+    fn overwritten(&self, log: &Log105, cp: &Checkpoint105) -> Redo105Error {
+        Redo105Error::Overwritten {
+            file: log.path.clone(),
+            needed: self.next,
+            checkpoint: cp.lsn,
         }
     }
 
@@ -344,4 +368,192 @@ pub fn backup_log_header(checkpoint: &Checkpoint105, creator: &str) -> Vec<u8> {
     cp[508..512].copy_from_slice(&crc.to_be_bytes());
     h[512..1024].copy_from_slice(&cp);
     h
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `LOG_START_LSN`: the LSN of offset 2048 in a fresh log.
+    const START: u64 = 8192;
+    const W: u64 = WINDOW;
+
+    /// A log file of `cap` bytes after the header, every block zero.
+    fn ring(cap: u64) -> Vec<u8> {
+        let mut v = vec![0u8; usize::try_from(HEADER_SIZE + cap).unwrap()];
+        v[0..4].copy_from_slice(&FORMAT_10_5.to_be_bytes());
+        v[4..8].copy_from_slice(&2u32.to_be_bytes());
+        v[8..16].copy_from_slice(&START.to_be_bytes());
+        v[16..20].copy_from_slice(b"test");
+        let crc = crc32c::crc32c(&v[..508]);
+        v[508..512].copy_from_slice(&crc.to_be_bytes());
+        v
+    }
+
+    /// The block of `lsn` holding `len` bytes, sealed.
+    fn put_block(v: &mut [u8], lsn: u64, len: u16) {
+        let cap = v.len() as u64 - HEADER_SIZE;
+        let at = usize::try_from(HEADER_SIZE + (lsn - START) % cap).unwrap();
+        let b = &mut v[at..at + 512];
+        b.fill(0);
+        b[0..4].copy_from_slice(&hdr_no(lsn).to_be_bytes());
+        b[4..6].copy_from_slice(&len.to_be_bytes());
+        b[6..8].copy_from_slice(&12u16.to_be_bytes());
+        for (j, x) in b[12..usize::from(len).min(508)].iter_mut().enumerate() {
+            *x = (j as u64 ^ lsn) as u8;
+        }
+        let crc = crc32c::crc32c(&b[..508]);
+        b[508..512].copy_from_slice(&crc.to_be_bytes());
+    }
+
+    /// Full blocks for `[from, to)`.
+    fn put_blocks(v: &mut [u8], from: u64, to: u64) {
+        for lsn in (from..to).step_by(512) {
+            put_block(v, lsn, 512);
+        }
+    }
+
+    /// The server's checkpoint `no` at `lsn` (written where `no` says).
+    fn put_checkpoint(v: &mut [u8], no: u64, lsn: u64) {
+        let cap = v.len() as u64 - HEADER_SIZE;
+        let at = if no % 2 == 0 { 512 } else { 1536 };
+        let b = &mut v[at..at + 512];
+        b.fill(0);
+        b[0..8].copy_from_slice(&no.to_be_bytes());
+        b[8..16].copy_from_slice(&lsn.to_be_bytes());
+        b[16..24].copy_from_slice(&(HEADER_SIZE + (lsn - START) % cap).to_be_bytes());
+        let crc = crc32c::crc32c(&b[..508]);
+        b[508..512].copy_from_slice(&crc.to_be_bytes());
+    }
+
+    /// One poll from `from`: its result, the bytes handed out, the stop.
+    fn poll(v: &[u8], from: u64) -> (Result<u64, Redo105Error>, Vec<u8>, crate::be::BlockStop) {
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("ib_logfile0");
+        std::fs::write(&p, v).unwrap();
+        let log = Log105::open(&p).unwrap();
+        let mut s = Scanner105::new(from);
+        let mut out = Vec::new();
+        let r = s.poll(&log, &mut |b| {
+            out.extend_from_slice(b);
+            Ok(())
+        });
+        (r, out, s.stop)
+    }
+
+    #[test]
+    fn a_backlog_of_several_windows_is_copied_in_one_poll() {
+        let mut v = ring(4 * W);
+        let end = START + 3 * W + 10 * 512;
+        put_blocks(&mut v, START, end);
+        put_block(&mut v, end, 100);
+        put_checkpoint(&mut v, 1, START);
+        let (r, out, stop) = poll(&v, START);
+        assert_eq!(r, Ok(end + 100));
+        assert_eq!(out.len() as u64, end - START);
+        assert_eq!(stop, crate::be::BlockStop::Partial);
+    }
+
+    #[test]
+    fn a_checkpoint_far_ahead_of_the_reader_is_no_overwrite() {
+        // the server checkpointed three windows past the reader, but it has
+        // written less than one capacity past it: every block is still there
+        let mut v = ring(4 * W);
+        let end = START + 3 * W + 10 * 512;
+        put_blocks(&mut v, START, end);
+        put_checkpoint(&mut v, 7, START + 3 * W);
+        let (r, out, stop) = poll(&v, START);
+        assert_eq!(r, Ok(end));
+        assert_eq!(out.len() as u64, end - START);
+        assert_eq!(stop, crate::be::BlockStop::End);
+    }
+
+    #[test]
+    fn a_reader_one_capacity_behind_the_write_position_copies_the_whole_ring() {
+        // the server wrote a full lap and 1 MiB of the next; a reader at
+        // the oldest block still in the ring reads up to the write position
+        let cap = 4 * W;
+        let mut v = ring(cap);
+        let w = START + cap + (1 << 20);
+        put_blocks(&mut v, START, w);
+        put_checkpoint(&mut v, 9, START + cap / 2);
+        let from = START + (1 << 20);
+        let (r, out, stop) = poll(&v, from);
+        assert_eq!(r, Ok(w));
+        assert_eq!(out.len() as u64, cap);
+        assert_eq!(
+            stop,
+            crate::be::BlockStop::End,
+            "the next block is a lap older"
+        );
+        for (i, b) in out.chunks_exact(512).enumerate() {
+            assert_eq!(be32(b, 0), hdr_no(from + i as u64 * 512), "block {i}");
+        }
+    }
+
+    #[test]
+    fn a_lapped_reader_gets_overwritten_never_the_newer_blocks() {
+        let cap = 4 * W;
+        let mut v = ring(cap);
+        let w = START + cap + (1 << 20);
+        put_blocks(&mut v, START, w);
+
+        // evidence 1: the checkpoint is more than one capacity past the reader
+        put_checkpoint(&mut v, 10, START + cap + 4096);
+        let (r, out, _) = poll(&v, START);
+        assert!(
+            matches!(
+                r,
+                Err(Redo105Error::Overwritten { needed: START, checkpoint, .. })
+                    if checkpoint == START + cap + 4096
+            ),
+            "{r:?}"
+        );
+        assert!(out.is_empty());
+
+        // evidence 2: the checkpoint allows it, but the block at the
+        // reader's position carries the number of a later lap
+        put_checkpoint(&mut v, 11, START + cap / 2);
+        let (r, out, _) = poll(&v, START + 512);
+        assert!(
+            matches!(r, Err(Redo105Error::Overwritten { needed, .. }) if needed == START + 512),
+            "{r:?}"
+        );
+        assert!(out.is_empty());
+
+        // a later lap's block still being written (bad checksum) is no
+        // evidence yet: the reader waits, and sees it on a later poll
+        let at = usize::try_from(HEADER_SIZE + 512 + 100).unwrap();
+        v[at] ^= 0xFF;
+        let (r, out, stop) = poll(&v, START + 512);
+        assert_eq!(
+            (r, out.len(), stop),
+            (Ok(START + 512), 0, crate::be::BlockStop::End)
+        );
+    }
+
+    #[test]
+    fn a_file_that_ends_in_part_of_a_block_is_read_to_its_last_whole_block() {
+        let mut v = ring(4 * 512);
+        put_blocks(&mut v, START, START + 4 * 512);
+        put_checkpoint(&mut v, 1, START);
+        v.extend([0u8; 100]);
+        let (r, out, _) = poll(&v, START);
+        assert_eq!((r, out.len()), (Ok(START + 4 * 512), 4 * 512));
+    }
+
+    #[test]
+    fn block_numbers_tell_a_later_lap_from_an_earlier_one() {
+        use crate::be::{BlockLap, block_lap};
+        let cap = 16 << 20;
+        for lsn in [START, 1 << 40, (1 << 39) - 512, 0x3FFF_FFFF * 512] {
+            assert_eq!(block_lap(hdr_no(lsn), lsn), BlockLap::Same);
+            assert_eq!(block_lap(hdr_no(lsn) | 1 << 31, lsn), BlockLap::Same);
+            assert_eq!(block_lap(hdr_no(lsn + cap), lsn), BlockLap::Newer);
+            assert_eq!(block_lap(hdr_no(lsn + 7 * cap), lsn), BlockLap::Newer);
+            if lsn > cap {
+                assert_eq!(block_lap(hdr_no(lsn - cap), lsn), BlockLap::Older);
+            }
+        }
+    }
 }

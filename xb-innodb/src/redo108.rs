@@ -347,7 +347,7 @@ pub struct Scanner108 {
     pub stop: Stop108,
 }
 
-/// Read window of one poll.
+/// Bytes one read fills; a poll reads as many windows as the log holds.
 const WINDOW: usize = 4 << 20;
 
 impl Scanner108 {
@@ -368,22 +368,38 @@ impl Scanner108 {
         self.lsn
     }
 
-    /// Reads from the current LSN to the end of valid log and passes each
-    /// chunk of whole mini-transactions to `out`. Returns the LSN reached.
+    /// Reads from the current LSN to the end of valid log, window after
+    /// window, and passes each chunk of whole mini-transactions to `out`:
+    /// a backlog of any size (up to the ring's capacity) is copied in one
+    /// call. Returns the LSN reached.
+    ///
+    /// The log is declared overwritten only on evidence that the bytes we
+    /// need belong to a later lap. The server has written at least up to its
+    /// checkpoint and never more than a capacity past it, so:
+    /// - a checkpoint more than one capacity past the next LSN we need means
+    ///   the ring holds a later lap there (checked before a window is read
+    ///   and again after, which also rules out a lap two ahead, whose
+    ///   sequence bit would look like ours);
+    /// - where the log ends (a terminator or the other lap's sequence bit)
+    ///   at an LSN below a checkpoint read before those bytes were, our
+    ///   lap's mini-transaction had been written there and was replaced.
+    ///
+    /// A reader merely behind the checkpoint reads on.
     ///
     /// # Errors
-    /// I/O, [`Redo108Error::Overwritten`] when the server's checkpoint moved
-    /// past log not yet copied (the copy would have a hole), or `out`'s
-    /// error as [`Redo108Error::Io`].
+    /// I/O, [`Redo108Error::Overwritten`], or `out`'s error as
+    /// [`Redo108Error::Out`].
     pub fn poll(
         &mut self,
         log: &Log108,
         out: &mut dyn FnMut(&[u8]) -> Result<(), String>,
     ) -> Result<u64, Redo108Error> {
+        let len = WINDOW.min(usize::try_from(log.capacity()).unwrap_or(WINDOW));
+        self.window.resize(len, 0);
+        let mut before = log.latest_checkpoint()?;
         loop {
-            let len = WINDOW.min(usize::try_from(log.capacity()).unwrap_or(WINDOW));
-            self.window.resize(len, 0);
             let start = self.lsn;
+            self.check_write_position(log, before, start)?;
             log.read_ring(start, &mut self.window)?;
             let mut p = 0usize;
             loop {
@@ -398,30 +414,46 @@ impl Scanner108 {
                 self.window[seq_at] = 1;
                 p += n;
             }
-            // Were the bytes just read still from this lap? The server never
-            // writes more than `capacity` past its checkpoint, and the log
-            // from our position up to the checkpoint is always complete.
-            // So: a checkpoint more than a lap ahead, or one we could not
-            // parse up to, means the server overwrote log we still needed.
-            // (Read after the data, so it bounds what the data could be.)
-            let cp = log.latest_checkpoint()?;
-            let parsed_to = start + p as u64;
-            if cp.lsn > start + log.capacity() || (cp.lsn > start && parsed_to < cp.lsn) {
-                return Err(Redo108Error::Overwritten {
-                    file: log.path.clone(),
-                    needed: parsed_to,
-                    checkpoint: cp.lsn,
-                });
+            // Where could the server have been writing while we read? At
+            // most a capacity past this checkpoint, read after the data.
+            let after = log.latest_checkpoint()?;
+            self.check_write_position(log, after, start)?;
+            if p > 0 {
+                out(&self.window[..p]).map_err(Redo108Error::Out)?;
+                self.lsn = start + p as u64;
             }
-            if p == 0 {
-                return Ok(self.lsn);
+            match self.stop {
+                // the window cut a mini-transaction: read on from it
+                Stop108::Incomplete if p > 0 && len - p <= MTR_SIZE_MAX + 5 => {}
+                Stop108::End | Stop108::StaleLap if self.lsn < before.lsn => {
+                    return Err(Redo108Error::Overwritten {
+                        file: log.path.clone(),
+                        needed: self.lsn,
+                        checkpoint: before.lsn,
+                    });
+                }
+                _ => return Ok(self.lsn),
             }
-            out(&self.window[..p]).map_err(Redo108Error::Out)?;
-            self.lsn = start + p as u64;
-            if p < len.saturating_sub(MTR_SIZE_MAX) {
-                return Ok(self.lsn);
-            }
+            before = after;
         }
+    }
+
+    /// Overwritten if the server's checkpoint `cp` is more than one
+    /// capacity past `needed` (its write position is at least `cp`).
+    fn check_write_position(
+        &self,
+        log: &Log108,
+        cp: Checkpoint108,
+        needed: u64,
+    ) -> Result<(), Redo108Error> {
+        if cp.lsn > needed + log.capacity() {
+            return Err(Redo108Error::Overwritten {
+                file: log.path.clone(),
+                needed,
+                checkpoint: cp.lsn,
+            });
+        }
+        Ok(())
     }
 }
 
@@ -479,10 +511,13 @@ mod tests {
     }
 
     fn put(v: &mut [u8], capacity: u64, lsn: u64, bytes: &[u8]) {
-        for (i, b) in bytes.iter().enumerate() {
-            let at = START_OFFSET + (lsn - START_OFFSET + i as u64) % capacity;
-            v[usize::try_from(at).unwrap()] = *b;
-        }
+        let at = usize::try_from(START_OFFSET + (lsn - START_OFFSET) % capacity).unwrap();
+        let end = usize::try_from(START_OFFSET + capacity).unwrap();
+        let first = bytes.len().min(end - at);
+        v[at..at + first].copy_from_slice(&bytes[..first]);
+        let rest = &bytes[first..];
+        let start = usize::try_from(START_OFFSET).unwrap();
+        v[start..start + rest.len()].copy_from_slice(rest);
     }
 
     fn scan(p: &Path, from: u64) -> (u64, Stop108, Vec<u8>) {
@@ -621,5 +656,147 @@ mod tests {
         std::fs::write(&p, &v[..5000]).unwrap();
         let e = Log108::open(&p).unwrap_err().to_string();
         assert!(e.contains("5000 bytes is too small"), "{e}");
+    }
+
+    /// One window's worth of bytes, and a mini-transaction size that
+    /// divides the test rings exactly, so every lap's mtrs start at the
+    /// same offsets (a later lap replaces whole mtrs of an earlier one).
+    const W: u64 = WINDOW as u64;
+    const MTR: u64 = 16 * 63 + 5;
+    /// A ring of just over four windows.
+    const CAP: u64 = MTR * (4 * W / MTR + 1);
+
+    /// The server's checkpoint (block 2) at `lsn`.
+    fn put_checkpoint(v: &mut [u8], lsn: u64) {
+        let b = &mut v[8192..8192 + 64];
+        b.fill(0);
+        b[0..8].copy_from_slice(&lsn.to_be_bytes());
+        b[8..16].copy_from_slice(&lsn.to_be_bytes());
+        let crc = crc32c::crc32c(&b[..60]);
+        b[60..64].copy_from_slice(&crc.to_be_bytes());
+    }
+
+    /// What the server writes from `from` (an mtr boundary) to `to`: mtrs of
+    /// `MTR` bytes, each with the sequence byte of its lap; `salt` tells
+    /// one lap's payload from another's.
+    fn write_log(v: &mut [u8], from: u64, to: u64, salt: u8) {
+        let lap_seq = |lsn: u64| u8::from(((lsn - START_OFFSET) / CAP) % 2 == 0);
+        let mut lsn = from;
+        while lsn + MTR <= to {
+            let m = mtr(63, lap_seq(lsn + MTR - 5), salt);
+            put(v, CAP, lsn, &m);
+            lsn += MTR;
+        }
+    }
+
+    /// One poll from `from`: its result, the bytes handed out, the stop.
+    fn poll_once(v: &[u8], from: u64) -> (Result<u64, Redo108Error>, Vec<u8>, Stop108) {
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("ib_logfile0");
+        std::fs::write(&p, v).unwrap();
+        let log = Log108::open(&p).unwrap();
+        let mut s = Scanner108::new(from);
+        let mut out = Vec::new();
+        let r = s.poll(&log, &mut |b| {
+            out.extend_from_slice(b);
+            Ok(())
+        });
+        (r, out, s.stop)
+    }
+
+    #[test]
+    fn a_backlog_of_several_windows_is_copied_in_one_poll() {
+        let (_d, _p, mut v) = log_file(CAP);
+        let end = START_OFFSET + (3 * W / MTR + 7) * MTR;
+        write_log(&mut v, START_OFFSET, end, 1);
+        let (r, out, stop) = poll_once(&v, START_OFFSET);
+        assert_eq!(r, Ok(end));
+        assert_eq!((out.len() as u64, stop), (end - START_OFFSET, Stop108::End));
+    }
+
+    #[test]
+    fn a_checkpoint_far_ahead_of_the_reader_is_no_overwrite() {
+        // the server checkpointed three windows past the reader, but wrote
+        // less than one capacity past it: every byte it needs is there
+        let (_d, _p, mut v) = log_file(CAP);
+        let end = START_OFFSET + (3 * W / MTR + 7) * MTR;
+        write_log(&mut v, START_OFFSET, end, 1);
+        put_checkpoint(&mut v, START_OFFSET + 3 * W);
+        let (r, out, stop) = poll_once(&v, START_OFFSET);
+        assert_eq!(r, Ok(end));
+        assert_eq!((out.len() as u64, stop), (end - START_OFFSET, Stop108::End));
+    }
+
+    #[test]
+    fn a_reader_one_capacity_behind_the_write_position_copies_the_whole_ring() {
+        // a full lap, then 1 MiB of the next one (sequence byte 0)
+        let (_d, _p, mut v) = log_file(CAP);
+        let w = START_OFFSET + CAP + (1 << 20) / MTR * MTR;
+        write_log(&mut v, START_OFFSET, w, 1);
+        put_checkpoint(&mut v, START_OFFSET + CAP / 2);
+        let from = w - CAP; // the oldest mtr the ring still holds
+        let (r, out, stop) = poll_once(&v, from);
+        assert_eq!(r, Ok(w));
+        assert_eq!((out.len() as u64, stop), (CAP, Stop108::StaleLap));
+        assert!(
+            out.chunks_exact(1013).all(|m| m[1008] == 1),
+            "copy is lap 1"
+        );
+    }
+
+    #[test]
+    fn a_lapped_reader_gets_overwritten_never_the_newer_bytes() {
+        let (_d, _p, mut v) = log_file(CAP);
+        let w = START_OFFSET + CAP + (1 << 20) / MTR * MTR;
+        write_log(&mut v, START_OFFSET, w, 1);
+        let over = |r: &Result<u64, Redo108Error>| match r {
+            Err(Redo108Error::Overwritten {
+                needed, checkpoint, ..
+            }) => Some((*needed, *checkpoint)),
+            _ => None,
+        };
+
+        // evidence 1: the checkpoint is more than one capacity past the reader
+        let cp = START_OFFSET + CAP + 4096;
+        put_checkpoint(&mut v, cp);
+        let (r, out, _) = poll_once(&v, START_OFFSET);
+        assert_eq!(over(&r), Some((START_OFFSET, cp)), "{r:?}");
+        assert!(out.is_empty());
+
+        // evidence 2: the log ends, below a checkpoint, where our lap's mtr
+        // was: the next lap's sequence byte, or its end-of-log marker
+        let cp = START_OFFSET + CAP / 2;
+        put_checkpoint(&mut v, cp);
+        let (r, out, _) = poll_once(&v, START_OFFSET + MTR);
+        assert_eq!(over(&r), Some((START_OFFSET + MTR, cp)), "{r:?}");
+        assert!(out.is_empty());
+        let mut zero = v.clone();
+        put(&mut zero, CAP, START_OFFSET + MTR, &[0]);
+        let (r, out, _) = poll_once(&zero, START_OFFSET + MTR);
+        assert_eq!(over(&r), Some((START_OFFSET + MTR, cp)), "{r:?}");
+        assert!(out.is_empty());
+
+        // our mtr torn by the next lap's write in progress (its head new,
+        // its tail and sequence byte ours) is no evidence yet: the reader
+        // stops and waits, and sees the next lap on a later poll
+        let mut torn = v.clone();
+        put(&mut torn, CAP, START_OFFSET + MTR, &mtr(63, 1, 1));
+        put(&mut torn, CAP, START_OFFSET + MTR, &mtr(63, 0, 2)[..600]);
+        let (r, out, stop) = poll_once(&torn, START_OFFSET + MTR);
+        assert_eq!(
+            (r, out.len(), stop),
+            (Ok(START_OFFSET + MTR), 0, Stop108::BadChecksum)
+        );
+
+        // two laps ahead: the sequence byte at the reader's position is 1
+        // again and the mtrs parse, but they are a later lap's; the
+        // checkpoint (more than a capacity past the reader) gives it away
+        let w3 = START_OFFSET + 2 * CAP + (1 << 20) / MTR * MTR;
+        write_log(&mut v, w, w3, 3);
+        let cp = w3 - CAP + 4096;
+        put_checkpoint(&mut v, cp);
+        let (r, out, _) = poll_once(&v, START_OFFSET + MTR);
+        assert_eq!(over(&r), Some((START_OFFSET + MTR, cp)), "{r:?}");
+        assert!(out.is_empty(), "no byte of the later lap is handed out");
     }
 }

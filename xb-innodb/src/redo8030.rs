@@ -311,6 +311,7 @@ pub struct Scanner8030 {
     pub stop: crate::be::BlockStop,
 }
 
+/// Bytes one read fills; a poll reads as many windows as the log holds.
 const WINDOW: u64 = 4 << 20;
 
 impl Scanner8030 {
@@ -339,7 +340,15 @@ impl Scanner8030 {
         self.end
     }
 
-    /// Reads on from where the last call stopped.
+    /// Reads on from where the last call stopped, window after window and
+    /// file after file, to the end of valid log: a backlog of any size is
+    /// copied in one call.
+    ///
+    /// The log is declared overwritten only on evidence that the file that
+    /// held the next block was recycled: no file holds that LSN any more and
+    /// every file left starts after it, or the scan stopped in a file whose
+    /// header now names other LSNs. Blocks that carry their own LSN's number
+    /// and a good checksum are handed out, wherever the checkpoint is.
     ///
     /// # Errors
     /// I/O; [`Redo8030Error::Overwritten`] when the file with the next
@@ -350,6 +359,8 @@ impl Scanner8030 {
         out: &mut dyn FnMut(&[u8]) -> Result<(), String>,
     ) -> Result<u64, Redo8030Error> {
         log.refresh()?;
+        // the LSN at which the files were last listed for want of a file
+        let mut relisted_at = None;
         loop {
             let Some(f) = log.file_of(self.next) else {
                 let oldest = log.files.first().map_or(0, |f| f.start_lsn);
@@ -360,22 +371,19 @@ impl Scanner8030 {
                         oldest,
                     });
                 }
-                return Ok(self.end); // the next file does not exist yet
+                if relisted_at == Some(self.next) {
+                    return Ok(self.end); // the next file does not exist yet
+                }
+                // the server may have started it since the files were listed
+                relisted_at = Some(self.next);
+                log.refresh()?;
+                continue;
             };
             let avail = f.end_lsn() - self.next;
             let len = usize::try_from(avail.min(WINDOW)).unwrap_or(0);
             self.buf.resize(len, 0);
-            f.read_at(&mut self.buf, HEADER_SIZE + (self.next - f.start_lsn))?;
-            // recycled while we read? then the header now names other LSNs
-            let mut h = [0u8; 16];
-            f.read_at(&mut h, 0)?;
-            if be64(&h, 8) != f.start_lsn {
-                return Err(Redo8030Error::Overwritten {
-                    dir: log.dir.clone(),
-                    needed: self.next,
-                    oldest: be64(&h, 8),
-                });
-            }
+            let offset = HEADER_SIZE + (self.next - f.start_lsn);
+            f.read_at(&mut self.buf, offset)?;
             let mut full = 0usize;
             let mut partial = None;
             for (i, b) in self.buf.chunks_exact(512).enumerate() {
@@ -391,7 +399,7 @@ impl Scanner8030 {
                         self.stop = if (be32(b, 0) & 0x7FFF_FFFF) == hdr_no(lsn) {
                             crate::be::BlockStop::BadChecksum {
                                 file: f.path.clone(),
-                                offset: HEADER_SIZE + (self.next - f.start_lsn) + i as u64 * BLOCK,
+                                offset: offset + i as u64 * BLOCK,
                             }
                         } else {
                             crate::be::BlockStop::End
@@ -400,26 +408,35 @@ impl Scanner8030 {
                     }
                 }
             }
+            // Every block handed out carried its own LSN's number and a good
+            // checksum: it is the log we need, even if the file has been
+            // recycled since.
             if full > 0 {
                 out(&self.buf[..full * 512]).map_err(Redo8030Error::Out)?;
                 self.next += full as u64 * BLOCK;
                 self.end = self.end.max(self.next);
             }
-            match partial {
-                Some((b, end)) => {
-                    self.partial = Some(b);
-                    self.end = self.end.max(end);
-                    return Ok(self.end);
-                }
-                None if full * 512 == len && len > 0 => {
-                    self.partial = None;
-                    continue; // window or file exhausted with valid blocks: read on
-                }
-                None => {
-                    self.partial = None;
-                    return Ok(self.end);
-                }
+            if let Some((b, end)) = partial {
+                self.partial = Some(b);
+                self.end = self.end.max(end);
+                return Ok(self.end);
             }
+            self.partial = None;
+            if full * 512 == len && len > 0 {
+                continue; // window or file exhausted with valid blocks: read on
+            }
+            // Stopped inside the file: its end of log, or the file was
+            // recycled under us (its header now names other LSNs).
+            let mut h = [0u8; 16];
+            f.read_at(&mut h, 0)?;
+            if be64(&h, 8) != f.start_lsn {
+                return Err(Redo8030Error::Overwritten {
+                    dir: log.dir.clone(),
+                    needed: self.next,
+                    oldest: be64(&h, 8),
+                });
+            }
+            return Ok(self.end);
         }
     }
 
@@ -476,4 +493,175 @@ pub fn backup_file_header(
 #[must_use]
 pub fn log_uuid(header: &[u8]) -> u32 {
     if header.len() < 8 { 0 } else { be32(header, 4) }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const W: u64 = WINDOW;
+    /// LSN at offset 2048 of the first file.
+    const S: u64 = 16_384;
+    /// Log bytes in each file: a window and a bit.
+    const DATA: u64 = W + (1 << 20);
+
+    /// The block of `lsn` holding `len` bytes, sealed.
+    fn block(lsn: u64, len: u16) -> Vec<u8> {
+        let mut b = vec![0u8; 512];
+        b[0..4].copy_from_slice(&hdr_no(lsn).to_be_bytes());
+        b[4..6].copy_from_slice(&len.to_be_bytes());
+        b[6..8].copy_from_slice(&12u16.to_be_bytes());
+        for (j, x) in b[12..usize::from(len).min(508)].iter_mut().enumerate() {
+            *x = (j as u64 ^ lsn) as u8;
+        }
+        let crc = crc32c::crc32c(&b[..508]);
+        b[508..512].copy_from_slice(&crc.to_be_bytes());
+        b
+    }
+
+    /// `#ib_redo{id}` holding `[start, start + DATA)`, full blocks written
+    /// up to `upto` (then one block of `tail` bytes if `tail > 0`), with
+    /// the checkpoint `cp` if it lies in this file.
+    fn write_file(dir: &Path, id: u64, start: u64, upto: u64, tail: u16, cp: u64) {
+        let end = start + DATA;
+        let in_file = (start..end).contains(&cp);
+        let mut v = backup_file_header(start, if in_file { cp } else { 0 }, 7, "test");
+        for lsn in (start..upto.min(end)).step_by(512) {
+            v.extend(block(lsn, 512));
+        }
+        if tail > 0 && upto < end {
+            v.extend(block(upto, tail));
+        }
+        v.resize(usize::try_from(HEADER_SIZE + DATA).unwrap(), 0);
+        std::fs::write(dir.join(format!("#ib_redo{id}")), v).unwrap();
+    }
+
+    /// Files 1..=n, full up to `upto`, a partial block of 100 bytes there.
+    fn redo_dir(n: u64, upto: u64, cp: u64) -> tempfile::TempDir {
+        let d = tempfile::tempdir().unwrap();
+        for id in 1..=n {
+            write_file(d.path(), id, S + (id - 1) * DATA, upto, 100, cp);
+        }
+        d
+    }
+
+    /// Rewrites the header of `#ib_redo{id}` as the server does when it
+    /// reuses the file for later log (the blocks are left as they were).
+    fn recycle_header(dir: &Path, id: u64, new_start: u64) {
+        let p = dir.join(format!("#ib_redo{id}"));
+        let mut v = std::fs::read(&p).unwrap();
+        let h = backup_file_header(new_start, 0, 7, "test");
+        v[..2048].copy_from_slice(&h);
+        std::fs::write(&p, v).unwrap();
+    }
+
+    fn poll_with(
+        dir: &Path,
+        from: u64,
+        mut on_out: impl FnMut(usize),
+    ) -> (Result<u64, Redo8030Error>, Vec<u8>, crate::be::BlockStop) {
+        let mut log = Log8030::open(dir).unwrap();
+        let mut s = Scanner8030::new(from);
+        let mut out = Vec::new();
+        let mut calls = 0;
+        let r = s.poll(&mut log, &mut |b| {
+            out.extend_from_slice(b);
+            calls += 1;
+            on_out(calls);
+            Ok(())
+        });
+        (r, out, s.stop)
+    }
+
+    #[test]
+    fn a_backlog_across_files_is_copied_in_one_poll() {
+        let end = S + 2 * DATA + W / 2;
+        let d = redo_dir(3, end, S);
+        let (r, out, stop) = poll_with(d.path(), S, |_| ());
+        assert_eq!(r, Ok(end + 100));
+        assert_eq!(out.len() as u64, end - S, "more than three windows");
+        assert_eq!(stop, crate::be::BlockStop::Partial);
+        for (i, b) in out.chunks_exact(512).enumerate() {
+            assert_eq!(be32(b, 0), hdr_no(S + i as u64 * 512), "block {i}");
+        }
+    }
+
+    #[test]
+    fn a_checkpoint_far_ahead_of_the_reader_is_no_overwrite() {
+        // the checkpoint is two files on; the files the reader needs are
+        // still there, so it copies them
+        let end = S + 2 * DATA + W / 2;
+        let d = redo_dir(3, end, S + 2 * DATA + 4096);
+        let mut log = Log8030::open(d.path()).unwrap();
+        assert_eq!(log.latest_checkpoint().unwrap().file_id, 3);
+        let (r, out, _) = poll_with(d.path(), S, |_| ());
+        assert_eq!(r, Ok(end + 100));
+        assert_eq!(out.len() as u64, end - S);
+    }
+
+    #[test]
+    fn a_file_the_server_starts_during_the_poll_is_read_in_the_same_poll() {
+        let end = S + 2 * DATA + 4096;
+        let d = redo_dir(2, end, S);
+        let dir = d.path().to_path_buf();
+        let (r, out, _) = poll_with(d.path(), S, |call| {
+            if call == 2 {
+                write_file(&dir, 3, S + 2 * DATA, end, 100, S);
+            }
+        });
+        assert_eq!(r, Ok(end + 100));
+        assert_eq!(out.len() as u64, end - S);
+    }
+
+    #[test]
+    fn blocks_still_intact_in_a_recycled_file_are_copied() {
+        // the server reassigns file 1 after the reader read its first
+        // window, but has not written over the rest yet
+        let end = S + DATA + 4096;
+        let d = redo_dir(2, end, S + DATA);
+        let dir = d.path().to_path_buf();
+        let (r, out, _) = poll_with(d.path(), S, |call| {
+            if call == 1 {
+                recycle_header(&dir, 1, S + 4 * DATA);
+            }
+        });
+        assert_eq!(r, Ok(end + 100));
+        assert_eq!(out.len() as u64, end - S);
+    }
+
+    #[test]
+    fn a_lapped_reader_gets_overwritten_never_the_newer_blocks() {
+        let end = S + DATA + 4096;
+        let over = |r: &Result<u64, Redo8030Error>| match r {
+            Err(Redo8030Error::Overwritten { needed, oldest, .. }) => Some((*needed, *oldest)),
+            _ => None,
+        };
+
+        // the file holding the next block is gone (renamed to a spare)
+        let d = redo_dir(2, end, S + DATA);
+        std::fs::rename(d.path().join("#ib_redo1"), d.path().join("#ib_redo1_tmp")).unwrap();
+        let (r, out, _) = poll_with(d.path(), S, |_| ());
+        assert_eq!(over(&r), Some((S, S + DATA)), "{r:?}");
+        assert!(out.is_empty());
+
+        // file 1 reused for later log while the reader is in it: header
+        // and the blocks after the first window rewritten
+        let d = redo_dir(2, end, S + DATA);
+        let dir = d.path().to_path_buf();
+        let later = S + 4 * DATA;
+        let (r, out, _) = poll_with(d.path(), S, |call| {
+            if call == 1 {
+                recycle_header(&dir, 1, later);
+                let p = dir.join("#ib_redo1");
+                let mut v = std::fs::read(&p).unwrap();
+                for lsn in (later + W..later + W + 8192).step_by(512) {
+                    let at = usize::try_from(HEADER_SIZE + lsn - later).unwrap();
+                    v[at..at + 512].copy_from_slice(&block(lsn, 512));
+                }
+                std::fs::write(&p, v).unwrap();
+            }
+        });
+        assert_eq!(over(&r), Some((S + W, later)), "{r:?}");
+        assert_eq!(out.len() as u64, W, "only the first window, read intact");
+    }
 }

@@ -69,3 +69,61 @@ async fn checkpoint_and_scan_match_mariadb_10_5() {
     );
     assert!(end > first.lsn + (2 << 20));
 }
+
+async fn lsn_status(c: &mut mysql_async::Conn, name: &str) -> u64 {
+    let v: Option<String> = c
+        .exec_first(
+            "SELECT VARIABLE_VALUE FROM information_schema.GLOBAL_STATUS WHERE VARIABLE_NAME = ?",
+            (name,),
+        )
+        .await
+        .unwrap();
+    v.unwrap_or_else(|| panic!("{name}")).parse().unwrap()
+}
+
+/// A reader far behind the server's checkpoint, but less than a capacity
+/// behind its write position, has lost nothing: one poll copies it all.
+#[tokio::test]
+async fn a_reader_behind_the_checkpoint_but_not_lapped_copies_the_backlog() {
+    let s = TestServer::start_with_args(Flavor::MariaDb105, "--innodb-log-file-size=32M").unwrap();
+    let log = Log105::open(&s.datadir().join("ib_logfile0")).unwrap();
+    let cap = log.capacity();
+    let start = log.latest_checkpoint().unwrap().lsn;
+    let mut c = s.conn().await.unwrap();
+    c.query_drop("CREATE DATABASE d").await.unwrap();
+    c.query_drop("CREATE TABLE d.t (id INT PRIMARY KEY AUTO_INCREMENT, v LONGBLOB) ENGINE=InnoDB")
+        .await
+        .unwrap();
+    while lsn_status(&mut c, "INNODB_LSN_CURRENT").await < start + cap / 2 {
+        c.query_drop("INSERT INTO d.t (v) VALUES (REPEAT('x', 256 * 1024))")
+            .await
+            .unwrap();
+    }
+    c.query_drop("SET GLOBAL innodb_max_dirty_pages_pct_lwm = 0, innodb_max_dirty_pages_pct = 0")
+        .await
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while log.latest_checkpoint().unwrap().lsn < start + (8 << 20) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the server never checkpointed past LSN {}",
+            start + (8 << 20)
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let flushed = lsn_status(&mut c, "INNODB_LSN_FLUSHED").await;
+    assert!(flushed < start + cap, "the reader must not be lapped");
+    let mut scanner = Scanner105::new(start);
+    let mut copied = 0u64;
+    let end = scanner
+        .poll(&log, &mut |b| {
+            copied += b.len() as u64;
+            Ok(())
+        })
+        .unwrap();
+    assert!(
+        end >= flushed,
+        "one poll reaches the end: {end} < {flushed}"
+    );
+    assert_eq!(copied, (end / 512 - start / 512) * 512, "whole blocks");
+}
