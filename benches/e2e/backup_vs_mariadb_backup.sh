@@ -11,6 +11,8 @@
 #   4. mariadb-backup --backup --stream=xbstream > file
 #   5./6. the same streams compressed (xb: --compress=zstd;
 #      mariadb-backup: piped through zstd -1 -T2)
+# mariadb-backup runs at its default (1 thread) and at --parallel=4, xb's
+# default; the ratios are printed for equal settings and for defaults.
 # under /usr/bin/time -v, and prints wall time, CPU (user+sys), peak RSS and the
 # xb/mariadb-backup ratios (medians over the rounds). Page cache is warm for both;
 # `sync` runs before each measurement; even rounds run the list backwards. xb
@@ -69,15 +71,21 @@ measure() { # name cmd... ; appends "name wall cpu rss" to $work/results
 # no tool always inherits the page-cache state the same other run left
 names=() cmds=()
 run() { names+=("$1"); cmds+=("$2"); }
-run xb-dir "'$xb' backup ${conn[*]} --target-dir='$work/out/b'"
+# xb runs with --parallel=4, its default, spelled out; mariadb-backup runs at
+# its default (1 thread) and at --parallel=4, the equal setting
+run xb-dir "'$xb' backup ${conn[*]} --parallel=4 --target-dir='$work/out/b'"
 run mb-dir "'$db' mariadb1011 exec mariadb-backup --defaults-file='$cnf' --backup ${conn[*]} --target-dir='$work/out/b'"
 # mariadb-backup leaves its output in the page cache; xb writes every file
 # to disk (O_DIRECT, fdatasync). With a sync after it, both end on disk.
 run mb-dir+sync "'$db' mariadb1011 exec mariadb-backup --defaults-file='$cnf' --backup ${conn[*]} --target-dir='$work/out/b' && sync"
-run xb-stream "'$xb' backup ${conn[*]} --stream=xbstream > '$work/out/s.xbs'"
+run mb-dir-p4+sync "'$db' mariadb1011 exec mariadb-backup --defaults-file='$cnf' --backup ${conn[*]} --parallel=4 --target-dir='$work/out/b' && sync"
+run xb-stream "'$xb' backup ${conn[*]} --parallel=4 --stream=xbstream > '$work/out/s.xbs'"
 run mb-stream "'$db' mariadb1011 exec mariadb-backup --defaults-file='$cnf' --backup ${conn[*]} --stream=xbstream --target-dir='$work/out/b' > '$work/out/s.xbs'"
-run xb-zstd "'$xb' backup ${conn[*]} --stream=xbstream --compress=zstd > '$work/out/s.xbs'"
+run mb-stream-p4 "'$db' mariadb1011 exec mariadb-backup --defaults-file='$cnf' --backup ${conn[*]} --parallel=4 --stream=xbstream --target-dir='$work/out/b' > '$work/out/s.xbs'"
+# zstd level 1 on both sides (xb's default level is 1, as xtrabackup's)
+run xb-zstd "'$xb' backup ${conn[*]} --parallel=4 --stream=xbstream --compress=zstd > '$work/out/s.xbs'"
 run mb-zstd "'$db' mariadb1011 exec mariadb-backup --defaults-file='$cnf' --backup ${conn[*]} --stream=xbstream --target-dir='$work/out/b' | zstd -1 -T2 -q > '$work/out/s.zst'"
+run mb-zstd-p4 "'$db' mariadb1011 exec mariadb-backup --defaults-file='$cnf' --backup ${conn[*]} --parallel=4 --stream=xbstream --target-dir='$work/out/b' | zstd -1 -T2 -q > '$work/out/s.zst'"
 for r in $(seq "$rounds"); do
     echo "round $r/$rounds" >&2
     order=$(seq 0 $(( ${#names[@]} - 1 )))
@@ -93,10 +101,16 @@ for line in open(sys.argv[1]):
     n, wall, cpu, rss = line.split()
     rows.setdefault(n, []).append((float(wall), float(cpu), int(rss)))
 med = {n: tuple(st.median(v[i] for v in vs) for i in range(3)) for n, vs in rows.items()}
-print(f"{'run':10} {'wall s':>8} {'cpu s':>8} {'peak RSS MiB':>13}")
+print(f"{'run':16} {'wall s':>8} {'cpu s':>8} {'peak RSS MiB':>13}")
 for n, (w, c, r) in med.items():
-    print(f"{n:10} {w:8.2f} {c:8.2f} {r/1024:13.1f}")
-for a, b in (("xb-dir", "mb-dir"), ("xb-dir", "mb-dir+sync"), ("xb-stream", "mb-stream"), ("xb-zstd", "mb-zstd")):
-    if a in med and b in med:
-        print(f"ratio {a}/{b}: wall {med[a][0]/med[b][0]:.2f}x  cpu {med[a][1]/med[b][1]:.2f}x  rss {med[a][2]/med[b][2]:.2f}x")
+    print(f"{n:16} {w:8.2f} {c:8.2f} {r/1024:13.1f}")
+pairs = (
+    ("equal settings (--parallel=4 both, zstd -1, both on disk)", (("xb-dir", "mb-dir-p4+sync"), ("xb-stream", "mb-stream-p4"), ("xb-zstd", "mb-zstd-p4"))),
+    ("each tool's defaults (xb 4 workers, mariadb-backup 1)", (("xb-dir", "mb-dir"), ("xb-dir", "mb-dir+sync"), ("xb-stream", "mb-stream"), ("xb-zstd", "mb-zstd"))),
+)
+for title, ps in pairs:
+    print(title)
+    for a, b in ps:
+        if a in med and b in med:
+            print(f"  ratio {a}/{b}: wall {med[a][0]/med[b][0]:.2f}x  cpu {med[a][1]/med[b][1]:.2f}x  rss {med[a][2]/med[b][2]:.2f}x")
 PY
