@@ -260,13 +260,14 @@ pub async fn run(args: BackupArgs) -> anyhow::Result<u8> {
     match plan.run(&report).await {
         Ok(s) => {
             report.phase(&format!(
-                "redo copied from LSN {} to {}; {} files, {} MiB, {} page re-reads; commits blocked {:.1}s",
+                "redo copied from LSN {} to {}; {} files, {} MiB, {} page re-reads; commits blocked {:.1}s{}",
                 s.start_lsn,
                 s.last_lsn,
                 s.files,
                 s.bytes >> 20,
                 s.page_retries,
-                s.lock_seconds
+                s.lock_seconds,
+                vanished_note(&s.vanished)
             ));
             if args.json {
                 let j = serde_json::json!({
@@ -280,6 +281,7 @@ pub async fn run(args: BackupArgs) -> anyhow::Result<u8> {
                     "bytes": s.bytes,
                     "page_retries": s.page_retries,
                     "lock_seconds": s.lock_seconds,
+                    "vanished": s.vanished,
                     "tokudb": s.tokudb.as_ref().map(|t| serde_json::json!({
                         "data_files": t.data_files.len(),
                         "log_files": t.log_files.len(),
@@ -301,6 +303,37 @@ pub async fn run(args: BackupArgs) -> anyhow::Result<u8> {
     }
 }
 
+/// Vanished files named in the closing line, at most this many.
+const VANISHED_SHOWN: usize = 10;
+
+/// `; N files vanished during the copy (dropped tables): a, b …` for the
+/// closing line, or nothing. The list is capped so a schema dropped during
+/// the copy does not flood the log; `--json` has them all.
+fn vanished_note(vanished: &[String]) -> String {
+    if vanished.is_empty() {
+        return String::new();
+    }
+    let shown = vanished
+        .iter()
+        .take(VANISHED_SHOWN)
+        .map(String::as_str)
+        .collect::<Vec<_>>()
+        .join(", ");
+    let more = if vanished.len() > VANISHED_SHOWN {
+        format!(
+            " … and {} more (--json lists all)",
+            vanished.len() - VANISHED_SHOWN
+        )
+    } else {
+        String::new()
+    };
+    format!(
+        "; {} file{} vanished during the copy (dropped tables): {shown}{more}",
+        vanished.len(),
+        if vanished.len() == 1 { "" } else { "s" }
+    )
+}
+
 fn print_failure(e: &BackupError, target: Option<&PathBuf>) {
     eprintln!("xb: error: {e}");
     eprintln!("hint: {}", e.hint());
@@ -312,5 +345,27 @@ fn print_failure(e: &BackupError, target: Option<&PathBuf>) {
                 xb_core::prepare::INCOMPLETE_MARKER
             );
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn vanished_files_are_named_and_capped() {
+        assert_eq!(vanished_note(&[]), "");
+        assert_eq!(
+            vanished_note(&["db/a.MYD".into()]),
+            "; 1 file vanished during the copy (dropped tables): db/a.MYD"
+        );
+        let many: Vec<String> = (0..12).map(|i| format!("db/t{i:02}.MYD")).collect();
+        let note = vanished_note(&many);
+        assert!(
+            note.starts_with("; 12 files vanished during the copy (dropped tables): db/t00.MYD, "),
+            "{note}"
+        );
+        assert!(note.contains("db/t09.MYD … and 2 more"), "{note}");
+        assert!(!note.contains("db/t10.MYD"), "{note}");
     }
 }

@@ -186,3 +186,38 @@ impl Drop for SmallFs {
         let _ = Command::new("umount").arg(&self.0).status();
     }
 }
+
+/// `xb-cli backup` started in the background, its output captured; killed
+/// if the test gives up on it (drops it).
+pub fn spawn_xb_backup(server: &TestServer, extra: &[&str]) -> tokio::process::Child {
+    let mut cmd = tokio::process::Command::from(xb_backup_command(server, extra));
+    cmd.stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true);
+    cmd.spawn().expect("xb-cli starts")
+}
+
+/// Waits for a background backup, at most `limit` (then it is killed and
+/// the test fails).
+pub async fn finish_within(child: tokio::process::Child, limit: std::time::Duration) -> Output {
+    tokio::time::timeout(limit, child.wait_with_output())
+        .await
+        .unwrap_or_else(|_| panic!("xb-cli did not end within {limit:?}"))
+        .expect("xb-cli output")
+}
+
+/// Polls `cond` every 100 ms until it holds; fails the test after `limit`.
+pub async fn wait_until(what: &str, limit: std::time::Duration, mut cond: impl FnMut() -> bool) {
+    let start = std::time::Instant::now();
+    while !cond() {
+        assert!(start.elapsed() < limit, "{what}: not within {limit:?}");
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+}
+
+/// True once the data copy has begun writing tablespaces into `target`.
+pub fn data_copy_started(target: &Path) -> bool {
+    ["ibdata1", "mysql.ibd", "undo001", "undo_001"]
+        .iter()
+        .any(|f| target.join(f).exists())
+}

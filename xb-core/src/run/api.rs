@@ -107,6 +107,13 @@ pub struct BackupSummary {
     pub page_retries: u64,
     /// Seconds commits were blocked.
     pub lock_seconds: f64,
+    /// Files listed for the copy that were gone when their turn came (the
+    /// server dropped their tables meanwhile; their absence is replayed
+    /// from the redo log or, for non-InnoDB tables, is the tables' state
+    /// at the end), as paths in the backup, sorted. Reported so a DBA who
+    /// expected those tables in the backup learns it from the backup run,
+    /// not from the restore.
+    pub vanished: Vec<String>,
     /// Server version.
     pub server_version: String,
     /// The TokuDB files included (servers with the TokuDB plugin).

@@ -64,6 +64,7 @@ impl CopyStats {
         self.bytes += other.bytes;
         self.retries += other.retries;
         self.vanished.extend(other.vanished);
+        self.vanished.sort();
     }
 }
 

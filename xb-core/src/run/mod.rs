@@ -177,6 +177,7 @@ pub async fn backup(
         bytes: found.stats.bytes,
         page_retries: found.stats.retries,
         lock_seconds: found.lock_seconds(),
+        vanished: found.stats.vanished,
         server_version: ctx.facts.version,
         tokudb: found.tokudb,
     })
