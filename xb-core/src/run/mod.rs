@@ -226,7 +226,7 @@ async fn phases<F: Flavour>(
     let redo = flavour.redo(&ctx.facts)?;
     let out = ctx
         .target
-        .create(&redo.file, 0)
+        .create_log(&redo.file)
         .map_err(BackupError::Target)?;
     let start_lsn = redo.feed.start_lsn();
     let copier = RedoCopier::start(

@@ -94,6 +94,22 @@ pub trait Target: Send + Sync {
     /// # Errors
     /// As for [`OutFile::write`].
     fn create(&self, rel: &str, size_hint: u64) -> Result<Box<dyn OutFile>, SeamError>;
+    /// Creates the backup's redo file, which must never wait behind data.
+    ///
+    /// The redo copier has to keep up with the server, which overwrites its
+    /// log once a checkpoint passes it: every moment its writes spend
+    /// queued behind data-file work (a `--throttle` budget the data copy
+    /// uses up, compression workers busy with tablespaces) is lag that can
+    /// lose the backup. A target gives this file the same transformation
+    /// as data files (so it looks as before) without sharing their limits.
+    /// The default is [`Target::create`], for targets that have no such
+    /// limits.
+    ///
+    /// # Errors
+    /// As for `create`.
+    fn create_log(&self, rel: &str) -> Result<Box<dyn OutFile>, SeamError> {
+        self.create(rel, 0)
+    }
     /// Removes `rel` if the target can (a directory can; a stream cannot and
     /// returns `Ok(false)`).
     ///

@@ -1,0 +1,64 @@
+//! Runbook: `--throttle 1` (1 MiB/s for the data files) on a busy MariaDB
+//! 10.11. The throttle is for the data files only: the redo copy has to
+//! keep pace with the server the whole time, so it never waits for the
+//! data files' budget. The backup completes, its redo copy spans the
+//! whole copy, and the vendor's `mariadb-backup --prepare` accepts it
+//! (the other runbooks restore and compare).
+#![allow(clippy::unwrap_used)] // a test that cannot unwrap its fixtures has failed
+
+mod common;
+
+use common::*;
+use xb_testing::load::{LoadSpec, WriteLoad, prepare};
+use xb_testing::server::{Flavor, TestServer};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn throttled_backup_completes_with_a_valid_redo_copy() {
+    let src = TestServer::start_with_args(Flavor::MariaDb1011, BINLOG_ARGS).expect("source");
+    let spec = LoadSpec {
+        pad_len: 400,
+        ..LoadSpec::default()
+    };
+    prepare(src.opts(), &spec).await.expect("load data");
+    let load = WriteLoad::start(src.opts(), &spec);
+    load.wait_for_commits(200).await;
+
+    let target = src.scratch("backup");
+    let started = std::time::Instant::now();
+    let out = run_xb_backup(
+        &src,
+        &["--target-dir", &target.to_string_lossy(), "--throttle", "1"],
+    )
+    .await;
+    let took = started.elapsed();
+    load.wait_for_commits(100).await;
+    load.stop().await.expect("load ran without errors");
+    assert_success(&out);
+    assert!(
+        took > std::time::Duration::from_secs(10),
+        "the throttle must make the copy long enough to matter ({took:?})"
+    );
+
+    // the redo copy covers the copy: from the start checkpoint to a later LSN
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let span: Vec<u64> = stderr
+        .lines()
+        .find_map(|l| l.strip_prefix("xb: redo copied from LSN "))
+        .and_then(|rest| rest.split(';').next())
+        .map(|r| r.split(" to ").map(|n| n.trim().parse().unwrap()).collect())
+        .unwrap_or_else(|| panic!("no redo line:\n{stderr}"));
+    assert!(
+        span[1] > span[0],
+        "the load wrote redo during the copy: {span:?}"
+    );
+    let prep = src
+        .tool("mariadb-backup")
+        .args(["--prepare", &format!("--target-dir={}", target.display())])
+        .output()
+        .unwrap();
+    assert!(
+        prep.status.success(),
+        "mariadb-backup --prepare rejects the redo copy:\n{}",
+        String::from_utf8_lossy(&prep.stderr)
+    );
+}
