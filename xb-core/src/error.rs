@@ -65,6 +65,17 @@ pub enum BackupError {
         /// The OS error.
         message: String,
     },
+    /// MySQL runs with redo logging disabled (`ALTER INSTANCE DISABLE INNODB
+    /// REDO_LOG`): the copied log would not cover the changes made during
+    /// the copy, so no backup taken now could be restored. Found before
+    /// anything is copied.
+    #[error(
+        "redo logging is disabled on the server {version} (Innodb_redo_log_enabled = OFF): a backup taken now could not be restored"
+    )]
+    RedoLogDisabled {
+        /// `SELECT VERSION()`.
+        version: String,
+    },
     /// The plan cannot work (found before anything touches the server).
     #[error("{reason}")]
     Plan {
@@ -181,6 +192,9 @@ impl BackupError {
             BackupError::Datadir { .. } => {
                 "Run xb on the database host, as a user who can read the datadir.".into()
             }
+            BackupError::RedoLogDisabled { .. } => {
+                "Turn redo logging back on with ALTER INSTANCE ENABLE INNODB REDO_LOG (it is meant for bulk loads only), then take the backup again.".into()
+            }
             BackupError::Plan { .. } => "Correct the options and run the backup again.".into(),
             BackupError::Target(SeamError::NoSpace { .. }) => NO_SPACE_HINT.into(),
             BackupError::TargetNotEmpty { .. } => {
@@ -229,6 +243,7 @@ impl BackupError {
             BackupError::Sql { .. } => 13,
             BackupError::Unsupported { .. } => 14,
             BackupError::Datadir { .. } => 15,
+            BackupError::RedoLogDisabled { .. } => 14,
             BackupError::Plan { .. }
             | BackupError::Target(_)
             | BackupError::TargetNotEmpty { .. } => 20,
@@ -291,6 +306,20 @@ mod tests {
             encrypted.hint().contains("encrypted redo"),
             "{}",
             encrypted.hint()
+        );
+    }
+
+    #[test]
+    fn disabled_redo_logging_names_the_fix() {
+        let e = BackupError::RedoLogDisabled {
+            version: "9.7.0".into(),
+        };
+        assert_eq!(e.code(), 14);
+        assert!(e.to_string().contains("redo logging is disabled"), "{e}");
+        assert!(
+            e.hint().contains("ALTER INSTANCE ENABLE INNODB REDO_LOG"),
+            "{}",
+            e.hint()
         );
     }
 }

@@ -280,6 +280,7 @@ mod tests {
             log_bin: false,
             flush_method: "O_DIRECT".into(),
             tokudb: None,
+            redo_log_enabled: true,
         };
         let m = list(&facts, &Filter::default()).unwrap();
         let rels = |v: &[Job]| {

@@ -196,6 +196,11 @@ fn check_supported(facts: &server::ServerFacts) -> Result<(), BackupError> {
     {
         return unsupported("this version of xb backs up MariaDB 10.5+ and MySQL 8.0.30+");
     }
+    if !facts.redo_log_enabled {
+        return Err(BackupError::RedoLogDisabled {
+            version: facts.version.clone(),
+        });
+    }
     Ok(())
 }
 

@@ -102,6 +102,9 @@ pub struct ServerFacts {
     /// The TokuDB plugin is active: its directories. `None` on every other
     /// server, which then never receives a TokuDB statement.
     pub tokudb: Option<xb_tokudb::TokuDirs>,
+    /// InnoDB writes redo (MySQL's `Innodb_redo_log_enabled`; always true
+    /// on MariaDB, which cannot turn it off).
+    pub redo_log_enabled: bool,
 }
 
 fn classify(e: mysql_async::Error, c: &ConnectOptions) -> BackupError {
@@ -198,9 +201,9 @@ pub async fn discover(conn: &mut Conn, c: &ConnectOptions) -> Result<ServerFacts
         .trim_end_matches('/')
         .to_string();
     let log_dir = abs_dir(&datadir, &var(conn, "innodb_log_group_home_dir").await?);
+    let mariadb = version.contains("MariaDB");
     let facts = ServerFacts {
         version_num: parse_version(&version),
-        mariadb: version.contains("MariaDB"),
         page_size: var(conn, "innodb_page_size")
             .await?
             .parse()
@@ -221,6 +224,8 @@ pub async fn discover(conn: &mut Conn, c: &ConnectOptions) -> Result<ServerFacts
         log_bin: matches!(var(conn, "log_bin").await?.as_str(), "1" | "ON"),
         flush_method: var_opt(conn, "innodb_flush_method").await?,
         tokudb: None,
+        redo_log_enabled: mariadb || redo_log_enabled(conn).await?,
+        mariadb,
         version,
         datadir,
         log_dir,
@@ -230,6 +235,18 @@ pub async fn discover(conn: &mut Conn, c: &ConnectOptions) -> Result<ServerFacts
     // only when the plugin is active
     let tokudb = xb_tokudb::probe(conn).await.map_err(BackupError::TokuDb)?;
     Ok(ServerFacts { tokudb, ..facts })
+}
+
+/// MySQL 8.0.21+ can run with redo logging disabled (`ALTER INSTANCE
+/// DISABLE INNODB REDO_LOG`); the status variable says so. A server
+/// without it (older, or another fork) always logs.
+async fn redo_log_enabled(conn: &mut Conn) -> Result<bool, BackupError> {
+    let sql = "SHOW GLOBAL STATUS LIKE 'Innodb_redo_log_enabled'";
+    let row: Option<(String, String)> = conn
+        .query_first(sql)
+        .await
+        .map_err(|e| BackupError::sql(sql, &e))?;
+    Ok(row.is_none_or(|(_, v)| !v.eq_ignore_ascii_case("OFF")))
 }
 
 async fn check_privileges(

@@ -193,6 +193,7 @@ mod tests {
             log_bin: false,
             flush_method: "O_DIRECT".into(),
             tokudb: None,
+            redo_log_enabled: true,
         }
     }
 
