@@ -122,20 +122,44 @@ fn classify(e: mysql_async::Error, c: &ConnectOptions) -> BackupError {
     }
 }
 
-/// Opens a connection.
+/// Session timeouts set on every connection xb opens.
+///
+/// The main session sits idle for the whole data copy (hours on a large
+/// server) while it holds the backup lock, and the metadata-lock session
+/// of `--lock-ddl-per-table` idles in an open transaction just as long.
+/// Servers often run with a short `wait_timeout` (minutes, to reap idle
+/// application connections); it would end these sessions mid-copy, and
+/// their locks with them. A week outlasts any copy, and is still bounded:
+/// a session whose xb process died is closed by the kernel at once, and
+/// one whose host vanished is reaped by TCP keepalive (both servers turn
+/// it on for client sockets; about two hours with Linux defaults).
+/// `net_read_timeout`/`net_write_timeout` are how long the server waits
+/// for the client in the middle of a packet (30 s and 60 s by default);
+/// raised to a day so that no limit much shorter than the copy is left: a
+/// backup host that stalls under the copy while a result is half read
+/// must not cost the backup its locks. All three are far inside the range
+/// both servers accept (1..=31536000 on MariaDB 10.5+ and MySQL 8+).
+pub const SESSION_TIMEOUTS: &str =
+    "SET SESSION wait_timeout = 604800, net_read_timeout = 86400, net_write_timeout = 86400";
+
+/// Opens a connection and raises its timeouts ([`SESSION_TIMEOUTS`]).
 ///
 /// # Errors
 /// [`BackupError::Access`] (wrong user or password) or
 /// [`BackupError::Connect`] (server unreachable).
 pub async fn connect(c: &ConnectOptions) -> Result<Conn, BackupError> {
     let fut = Conn::new(c.opts());
-    match tokio::time::timeout(std::time::Duration::from_secs(30), fut).await {
-        Ok(r) => r.map_err(|e| classify(e, c)),
-        Err(_) => Err(BackupError::Connect {
-            endpoint: c.endpoint(),
-            message: "no answer within 30 s".into(),
-        }),
-    }
+    let mut conn = match tokio::time::timeout(std::time::Duration::from_secs(30), fut).await {
+        Ok(r) => r.map_err(|e| classify(e, c))?,
+        Err(_) => {
+            return Err(BackupError::Connect {
+                endpoint: c.endpoint(),
+                message: "no answer within 30 s".into(),
+            });
+        }
+    };
+    exec(&mut conn, SESSION_TIMEOUTS).await?;
+    Ok(conn)
 }
 
 /// Runs a statement, naming it in the error.
