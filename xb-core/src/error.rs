@@ -76,6 +76,19 @@ pub enum BackupError {
         /// `SELECT VERSION()`.
         version: String,
     },
+    /// A session xb holds on the server, or the server itself, went away
+    /// while the backup ran: what that session held (the backup lock, the
+    /// metadata locks) is gone with it, so the copy cannot be finished.
+    #[error("{session} was lost: {loss}: {detail}")]
+    SessionLost {
+        /// Which session (`xb's main session (connection 12)`), or the
+        /// statement's connection when only a statement saw it.
+        session: String,
+        /// What happened to it.
+        loss: SessionLoss,
+        /// What was observed (the driver's error, a process list without it).
+        detail: String,
+    },
     /// The plan cannot work (found before anything touches the server).
     #[error("{reason}")]
     Plan {
@@ -138,11 +151,66 @@ pub enum BackupError {
     TokuDb(xb_tokudb::TokuError),
 }
 
+/// How a session was lost; chooses the words and the hint.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SessionLoss {
+    /// The server ended the session while it kept running (`KILL`, a
+    /// watchdog such as pt-kill, an idle timeout).
+    Killed,
+    /// The server stopped answering or cannot be reached any more
+    /// (crashed, shut down, killed by the OOM killer, network gone).
+    ServerGone,
+    /// The connection broke and it is not known which of the two it was
+    /// (a statement saw the broken connection before the watcher could tell).
+    Broken,
+}
+
+impl std::fmt::Display for SessionLoss {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            SessionLoss::Killed => "connection killed",
+            SessionLoss::ServerGone => "server gone",
+            SessionLoss::Broken => "connection broken",
+        })
+    }
+}
+
+/// Did a statement fail because its connection is gone (rather than
+/// because the server refused it)? The driver's I/O errors and a closed
+/// connection say so, as do the server's own goodbyes: MariaDB's
+/// ER_CONNECTION_KILLED (1927), MySQL's ER_CLIENT_INTERACTION_TIMEOUT
+/// (4031), and ER_SERVER_SHUTDOWN (1053).
+fn loss_of(e: &mysql_async::Error) -> Option<SessionLoss> {
+    match e {
+        mysql_async::Error::Io(_)
+        | mysql_async::Error::Driver(mysql_async::DriverError::ConnectionClosed) => {
+            Some(SessionLoss::Broken)
+        }
+        mysql_async::Error::Server(se) => match se.code {
+            1927 | 4031 => Some(SessionLoss::Killed),
+            1053 => Some(SessionLoss::ServerGone),
+            _ => None,
+        },
+        _ => None,
+    }
+}
+
 const NO_SPACE_HINT: &str = "Free space on the target file system or choose another --target-dir, then take the backup again.";
 
 impl BackupError {
     /// A failed statement, with the server's error number when it sent one.
+    ///
+    /// A connection that broke under the statement is
+    /// [`BackupError::SessionLost`], not a refusal: its hint must not send
+    /// the user after privileges.
     pub(crate) fn sql(statement: &str, e: &mysql_async::Error) -> Self {
+        if let Some(loss) = loss_of(e) {
+            return BackupError::SessionLost {
+                session: "the connection".into(),
+                loss,
+                detail: format!("statement `{statement}` failed: {e}"),
+            };
+        }
         BackupError::Sql {
             statement: statement.into(),
             message: e.to_string(),
@@ -195,6 +263,15 @@ impl BackupError {
             BackupError::RedoLogDisabled { .. } => {
                 "Turn redo logging back on with ALTER INSTANCE ENABLE INNODB REDO_LOG (it is meant for bulk loads only), then take the backup again.".into()
             }
+            BackupError::SessionLost { loss: SessionLoss::Killed, .. } => {
+                "Something on the server ended xb's session (KILL, a watchdog such as pt-kill, an idle timeout): exempt the backup from it, then take the backup again.".into()
+            }
+            BackupError::SessionLost { loss: SessionLoss::ServerGone, .. } => {
+                "The server stopped or cannot be reached: check its error log (crash, OOM killer, restart) and the network, and take the backup again once it is up.".into()
+            }
+            BackupError::SessionLost { loss: SessionLoss::Broken, .. } => {
+                "Check the network between xb and the server and the server's error log, then take the backup again.".into()
+            }
             BackupError::Plan { .. } => "Correct the options and run the backup again.".into(),
             BackupError::Target(SeamError::NoSpace { .. }) => NO_SPACE_HINT.into(),
             BackupError::TargetNotEmpty { .. } => {
@@ -244,6 +321,7 @@ impl BackupError {
             BackupError::Unsupported { .. } => 14,
             BackupError::Datadir { .. } => 15,
             BackupError::RedoLogDisabled { .. } => 14,
+            BackupError::SessionLost { .. } => 16,
             BackupError::Plan { .. }
             | BackupError::Target(_)
             | BackupError::TargetNotEmpty { .. } => 20,
@@ -307,6 +385,48 @@ mod tests {
             "{}",
             encrypted.hint()
         );
+    }
+
+    #[test]
+    fn a_broken_connection_is_a_lost_session_not_a_refused_statement() {
+        let io =
+            mysql_async::Error::from(std::io::Error::from(std::io::ErrorKind::ConnectionReset));
+        let closed = mysql_async::Error::from(mysql_async::DriverError::ConnectionClosed);
+        for e in [io, closed] {
+            let b = BackupError::sql("BACKUP STAGE BLOCK_COMMIT", &e);
+            assert!(
+                matches!(
+                    b,
+                    BackupError::SessionLost {
+                        loss: SessionLoss::Broken,
+                        ..
+                    }
+                ),
+                "{b:?}"
+            );
+            assert_eq!(b.code(), 16);
+            assert!(b.to_string().contains("BACKUP STAGE BLOCK_COMMIT"), "{b}");
+            assert!(!b.hint().contains("privilege"), "{}", b.hint());
+        }
+        let server = |code: u16| {
+            mysql_async::Error::Server(mysql_async::ServerError {
+                code,
+                message: "m".into(),
+                state: "HY000".into(),
+            })
+        };
+        let killed = BackupError::sql("SELECT 1", &server(1927));
+        assert!(killed.to_string().contains("connection killed"), "{killed}");
+        let gone = BackupError::sql("SELECT 1", &server(1053));
+        assert!(gone.to_string().contains("server gone"), "{gone}");
+        for b in [killed, gone] {
+            assert_eq!(b.code(), 16);
+            assert!(!b.hint().contains("privilege"), "{}", b.hint());
+        }
+        // a refusal stays a refusal, with the server's number
+        let refused = BackupError::sql("LOCK INSTANCE FOR BACKUP", &server(1227));
+        assert_eq!(refused.server_code(), Some(1227));
+        assert_eq!(refused.code(), 13);
     }
 
     #[test]

@@ -334,6 +334,62 @@ impl TestServer {
         Ok(())
     }
 
+    /// The server's process id, from its pid file.
+    ///
+    /// # Errors
+    /// [`ServerError::Io`] when the pid file is missing or not a number.
+    pub fn pid(&self) -> Result<u32, ServerError> {
+        let f = self.run_dir().join("mysqld.pid");
+        std::fs::read_to_string(&f)?
+            .trim()
+            .parse()
+            .map_err(|e| ServerError::Io(std::io::Error::other(format!("{}: {e}", f.display()))))
+    }
+
+    /// Kills the server with SIGKILL, as a crash or the OOM killer would,
+    /// and waits until the process is gone. [`Self::restart`] starts it
+    /// again (with crash recovery).
+    ///
+    /// # Errors
+    /// When the pid cannot be read or `kill` fails.
+    pub fn kill_hard(&mut self) -> Result<(), ServerError> {
+        let pid = self.pid()?.to_string();
+        let out = Command::new("kill")
+            .args(["-KILL", &pid])
+            .output()
+            .map_err(|source| ServerError::Spawn {
+                what: "kill".into(),
+                source,
+            })?;
+        if !out.status.success() {
+            return Err(ServerError::Failed {
+                what: format!("kill -KILL {pid}"),
+                status: out.status,
+                stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+            });
+        }
+        // gone, or a zombie nobody has reaped yet (its sockets are closed)
+        let stat = Path::new("/proc").join(&pid).join("stat");
+        let alive = || {
+            std::fs::read_to_string(&stat).is_ok_and(|s| {
+                s.rsplit(')')
+                    .next()
+                    .is_some_and(|r| !r.trim_start().starts_with('Z'))
+            })
+        };
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        while alive() {
+            if std::time::Instant::now() > deadline {
+                return Err(ServerError::Io(std::io::Error::other(format!(
+                    "pid {pid} still alive 30 s after SIGKILL"
+                ))));
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        self.running = false;
+        Ok(())
+    }
+
     /// Starts the stopped server again on the same datadir and port.
     ///
     /// # Errors

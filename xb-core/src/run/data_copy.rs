@@ -202,14 +202,16 @@ fn copy_one(
 }
 
 /// Copies `jobs` from the server's live files with the configured workers.
-/// While `copier` is given, the copy stops as soon as the redo copier dies:
-/// the backup is lost anyway, and the copier's error says why
-/// ([`BackupError::RedoStopped`], which the phase that owns the copier
-/// replaces with that error).
+/// The copy stops as soon as the backup is lost anyway: while `copier` is
+/// given, when the redo copier dies (its error says why:
+/// [`BackupError::RedoStopped`], which the phase that owns the copier
+/// replaces with that error); and always when the watcher found a session
+/// killed or the server gone ([`super::watch`]), instead of copying on
+/// for hours after the locks were lost.
 ///
 /// # Errors
-/// [`BackupError::Read`], [`BackupError::Target`] or
-/// [`BackupError::RedoStopped`].
+/// [`BackupError::Read`], [`BackupError::Target`],
+/// [`BackupError::SessionLost`] or [`BackupError::RedoStopped`].
 pub(super) fn copy_jobs(
     ctx: &Ctx,
     progress: &dyn Progress,
@@ -222,18 +224,18 @@ pub(super) fn copy_jobs(
     let watch_stop = AtomicBool::new(false);
     tokio::task::block_in_place(|| {
         std::thread::scope(|s| {
-            if let Some(copier) = copier {
-                s.spawn(|| {
-                    while !watch_stop.load(Ordering::Acquire) {
-                        if !copier.is_running() {
-                            cancel.store(true, Ordering::Release);
-                            return;
-                        }
-                        progress.redo(copier.copied_lsn());
-                        std::thread::sleep(Duration::from_millis(50));
+            s.spawn(|| {
+                while !watch_stop.load(Ordering::Acquire) {
+                    if ctx.watch.lost().is_some() || copier.is_some_and(|c| !c.is_running()) {
+                        cancel.store(true, Ordering::Release);
+                        return;
                     }
-                });
-            }
+                    if let Some(c) = copier {
+                        progress.redo(c.copied_lsn());
+                    }
+                    std::thread::sleep(Duration::from_millis(50));
+                }
+            });
             let r = copy_all(
                 jobs,
                 ctx.parallel,
@@ -249,6 +251,9 @@ pub(super) fn copy_jobs(
     .map_err(|e| match e {
         CopyError::Read(e) => BackupError::Read(e),
         CopyError::Write(e) => BackupError::Target(e),
-        CopyError::Cancelled => BackupError::RedoStopped,
+        CopyError::Cancelled => match ctx.watch.lost() {
+            Some(lost) => lost.error(),
+            None => BackupError::RedoStopped,
+        },
     })
 }

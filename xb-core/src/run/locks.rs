@@ -11,10 +11,18 @@
 //! session-scoped lock on the server; only a RocksDB checkpoint directory
 //! outlives that, and the next backup removes it before making its own.
 
+use std::sync::Arc;
+use std::time::Duration;
+
 use mysql_async::Conn;
 
 use super::server::{self, ConnectOptions};
+use super::watch::{self, Watched};
 use crate::error::BackupError;
+
+/// How long a release on the error path may take: the failure may be a
+/// server that stopped answering, and the user must still get the error.
+const RELEASE_PATIENCE: Duration = Duration::from_secs(30);
 
 /// Something the server holds for the backup until it is released.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -50,20 +58,35 @@ impl Held {
 pub struct Session {
     conn: Conn,
     held: Vec<Held>,
-    table_locks: Option<Conn>,
+    table_locks: Option<(Conn, u64)>,
+    /// The connections the watcher looks for ([`super::watch`]).
+    watched: Arc<Watched>,
 }
 
 impl Session {
-    /// Connects.
+    /// Connects, and records the session's `CONNECTION_ID()` for the
+    /// watcher.
     ///
     /// # Errors
-    /// As [`server::connect`].
+    /// As [`server::connect`], or the id cannot be read.
     pub async fn connect(c: &ConnectOptions) -> Result<Self, BackupError> {
+        let mut conn = server::connect(c).await?;
+        let id = watch::connection_id(&mut conn).await?;
+        let watched = Arc::new(Watched::default());
+        watched.add(id, format!("xb's main session (connection {id})"));
         Ok(Session {
-            conn: server::connect(c).await?,
+            conn,
             held: Vec::new(),
             table_locks: None,
+            watched,
         })
+    }
+
+    /// The sessions to watch while the backup runs (the main one, and the
+    /// metadata-lock session while it is held).
+    #[must_use]
+    pub fn watched(&self) -> Arc<Watched> {
+        Arc::clone(&self.watched)
     }
 
     /// The main connection, for statements that take nothing.
@@ -109,9 +132,17 @@ impl Session {
         self.held.retain(|h| *h != what);
     }
 
-    /// Keeps the session that holds per-table metadata locks until release.
-    pub fn hold_table_locks(&mut self, conn: Conn) {
-        self.table_locks = Some(conn);
+    /// Keeps the session that holds per-table metadata locks until release,
+    /// watched like the main one.
+    ///
+    /// # Errors
+    /// Reading its `CONNECTION_ID()` failed.
+    pub async fn hold_table_locks(&mut self, mut conn: Conn) -> Result<(), BackupError> {
+        let id = watch::connection_id(&mut conn).await?;
+        self.watched
+            .add(id, format!("the metadata-lock session (connection {id})"));
+        self.table_locks = Some((conn, id));
+        Ok(())
     }
 
     /// Releases `what` and forgets it.
@@ -136,7 +167,9 @@ impl Session {
     /// [`BackupError::Sql`] from the commit.
     pub async fn release_table_locks(&mut self) -> Result<(), BackupError> {
         match self.table_locks.take() {
-            Some(mut m) => {
+            Some((mut m, id)) => {
+                // not watched from here on: it ends on purpose
+                self.watched.remove(id);
                 let r = server::exec(&mut m, "COMMIT").await;
                 let _ = m.disconnect().await;
                 r
@@ -149,18 +182,29 @@ impl Session {
     /// where the first error is what counts, so failures here are logged.
     pub async fn release_all(&mut self) {
         while let Some(what) = self.held.last().copied() {
-            if let Err(e) = self.release(what).await {
-                tracing::warn!(lock = what.name(), error = %e, "release after a failure did not succeed");
+            match tokio::time::timeout(RELEASE_PATIENCE, self.release(what)).await {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => {
+                    tracing::warn!(lock = what.name(), error = %e, "release after a failure did not succeed");
+                }
+                Err(_) => {
+                    tracing::warn!(
+                        lock = what.name(),
+                        "release after a failure got no answer; the server ends it with the session"
+                    );
+                }
             }
         }
-        if let Err(e) = self.release_table_locks().await {
-            tracing::warn!(error = %e, "ending the metadata-lock session failed");
+        match tokio::time::timeout(RELEASE_PATIENCE, self.release_table_locks()).await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => tracing::warn!(error = %e, "ending the metadata-lock session failed"),
+            Err(_) => tracing::warn!("ending the metadata-lock session got no answer"),
         }
     }
 
     /// Closes the connections, releasing anything still held first.
     pub async fn close(mut self) {
         self.release_all().await;
-        let _ = self.conn.disconnect().await;
+        let _ = tokio::time::timeout(RELEASE_PATIENCE, self.conn.disconnect()).await;
     }
 }

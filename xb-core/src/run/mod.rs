@@ -50,6 +50,7 @@ pub mod server;
 pub mod spaces;
 pub mod targets;
 mod tokudb;
+pub mod watch;
 
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -75,6 +76,8 @@ struct Ctx {
     filter: files::Filter,
     lock_ddl_per_table: bool,
     connect: ConnectOptions,
+    /// A lost session or server, once the watcher saw one.
+    watch: Arc<watch::Verdict>,
 }
 
 /// What the flavour's phases hand to the finish.
@@ -109,6 +112,8 @@ pub async fn backup(
     let encrypted = opts.sink.encrypt_key.is_some();
     let output = targets::Output::open(opts.destination, &opts.sink)?;
     check_engines(&facts)?;
+    // from here a killed session or a dead server ends the backup in seconds
+    let watcher = watch::Watch::start(&opts.connect, session.watched());
     let ctx = Ctx {
         facts,
         target: Arc::clone(&output.target),
@@ -118,6 +123,7 @@ pub async fn backup(
         filter: opts.filter.clone(),
         lock_ddl_per_table: opts.lock_ddl_per_table,
         connect: opts.connect.clone(),
+        watch: watcher.verdict(),
     };
     // 2.–8., by the server's flavour
     let phases = if ctx.facts.mariadb {
@@ -128,11 +134,14 @@ pub async fn backup(
     let done = match phases {
         Ok(d) => d,
         Err(e) => {
-            // the first error is what counts; the guard releases the rest
+            // the first error is what counts (told apart by the watcher when
+            // a session was lost); the guard releases the rest
+            let e = watcher.explain(e).await;
             session.close().await;
             return Err(e);
         }
     };
+    watcher.stop().await;
     session.close().await;
     // 9. metadata
     let target = ctx.target.as_ref();

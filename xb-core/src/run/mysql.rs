@@ -93,7 +93,7 @@ impl Flavour for MySql {
         if step.ctx.lock_ddl_per_table {
             step.progress.phase("metadata locks on every table");
             let m = lock_every_table(step.ctx).await?;
-            step.session.hold_table_locks(m);
+            step.session.hold_table_locks(m).await?;
         } else {
             step.progress.phase("LOCK INSTANCE FOR BACKUP");
             step.session
