@@ -125,11 +125,7 @@ impl Step<'_> {
     /// # Errors
     /// [`BackupError::Sql`].
     pub async fn set_lock_wait_timeout(&mut self) -> Result<(), BackupError> {
-        let sql = format!(
-            "SET SESSION lock_wait_timeout = {}",
-            self.ctx.lock_wait_timeout
-        );
-        self.session.exec(&sql).await
+        super::server::set_lock_wait_timeout(self.session.conn(), self.ctx.lock_wait_timeout).await
     }
 }
 

@@ -196,11 +196,7 @@ impl Flavour for MySql {
 /// table until it commits: DDL on those tables waits, DML goes on.
 async fn lock_every_table(ctx: &Ctx) -> Result<Conn, BackupError> {
     let mut m = server::connect(&ctx.connect).await?;
-    server::exec(
-        &mut m,
-        &format!("SET SESSION lock_wait_timeout = {}", ctx.lock_wait_timeout),
-    )
-    .await?;
+    server::set_lock_wait_timeout(&mut m, ctx.lock_wait_timeout).await?;
     server::exec(&mut m, "START TRANSACTION").await?;
     let sql = "SELECT table_schema, table_name FROM information_schema.tables WHERE engine = 'InnoDB' \
                AND table_type = 'BASE TABLE' AND table_schema NOT IN ('mysql','sys','performance_schema','information_schema')";

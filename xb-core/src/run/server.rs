@@ -162,6 +162,15 @@ pub async fn connect(c: &ConnectOptions) -> Result<Conn, BackupError> {
     Ok(conn)
 }
 
+/// How long this session waits for a lock (the backup lock, a metadata
+/// lock) before the statement fails.
+///
+/// # Errors
+/// [`BackupError::Sql`].
+pub async fn set_lock_wait_timeout(conn: &mut Conn, secs: u64) -> Result<(), BackupError> {
+    exec(conn, &format!("SET SESSION lock_wait_timeout = {secs}")).await
+}
+
 /// Runs a statement, naming it in the error.
 ///
 /// # Errors
