@@ -72,8 +72,7 @@ pub async fn list(conn: &mut Conn, facts: &ServerFacts) -> Result<Vec<ServerSpac
             } else {
                 datadir.join(file.trim_start_matches("./"))
             };
-            // session temporary tablespaces (MySQL `#innodb_temp/*.ibt`)
-            if path.extension().is_some_and(|e| e == "ibt") {
+            if transient(&path) {
                 return None;
             }
             Some(ServerSpace {
@@ -82,6 +81,22 @@ pub async fn list(conn: &mut Conn, facts: &ServerFacts) -> Result<Vec<ServerSpac
             })
         })
         .collect())
+}
+
+/// Files the server keeps only for the life of a statement or a session,
+/// which a restore never needs:
+/// - session temporary tablespaces (MySQL `#innodb_temp/*.ibt`);
+/// - `#sql…` tablespaces: the intermediate copy of an `ALTER TABLE` still
+///   running (MariaDB lets an online ALTER's copy phase run under
+///   `BLOCK_DDL`; its rename waits for the backup's release, so the backup
+///   holds the table as it was) and tables renamed for a pending drop. A
+///   starting server deletes them. A user table's file name never starts
+///   with `#`: the server writes `#` in table names as `@0023`.
+fn transient(path: &Path) -> bool {
+    path.extension().is_some_and(|e| e == "ibt")
+        || path
+            .file_name()
+            .is_some_and(|f| f.to_string_lossy().starts_with("#sql"))
 }
 
 /// The path the comparison uses: canonical where the file exists (links and
@@ -194,6 +209,20 @@ mod tests {
             flush_method: "O_DIRECT".into(),
             tokudb: None,
             redo_log_enabled: true,
+        }
+    }
+
+    #[test]
+    fn in_flight_alter_copies_and_session_temp_files_are_not_tablespaces_to_back_up() {
+        for p in [
+            "/d/xbload/#sql-alter-1dc9-9.ibd",
+            "/d/db/#sql-ib1234-5678.ibd",
+            "/d/#innodb_temp/temp_1.ibt",
+        ] {
+            assert!(transient(Path::new(p)), "{p}");
+        }
+        for p in ["/d/db/@0023sql.ibd", "/d/db/t.ibd", "/d/undo_001.ibu"] {
+            assert!(!transient(Path::new(p)), "{p}");
         }
     }
 
