@@ -298,6 +298,48 @@ impl RedoScanner {
         })
     }
 
+    /// The server has written and flushed its log up to `lsn`: a format
+    /// that holds back the end of the log while the server may still
+    /// rewrite it (MariaDB 10.8+) may hand out everything up to there.
+    pub fn trust_up_to(&mut self, lsn: u64) {
+        if let RedoScanner::MariaDb108(s) = self {
+            s.trust_up_to(lsn);
+        }
+    }
+
+    /// Why the last poll ended where it did, in words for an error message
+    /// about a copy that stopped advancing.
+    #[must_use]
+    pub fn stopped_because(&self) -> &'static str {
+        use crate::be::BlockStop;
+        use crate::redo_classic::StopClassic;
+        use crate::redo108::Stop108;
+        let block = |b: &BlockStop| match b {
+            BlockStop::End => "the next block holds no newer log",
+            BlockStop::Partial => "the last block is only partly written",
+            BlockStop::BadChecksum { .. } => "the next block fails its checksum (torn or corrupt)",
+        };
+        match self {
+            RedoScanner::Classic(s) => match s.stop {
+                StopClassic::End => "the next block holds no newer log",
+                StopClassic::BadChecksum(_) => {
+                    "the next block fails its checksum (torn or corrupt)"
+                }
+            },
+            RedoScanner::MariaDb105(s) => block(&s.stop),
+            RedoScanner::MySql8030(s) => block(&s.stop),
+            RedoScanner::MariaDb108(s) => match s.stop {
+                Stop108::End => "the log ends there (nothing newer written)",
+                Stop108::Incomplete => "the mini-transaction there is not completely written",
+                Stop108::StaleLap => "the bytes there belong to the previous lap over the log",
+                Stop108::BadChecksum => {
+                    "the mini-transaction there fails its CRC-32C (torn or corrupt)"
+                }
+                Stop108::Corrupt => "a malformed record or an oversized mini-transaction",
+            },
+        }
+    }
+
     /// At the end of a copy: the partly written last block (block formats).
     ///
     /// # Errors

@@ -25,8 +25,7 @@
 //! length follows); a byte ≤ 1 where a record would start ends the records.
 
 use crate::be::{be32, be64};
-use std::fs::File;
-use std::os::unix::fs::FileExt;
+use crate::direct::DirectFile;
 use std::path::{Path, PathBuf};
 
 /// Format id of MariaDB 10.8+ logs.
@@ -95,7 +94,10 @@ pub struct Checkpoint108 {
 /// A live `ib_logfile0` in the 10.8+ format.
 #[derive(Debug)]
 pub struct Log108 {
-    file: File,
+    /// Read with `O_DIRECT` where possible, as the server writes it: a
+    /// page-cache read can keep seeing a block the server has rewritten
+    /// (see [`crate::direct`]).
+    file: DirectFile,
     path: PathBuf,
     size: u64,
     first_lsn: u64,
@@ -108,12 +110,13 @@ impl Log108 {
     /// # Errors
     /// [`Redo108Error`] naming the file.
     pub fn open(path: &Path) -> Result<Self, Redo108Error> {
-        let file = File::open(path).map_err(|e| Redo108Error::Io {
+        let file = DirectFile::open(path).map_err(|e| Redo108Error::Io {
             file: path.to_path_buf(),
             offset: 0,
             reason: e.to_string(),
         })?;
         let size = file
+            .file()
             .metadata()
             .map_err(|e| Redo108Error::Io {
                 file: path.to_path_buf(),
@@ -343,9 +346,24 @@ fn parse_mtr(log: &Log108, lsn: u64, buf: &[u8]) -> Result<usize, Stop108> {
 pub struct Scanner108 {
     lsn: u64,
     window: Vec<u8>,
+    /// Ends of the mini-transactions parsed in the current window.
+    ends: Vec<usize>,
+    /// Log below this LSN is final: the server said it wrote it.
+    trusted: u64,
     /// Why the last poll stopped where it did.
     pub stop: Stop108,
 }
+
+/// The unit in which the server rewrites the end of its log. The server
+/// writes whole blocks of its write size (512 bytes up to 4 KiB); the block
+/// holding the end of the log is written again with every write after it,
+/// and until then holds, after the end, whatever was in the server's
+/// buffer. Left-over log from an earlier use of that buffer is valid
+/// mini-transactions of the same lap (the CRC-32C covers no LSN), so the
+/// last block can read as more log than the server has written, which it
+/// later replaces. Only the last block can hold such bytes: every write
+/// starts at the block the previous one ended in.
+const REWRITTEN: u64 = 4096;
 
 /// Bytes one read fills; a poll reads as many windows as the log holds.
 const WINDOW: usize = 4 << 20;
@@ -358,8 +376,31 @@ impl Scanner108 {
         Scanner108 {
             lsn,
             window: Vec::new(),
+            ends: Vec::new(),
+            trusted: 0,
             stop: Stop108::End,
         }
+    }
+
+    /// The server has written and flushed its log up to `lsn` (e.g. an LSN
+    /// it reported before `FLUSH ENGINE LOGS`): mini-transactions ending
+    /// there or before are final even in the last block.
+    pub fn trust_up_to(&mut self, lsn: u64) {
+        self.trusted = self.trusted.max(lsn);
+    }
+
+    /// How many bytes of the chain parsed from `start` (`ends`, ascending)
+    /// are final: those ending before the block the chain ends in, or at
+    /// an LSN the server vouched for (`trusted`, its checkpoint).
+    fn settled(&self, log: &Log108, start: u64, checkpoint: u64) -> usize {
+        let Some(&last) = self.ends.last() else {
+            return 0;
+        };
+        let end = start + last as u64;
+        let block_start = end - (log.offset_of(end) % REWRITTEN);
+        let safe = block_start.max(self.trusted).max(checkpoint);
+        let idx = self.ends.partition_point(|&e| start + e as u64 <= safe);
+        idx.checked_sub(1).map_or(0, |i| self.ends[i])
     }
 
     /// The LSN reached.
@@ -386,6 +427,11 @@ impl Scanner108 {
     ///
     /// A reader merely behind the checkpoint reads on.
     ///
+    /// Where the log ends, the mini-transactions in its last 4 KiB block are
+    /// held back (see [`REWRITTEN`]) unless the server's checkpoint or
+    /// [`Self::trust_up_to`] vouches for them; the next poll reads them
+    /// again, as the server has rewritten them by then.
+    ///
     /// # Errors
     /// I/O, [`Redo108Error::Overwritten`], or `out`'s error as
     /// [`Redo108Error::Out`].
@@ -402,6 +448,7 @@ impl Scanner108 {
             self.check_write_position(log, before, start)?;
             log.read_ring(start, &mut self.window)?;
             let mut p = 0usize;
+            self.ends.clear();
             loop {
                 let n = match parse_mtr(log, start + p as u64, &self.window[p..]) {
                     Ok(n) => n,
@@ -413,18 +460,25 @@ impl Scanner108 {
                 let seq_at = p + n - 5;
                 self.window[seq_at] = 1;
                 p += n;
+                self.ends.push(p);
             }
             // Where could the server have been writing while we read? At
             // most a capacity past this checkpoint, read after the data.
             let after = log.latest_checkpoint()?;
             self.check_write_position(log, after, start)?;
+            let cut =
+                matches!(self.stop, Stop108::Incomplete) && p > 0 && len - p <= MTR_SIZE_MAX + 5;
+            if !cut {
+                // the log ends in this window: its last block is not final
+                p = self.settled(log, start, after.lsn);
+            }
             if p > 0 {
                 out(&self.window[..p]).map_err(Redo108Error::Out)?;
                 self.lsn = start + p as u64;
             }
             match self.stop {
                 // the window cut a mini-transaction: read on from it
-                Stop108::Incomplete if p > 0 && len - p <= MTR_SIZE_MAX + 5 => {}
+                _ if cut => {}
                 Stop108::End | Stop108::StaleLap if self.lsn < before.lsn => {
                     return Err(Redo108Error::Overwritten {
                         file: log.path.clone(),
@@ -520,9 +574,11 @@ mod tests {
         v[start..start + rest.len()].copy_from_slice(rest);
     }
 
+    /// A scan of a file no server writes any more (every byte final).
     fn scan(p: &Path, from: u64) -> (u64, Stop108, Vec<u8>) {
         let log = Log108::open(p).unwrap();
         let mut s = Scanner108::new(from);
+        s.trust_up_to(u64::MAX);
         let mut out = Vec::new();
         let end = s
             .poll(&log, &mut |b| {
@@ -600,6 +656,69 @@ mod tests {
     }
 
     #[test]
+    fn the_last_block_is_held_back_until_the_server_has_written_past_it() {
+        // What a busy MariaDB 10.11 did (found by comparing a copy with the
+        // server's log afterwards): its last block held, after the end of
+        // the log, left-over valid mini-transactions from its buffer, which
+        // a later write of that block replaced with different ones.
+        let cap = 64 * 1024;
+        let (_d, p, mut v) = log_file(cap);
+        let real: Vec<Vec<u8>> = (0..16).map(|i| mtr(20, 1, i)).collect(); // 325 bytes each
+        let at = |i: usize| START_OFFSET + (325 * i) as u64;
+        for (i, m) in real[..8].iter().enumerate() {
+            put(&mut v, cap, at(i), m);
+        }
+        // the end of the log is at 2600, in the block at 0..4096 of the
+        // ring; left-over bytes follow it in that block
+        let leftover = mtr(30, 1, 99);
+        put(&mut v, cap, at(8), &leftover);
+        std::fs::write(&p, &v).unwrap();
+        let log = Log108::open(&p).unwrap();
+        let mut s = Scanner108::new(START_OFFSET);
+        let mut out = Vec::new();
+        let mut poll = |s: &mut Scanner108, out: &mut Vec<u8>| {
+            s.poll(&log, &mut |b| {
+                out.extend_from_slice(b);
+                Ok(())
+            })
+            .unwrap()
+        };
+        assert_eq!(
+            poll(&mut s, &mut out),
+            START_OFFSET,
+            "nothing below the last block"
+        );
+        assert!(out.is_empty());
+
+        // the server writes on: the block is rewritten with the real log,
+        // which goes on into the next block
+        for (i, m) in real.iter().enumerate() {
+            put(&mut v, cap, at(i), m);
+        }
+        std::fs::write(&p, &v).unwrap();
+        let end = at(16);
+        let reached = poll(&mut s, &mut out);
+        assert_eq!(reached, at(12), "up to the last block (at 4096..)");
+        assert_eq!(
+            out,
+            real[..12].concat(),
+            "the real log, none of the left-over"
+        );
+
+        // the server says it wrote and flushed up to the end: all of it
+        s.trust_up_to(end);
+        assert_eq!(poll(&mut s, &mut out), end);
+        assert_eq!(out, real.concat());
+
+        // a checkpoint vouches for the log below it as well
+        let mut s = Scanner108::new(START_OFFSET);
+        put_checkpoint(&mut v, end);
+        std::fs::write(&p, &v).unwrap();
+        let mut out = Vec::new();
+        assert_eq!(poll(&mut s, &mut out), end);
+    }
+
+    #[test]
     fn a_backups_linear_copy_of_any_length_reads_to_its_end() {
         // a copy starts at the source's checkpoint, far from 12288, and
         // its file is as long as the log copied (here far below 512 bytes)
@@ -619,7 +738,9 @@ mod tests {
         assert_eq!(log.format(), crate::redo::RedoFormat::MariaDb108);
         let from = log.latest_checkpoint().unwrap();
         assert_eq!(from, cp.lsn);
-        let end = log.scanner(from).poll(&mut log, &mut |_| Ok(())).unwrap();
+        let mut sc = log.scanner(from);
+        sc.trust_up_to(u64::MAX);
+        let end = sc.poll(&mut log, &mut |_| Ok(())).unwrap();
         assert_eq!(end, cp.lsn + a.len() as u64, "one mtr, the whole file");
 
         // more log: the scan reads all of it and stops at the wrap
@@ -696,6 +817,7 @@ mod tests {
         std::fs::write(&p, v).unwrap();
         let log = Log108::open(&p).unwrap();
         let mut s = Scanner108::new(from);
+        s.trust_up_to(u64::MAX);
         let mut out = Vec::new();
         let r = s.poll(&log, &mut |b| {
             out.extend_from_slice(b);

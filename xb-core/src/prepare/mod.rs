@@ -185,9 +185,11 @@ fn log_extent(dir: &Path) -> Result<(RedoFormat, u64, u64), PrepareError> {
     }
     let checkpoint = log.latest_checkpoint().map_err(unsupported)?;
     // One poll reads window after window to the end of what is on disk
-    // (a partly written last block included); the bytes are not kept.
-    let end = log
-        .scanner(checkpoint)
+    // (a partly written last block included: a backup's copy is final, no
+    // server writes it); the bytes are not kept.
+    let mut scanner = log.scanner(checkpoint);
+    scanner.trust_up_to(u64::MAX);
+    let end = scanner
         .poll(&mut log, &mut |_| Ok(()))
         .map_err(unsupported)?;
     Ok((log.format(), checkpoint, end))

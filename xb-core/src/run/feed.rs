@@ -67,6 +67,14 @@ impl RedoFeed for Feed {
         })
     }
 
+    fn trust_up_to(&mut self, lsn: u64) {
+        self.scanner.trust_up_to(lsn);
+    }
+
+    fn stopped_because(&self) -> &'static str {
+        self.scanner.stopped_because()
+    }
+
     fn trailer(&self) -> Vec<u8> {
         match self.pad {
             Pad::None => Vec::new(),

@@ -39,6 +39,15 @@ pub trait RedoFeed: Send {
     fn tail(&mut self, _out: &mut dyn FnMut(&[u8]) -> Result<(), String>) -> Result<(), RedoError> {
         Ok(())
     }
+    /// The server has written and flushed its log up to `lsn` (the
+    /// backup's end point, read before `FLUSH ENGINE LOGS` or the like):
+    /// log up to there is final wherever it lies.
+    fn trust_up_to(&mut self, _lsn: u64) {}
+    /// Why the last poll ended where it did (for a copy that stops
+    /// advancing: the error says what the log holds there).
+    fn stopped_because(&self) -> &'static str {
+        ""
+    }
     /// Bytes appended after the log so the copy ends cleanly (padding).
     fn trailer(&self) -> Vec<u8> {
         Vec::new()
@@ -88,12 +97,14 @@ pub enum RedoCopyError {
         source: SeamError,
     },
     /// The log did not reach the stop LSN in time.
-    #[error("redo copy reached only LSN {reached}, the backup needs LSN {target}")]
+    #[error("redo copy reached only LSN {reached}, the backup needs LSN {target}{}", because(*reached, why))]
     Short {
         /// Where copying ended.
         reached: u64,
         /// Where it had to reach.
         target: u64,
+        /// What the log held at `reached` on the last read.
+        why: &'static str,
     },
     /// The thread panicked (a bug; reported, never swallowed).
     #[error("the redo copy thread panicked")]
@@ -120,9 +131,19 @@ impl RedoCopyError {
     }
 }
 
+fn because(reached: u64, why: &str) -> String {
+    if why.is_empty() {
+        String::new()
+    } else {
+        format!(" (at LSN {reached} {why})")
+    }
+}
+
 #[derive(Debug, Default)]
 struct Shared {
     copied: AtomicU64,
+    /// The feed's last [`RedoFeed::stopped_because`].
+    stopped_because: Mutex<&'static str>,
     target: AtomicU64,
     cancel: AtomicBool,
     wake: (Mutex<bool>, Condvar),
@@ -166,6 +187,10 @@ impl RedoCopier {
                 out.write(&header)
                     .map_err(|source| RedoCopyError::Out { lsn: lsn0, source })?;
                 loop {
+                    let target = sh.target.load(Ordering::Acquire);
+                    if target != 0 {
+                        feed.trust_up_to(target);
+                    }
                     let mut out_err = None;
                     let reached = feed.poll(&mut |buf| keep_err(out.write(buf), &mut out_err));
                     let copied = sh.copied.load(Ordering::Acquire);
@@ -184,6 +209,10 @@ impl RedoCopier {
                         }
                         (Ok(r), None) => r,
                     };
+                    *sh.stopped_because
+                        .lock()
+                        .unwrap_or_else(std::sync::PoisonError::into_inner) =
+                        feed.stopped_because();
                     sh.copied.store(reached, Ordering::Release);
                     let target = sh.target.load(Ordering::Acquire);
                     if target != 0 && reached >= target {
@@ -269,9 +298,15 @@ impl RedoCopier {
                 self.shared.cancel.store(true, Ordering::Release);
                 self.kick();
                 let _ = thread.join();
+                let why = *self
+                    .shared
+                    .stopped_because
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner);
                 return Err(RedoCopyError::Short {
                     reached: now,
                     target,
+                    why,
                 });
             }
         }
@@ -352,6 +387,9 @@ mod tests {
             })?;
             self.lsn += step.len() as u64;
             Ok(self.lsn)
+        }
+        fn stopped_because(&self) -> &'static str {
+            "fails its checksum"
         }
     }
     #[derive(Clone, Default)]
@@ -441,10 +479,17 @@ mod tests {
                 err,
                 RedoCopyError::Short {
                     reached: 1010,
-                    target: 2000
+                    target: 2000,
+                    ..
                 }
             ),
             "{err:?}"
+        );
+        // the message says what the log holds where the copy stopped
+        assert!(
+            err.to_string()
+                .ends_with("(at LSN 1010 fails its checksum)"),
+            "{err}"
         );
         assert!(!err.is_overwritten());
     }
