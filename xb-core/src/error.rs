@@ -131,9 +131,12 @@ pub enum BackupError {
     /// copier replaces this with the copier's own error.
     #[error("the redo copier stopped")]
     RedoStopped,
-    /// The server keeps tablespaces outside its datadir, which this version
-    /// cannot restore; found before anything was copied.
-    #[error("the server has tablespaces outside its datadir, which xb cannot back up yet: {}", files.join(", "))]
+    /// The server keeps tablespaces outside its datadir that nothing in the
+    /// datadir links to (MySQL's `DATA DIRECTORY`, absolute `ADD DATAFILE`
+    /// and undo paths), which this version cannot restore; found before
+    /// anything was copied. MariaDB's `DATA DIRECTORY` tables, linked by
+    /// their `.isl`, are backed up.
+    #[error("the server has tablespaces outside its datadir, which xb cannot back up from this server yet: {}", files.join(", "))]
     TablespacesOutside {
         /// The files, as the server reports them.
         files: Vec<String>,
@@ -298,7 +301,7 @@ impl BackupError {
                 "Check the server's error log; then take the backup again.".into()
             }
             BackupError::TablespacesOutside { .. } => {
-                "Tables with DATA DIRECTORY, tablespaces added with an absolute ADD DATAFILE path and files under innodb_directories are not supported yet: move them into the datadir (ALTER TABLE ... ENGINE=InnoDB without DATA DIRECTORY), or back this server up with the vendor's tool.".into()
+                "On MySQL, tables with DATA DIRECTORY, tablespaces added with an absolute ADD DATAFILE path and undo tablespaces outside the datadir are not supported yet (MariaDB's DATA DIRECTORY tables are): move them into the datadir (ALTER TABLE ... ENGINE=InnoDB without DATA DIRECTORY), or back this server up with the vendor's tool.".into()
             }
             BackupError::TablespacesMissing { .. } => {
                 "Nothing was claimed complete. Take the backup again; if it recurs, report it with the file names above.".into()

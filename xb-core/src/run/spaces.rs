@@ -7,10 +7,12 @@
 //! `innodb_directories`), and a backup that silently leaves one out restores
 //! to a server missing a table. So the server's own list is read
 //! (`information_schema`) and reconciled with the walk before the copy:
-//! a tablespace inside the datadir the walk missed is added; one outside it
-//! stops the backup before anything is copied, naming the file, since this
-//! version cannot restore it. After the InnoDB copy, with DDL blocked, the
-//! list is read again and everything in it must have been copied.
+//! a tablespace inside the datadir the walk missed is added. One outside it
+//! is copied too when the server itself links it from the datadir (see
+//! [`linked_rel`]); any other stops the backup before anything is copied,
+//! naming the file, since this version cannot restore it. After the InnoDB
+//! copy, with DDL blocked, the list is read again and everything in it must
+//! have been copied.
 
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
@@ -127,10 +129,31 @@ fn kept(name: &str, path: &Path, datadir: &Path, filter: &Filter) -> bool {
 /// What the server reports and the walk did not list.
 #[derive(Debug, Default, PartialEq, Eq)]
 pub struct Reconciled {
-    /// Inside the datadir: copy them too, at their datadir-relative path.
+    /// Copy them too: inside the datadir at their datadir-relative path, a
+    /// MariaDB `DATA DIRECTORY` file at the path [`linked_rel`] gives.
     pub extra: Vec<Job>,
-    /// Outside the datadir: this version cannot restore them.
+    /// Outside the datadir and linked from nowhere in it: this version
+    /// cannot restore them.
     pub outside: Vec<PathBuf>,
+}
+
+/// Where the backup keeps a MariaDB table created with `DATA DIRECTORY`:
+/// at `<db>/<table>.ibd`, where a local table's file would be, as
+/// mariadb-backup keeps it. MariaDB puts such a file at
+/// `<dir>/<db>/<table>.ibd` and writes that path into
+/// `<datadir>/<db>/<table>.isl`, which the backup copies with the table's
+/// other metadata; a restore reads the `.isl` to learn where the file
+/// belongs. `None` unless the `.isl` is there and names `path` (canonical):
+/// a file outside the datadir nothing links to is not one a restore could
+/// place.
+#[must_use]
+pub fn linked_rel(path: &Path, datadir: &Path) -> Option<String> {
+    let file = path.file_name()?.to_str()?;
+    let db = path.parent()?.file_name()?.to_str()?;
+    let stem = file.strip_suffix(".ibd")?;
+    let isl = datadir.join(db).join(format!("{stem}.isl"));
+    let named = std::fs::read_to_string(isl).ok()?;
+    (canonical(Path::new(named.trim_end())) == path).then(|| format!("{db}/{file}"))
 }
 
 /// Holds the server's list against the walk's tablespace jobs.
@@ -151,15 +174,22 @@ pub fn reconcile(
         if known.contains(&path) || !path.is_file() || !kept(&s.name, &path, &datadir, filter) {
             continue;
         }
-        match path.strip_prefix(&datadir) {
-            Ok(rel) => r.extra.push(Job {
-                size: std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0),
-                rel: rel.to_string_lossy().into_owned(),
-                src: path.clone(),
-                kind: Kind::Tablespace,
-            }),
-            Err(_) => r.outside.push(path),
-        }
+        let rel = match path.strip_prefix(&datadir) {
+            Ok(rel) => rel.to_string_lossy().into_owned(),
+            Err(_) => match linked_rel(&path, &datadir).filter(|_| facts.mariadb) {
+                Some(rel) => rel,
+                None => {
+                    r.outside.push(path);
+                    continue;
+                }
+            },
+        };
+        r.extra.push(Job {
+            size: std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0),
+            rel,
+            src: path.clone(),
+            kind: Kind::Tablespace,
+        });
     }
     r
 }
@@ -287,5 +317,54 @@ mod tests {
                 canonical(&remote.join("db/r.ibd"))
             ]
         );
+    }
+
+    #[test]
+    fn a_mariadb_data_directory_table_linked_by_its_isl_is_copied_to_where_a_local_one_would_be() {
+        let d = tempfile::tempdir().unwrap();
+        let data = d.path().join("data");
+        let remote = d.path().join("remote");
+        for f in ["data/db/t.ibd", "remote/db/r.ibd", "remote/db/stray.ibd"] {
+            let p = d.path().join(f);
+            std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+            std::fs::write(p, b"x").unwrap();
+        }
+        let r_ibd = remote.join("db/r.ibd");
+        // MariaDB writes the path without a newline; a hand-edited one may have it
+        std::fs::write(data.join("db/r.isl"), format!("{}\n", r_ibd.display())).unwrap();
+        // an .isl naming another file links nothing here
+        std::fs::write(data.join("db/stray.isl"), "/elsewhere/db/stray.ibd").unwrap();
+        let mut facts = facts(&data);
+        let spaces = vec![
+            ServerSpace {
+                name: "db/r".into(),
+                path: r_ibd.clone(),
+            },
+            ServerSpace {
+                name: "db/stray".into(),
+                path: remote.join("db/stray.ibd"),
+            },
+        ];
+        let stray = canonical(&remote.join("db/stray.ibd"));
+        // MySQL keeps no .isl: both stay refused there
+        let r = reconcile(&spaces, &[], &facts, &Filter::default());
+        assert!(r.extra.is_empty());
+        assert_eq!(r.outside, [canonical(&r_ibd), stray.clone()]);
+        facts.mariadb = true;
+        let r = reconcile(&spaces, &[], &facts, &Filter::default());
+        let jobs: Vec<(&str, &Path, Kind)> = r
+            .extra
+            .iter()
+            .map(|j| (j.rel.as_str(), j.src.as_path(), j.kind))
+            .collect();
+        assert_eq!(jobs, [("db/r.ibd", canonical(&r_ibd).as_path(), Kind::Tablespace)]);
+        assert_eq!(r.outside, [stray]);
+        // copied from its remote place, it is not missing
+        let copied: HashSet<PathBuf> = [canonical(&r_ibd)].into_iter().collect();
+        let only_r = Filter {
+            databases: Some(vec!["db.r".into()]),
+            tables: None,
+        };
+        assert!(missing(&spaces, &copied, &facts, &only_r).is_empty());
     }
 }
