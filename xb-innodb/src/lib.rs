@@ -12,5 +12,6 @@ pub mod pagereader;
 pub mod redo;
 pub mod redo105;
 pub mod redo108;
+pub mod redo108_names;
 pub mod redo8030;
 pub mod redo_classic;

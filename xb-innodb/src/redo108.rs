@@ -277,7 +277,7 @@ pub enum Stop108 {
     Corrupt,
 }
 
-fn parse_mtr(log: &Log108, lsn: u64, buf: &[u8]) -> Result<usize, Stop108> {
+pub(crate) fn parse_mtr(log: &Log108, lsn: u64, buf: &[u8]) -> Result<usize, Stop108> {
     let mut p = 0usize;
     match buf.first() {
         None => return Err(Stop108::Incomplete),
