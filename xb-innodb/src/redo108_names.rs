@@ -122,6 +122,20 @@ pub fn rewrite_file_names(
     path: &Path,
     rename: &dyn Fn(&[u8]) -> Option<Vec<u8>>,
 ) -> Result<Vec<MtrPatch>, Redo108Error> {
+    let mut patches = Vec::new();
+    let done = rewrite_into(path, rename, &mut patches);
+    if done.is_err() {
+        // a failure half-way leaves the log as it was
+        let _ = revert(path, &patches);
+    }
+    done.map(|()| patches)
+}
+
+fn rewrite_into(
+    path: &Path,
+    rename: &dyn Fn(&[u8]) -> Option<Vec<u8>>,
+    patches: &mut Vec<MtrPatch>,
+) -> Result<(), Redo108Error> {
     let log = Log108::open(path)?;
     let start = log.latest_checkpoint()?.lsn;
     let io = |offset: u64, e: std::io::Error| Redo108Error::Io {
@@ -135,13 +149,12 @@ pub fn rewrite_file_names(
         .open(path)
         .map_err(|e| io(0, e))?;
     let size = log.size();
-    let mut patches = Vec::new();
     let mut lsn = start;
     let mut buf = Vec::new();
     loop {
         let off = START_OFFSET + (lsn - log.first_lsn());
         if off >= size {
-            return Ok(patches);
+            return Ok(());
         }
         let len = usize::try_from(size - off).map_or(4 << 20, |n| n.min(4 << 20));
         buf.resize(len, 0);
@@ -160,7 +173,7 @@ pub fn rewrite_file_names(
                 }
                 // the window cut a mini-transaction: read on from it
                 Err(Stop108::Incomplete) if p > 0 && len - p <= MTR_SIZE_MAX + 5 => break,
-                Err(_) => return Ok(patches),
+                Err(_) => return Ok(()),
             }
         }
         lsn += p as u64;

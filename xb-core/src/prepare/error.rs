@@ -116,6 +116,27 @@ pub enum PrepareError {
         /// What takes it outside.
         problem: UnsafeMarkerPath,
     },
+    /// The copied log's names of files outside the backup could not be
+    /// pointed at the backup's own files (see the `remote` module), so
+    /// recovery could reach the source's files; it was not started.
+    #[error("{file}: cannot point the log's file names at the backup: {reason}")]
+    RemoteLog {
+        /// The log file.
+        file: PathBuf,
+        /// What went wrong.
+        reason: String,
+    },
+    /// A MariaDB 10.5–10.7 backup with tables kept outside the source's
+    /// datadir: its log (which names their files by absolute path) is not
+    /// rewritten by this version, and recovery would reach the source's
+    /// files. Refused before anything changed.
+    #[error(
+        "{isl}: a table kept outside the source's datadir (DATA DIRECTORY) in a MariaDB 10.5-10.7 backup, which xb cannot prepare yet"
+    )]
+    RemoteTablesUnsupported {
+        /// The first `.isl` found.
+        isl: PathBuf,
+    },
     /// An I/O error on a named path.
     #[error("{path}: {source}")]
     Io {
@@ -185,6 +206,12 @@ impl PrepareError {
             }
             PrepareError::UnsafeMarker { .. } => {
                 "DDL marker files only ever name files inside the backup, so this backup was altered after it was taken; take a new backup, or remove the marker if you know why it is there."
+            }
+            PrepareError::RemoteLog { .. } => {
+                "The backup's .isl files are as they were; prepare this backup with the vendor's tool (mariadb-backup --prepare), or take a new backup."
+            }
+            PrepareError::RemoteTablesUnsupported { .. } => {
+                "Nothing was changed; prepare this backup with the vendor's tool (mariadb-backup --prepare)."
             }
             PrepareError::Io { .. } => "Check the path exists and is writable.",
         }

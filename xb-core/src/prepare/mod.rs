@@ -15,14 +15,18 @@
 //! 3. apply the DDL marker files a vendor backup may hold (`.del`, `.ren`,
 //!    `.new`, in that order, as mariadb-backup does), once every one has been
 //!    checked to act only inside the backup directory;
-//! 4. start the server binary on the backup with the backup's own InnoDB
+//! 4. point recovery at the backup's own copies of tables the source kept
+//!    outside its datadir (`remote`: the `.isl` files and the log's file
+//!    names), never at the source's files; put back after step 5, or on
+//!    failure;
+//! 5. start the server binary on the backup with the backup's own InnoDB
 //!    settings (`backup-my.cnf`) and nothing else that could change data (no
 //!    networking, binlog, init-file, events, replication, grant-table or
 //!    system-table upgrade), and wait until it is ready: by then redo
 //!    recovery has run to the end of the copied log;
-//! 5. shut it down cleanly (SIGTERM) so every page is flushed and the log
+//! 6. shut it down cleanly (SIGTERM) so every page is flushed and the log
 //!    holds a clean checkpoint;
-//! 6. record `backup_type = log-applied` (what mariadb-backup writes).
+//! 7. record `backup_type = log-applied` (what mariadb-backup writes).
 //!
 //! Supported today: MariaDB 10.5–10.7 backups (`ib_logfile0` in the 10.5
 //! block format), MariaDB 10.8+ backups (`ib_logfile0` in the server's own
@@ -35,6 +39,7 @@
 mod error;
 mod markers;
 mod recovery;
+mod remote;
 mod server;
 
 use std::fs;
@@ -231,9 +236,13 @@ pub fn prepare(opts: &PrepareOptions) -> Result<PrepareReport, PrepareError> {
     // wrong one refused) before the first change below.
     let source = server::source_version(&dir, redo_format)?;
     let (server, server_version) = server::find_server(opts, &source)?;
+    remote::check(&dir, redo_format)?;
     let ddl_markers_applied = markers::apply_ddl_markers(&dir)?;
-    tracing::info!(dir = %dir.display(), server = %server.display(), server_version = %server_version.text, source_version = %source.text, first_lsn, last_lsn = cps.last_lsn, "starting recovery");
+    let redirect = remote::Redirect::apply(&dir, redo_format)?;
+    tracing::info!(dir = %dir.display(), server = %server.display(), server_version = %server_version.text, source_version = %source.text, first_lsn, last_lsn = cps.last_lsn, remote_tables = redirect.isl_count(), "starting recovery");
+    // on an error the redirect is dropped, which puts everything back
     let server_time = recovery::recover_with_server(opts, &dir, &server)?;
+    redirect.restore(true)?;
     cps.backup_type = "log-applied".into();
     fs::write(&cp_file, cps.render()).map_err(io_err(&cp_file))?;
     Ok(PrepareReport {
