@@ -1,13 +1,16 @@
 //! Runbook: a backup holds every tablespace the server has, not only the
-//! ones a walk of the datadir finds by name, or it fails naming the ones it
-//! cannot hold. Never a "completed OK" that restores to a server missing a
+//! ones a walk of the datadir finds by name, wherever it lives, and
+//! restores with them. Never a "completed OK" that restores to a server missing a
 //! table or an undo tablespace.
 #![allow(clippy::unwrap_used)] // a test that cannot unwrap its fixtures has failed
 
 mod common;
 
+use std::path::{Path, PathBuf};
+
 use common::*;
 use mysql_async::prelude::Queryable;
+use xb_testing::load::LoadSpec;
 use xb_testing::server::{Flavor, TestServer};
 
 /// MySQL 9.7: an undo tablespace made with `CREATE UNDO TABLESPACE … '.ibu'`
@@ -44,48 +47,126 @@ async fn mysql_undo_and_general_tablespaces_are_in_the_backup_and_restore() {
     xb_prepare_and_compare(&src, &target, &["ts"]).await;
 }
 
-/// MariaDB 10.11: a table created with `DATA DIRECTORY` lives outside the
-/// datadir (the datadir holds only its `.isl`). This version cannot restore
-/// it, so the backup stops before copying, names the file, exits non-zero,
-/// leaves the target marked incomplete and no lock on the server.
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn mariadb_data_directory_table_fails_the_backup_naming_it() {
-    let src = TestServer::start(Flavor::MariaDb1011).expect("source");
+/// The files under `dir`, each with its bytes and modification time.
+fn snapshot(dir: &Path) -> Vec<(PathBuf, Vec<u8>, std::time::SystemTime)> {
+    let mut out = Vec::new();
+    for db in std::fs::read_dir(dir).unwrap() {
+        for f in std::fs::read_dir(db.unwrap().path()).unwrap() {
+            let p = f.unwrap().path();
+            let m = std::fs::metadata(&p).unwrap();
+            out.push((p.clone(), std::fs::read(&p).unwrap(), m.modified().unwrap()));
+        }
+    }
+    out.sort();
+    out
+}
+
+/// MariaDB 10.11 source whose load tables were created with `DATA
+/// DIRECTORY` (the datadir holds only their `.isl`), backed up while the
+/// load writes to them; returns the source, the remote directory and the
+/// backup, checked to hold each table's file where a local one would be
+/// and its `.isl` naming the source's file.
+async fn remote_tables_backup() -> (TestServer, PathBuf, PathBuf) {
+    let src = TestServer::start_with_args(Flavor::MariaDb1011, BINLOG_ARGS).expect("source");
     let remote = src.scratch("remote");
     std::fs::create_dir_all(&remote).unwrap();
-    let mut c = src.conn().await.unwrap();
-    c.query_drop("CREATE DATABASE ts").await.unwrap();
-    c.query_drop(format!(
-        "CREATE TABLE ts.far (id INT PRIMARY KEY) DATA DIRECTORY = '{}'",
-        remote.display()
-    ))
-    .await
-    .unwrap();
-    c.query_drop("INSERT INTO ts.far VALUES (1), (2), (3)")
-        .await
-        .unwrap();
-    let target = src.scratch("backup");
-    let out = run_xb_backup(&src, &["--target-dir", target.to_str().unwrap()]).await;
-    let far = remote.join("ts").join("far.ibd");
-    assert_failure_mentions(
-        &out,
-        &[&far.display().to_string(), "outside its datadir", "hint:"],
+    let spec = LoadSpec {
+        schema: "far".into(),
+        innodb_tables: 2,
+        rows_per_table: 1_000,
+        writers: 2,
+        data_directory: Some(remote.clone()),
+        ..LoadSpec::default()
+    };
+    let target = backup_under_load(&src, &spec, &[]).await;
+    for t in ["sbtest1", "sbtest2"] {
+        let source_file = remote.join("far").join(format!("{t}.ibd"));
+        assert!(
+            source_file.is_file(),
+            "the table's file is outside the datadir"
+        );
+        assert!(!src.datadir().join("far").join(format!("{t}.ibd")).exists());
+        assert!(target.join("far").join(format!("{t}.ibd")).is_file());
+        let isl = std::fs::read_to_string(target.join("far").join(format!("{t}.isl"))).unwrap();
+        assert_eq!(Path::new(isl.trim_end()), source_file);
+    }
+    (src, remote, target)
+}
+
+/// Row counts of the load's tables on `server`.
+async fn far_counts(server: &TestServer) -> Vec<u64> {
+    let mut c = server.conn().await.unwrap();
+    let mut out = Vec::new();
+    for t in ["sbtest1", "sbtest2"] {
+        let n: Option<u64> = c
+            .query_first(format!("SELECT COUNT(*) FROM far.{t}"))
+            .await
+            .unwrap();
+        out.push(n.unwrap());
+    }
+    out
+}
+
+/// MariaDB 10.11: tables created with `DATA DIRECTORY` are backed up under
+/// a write load; `xb-cli prepare` recovers the backup's own copies and
+/// never opens the source's files (proved with the source stopped: its
+/// remote files keep their bytes and times); the `.isl` files still name
+/// the source's files afterwards; a restore that places each file in a new
+/// directory named by its `.isl` has the source's rows in every table.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn mariadb_data_directory_tables_are_backed_up_and_restore_after_xb_prepare() {
+    let (mut src, remote, target) = remote_tables_backup().await;
+    let isl_before = snapshot_isl(&target);
+    src.stop().unwrap();
+    let before = snapshot(&remote);
+    xb_prepare(&src, &target);
+    assert!(
+        snapshot(&remote) == before,
+        "prepare touched the source's remote files"
     );
     assert_eq!(
-        out.status.code(),
-        Some(14),
-        "exit code of an unsupported set-up"
+        snapshot_isl(&target),
+        isl_before,
+        ".isl files as the backup had them"
     );
-    assert!(target.join(INCOMPLETE_MARKER).exists());
+    src.restart().unwrap();
+    let placed = place_remote_tables(&target, &src.scratch("restored-remote"));
+    assert_eq!(placed.len(), 2);
+    start_and_compare(&src, &target, &["far"], "").await;
+    let restored = TestServer::start_on(src.flavor(), &target).expect("restored again");
+    assert_eq!(far_counts(&restored).await, far_counts(&src).await);
+}
+
+/// The same backup prepared by `mariadb-backup --prepare` restores the
+/// same way: the vendor's tool needs nothing more from it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn mariadb_data_directory_tables_restore_after_mariadb_backup_prepare() {
+    let (mut src, remote, target) = remote_tables_backup().await;
+    src.stop().unwrap();
+    let before = snapshot(&remote);
+    vendor_prepare(&src, &target);
     assert!(
-        !target.join("ts").join("far.ibd").exists(),
-        "nothing of the table was copied"
+        snapshot(&remote) == before,
+        "prepare touched the source's remote files"
     );
-    // the backup stage is released: DDL goes through at once
-    c.query_drop("SET SESSION lock_wait_timeout = 5")
-        .await
-        .unwrap();
-    c.query_drop("CREATE TABLE ts.after (id INT)")
-        .await
-        .unwrap();
+    src.restart().unwrap();
+    let placed = place_remote_tables(&target, &src.scratch("restored-remote"));
+    assert_eq!(placed.len(), 2);
+    for (_, was) in &placed {
+        assert!(Path::new(was.trim_end()).starts_with(&remote), "{was}");
+    }
+    start_and_compare(&src, &target, &["far"], "").await;
+}
+
+/// Each `.isl` of a backup with its contents.
+fn snapshot_isl(target: &Path) -> Vec<(PathBuf, String)> {
+    let mut out = Vec::new();
+    for f in std::fs::read_dir(target.join("far")).unwrap() {
+        let p = f.unwrap().path();
+        if p.extension().is_some_and(|x| x == "isl") {
+            out.push((p.clone(), std::fs::read_to_string(&p).unwrap()));
+        }
+    }
+    out.sort();
+    out
 }

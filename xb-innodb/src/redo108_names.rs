@@ -88,7 +88,10 @@ pub fn file_names(recs: &[u8]) -> Result<Vec<Range<usize>>, String> {
         if !(b & 0x80 != 0 && got_page_op) {
             let mut p = i + head;
             for _ in 0..2 {
-                p += recs.get(p).map(|&v| varint_len(v)).ok_or("page id cut off")?;
+                p += recs
+                    .get(p)
+                    .map(|&v| varint_len(v))
+                    .ok_or("page id cut off")?;
             }
             if p > end {
                 return Err(format!("record at byte {i}: page id runs past the record"));
@@ -321,7 +324,11 @@ mod tests {
         assert_eq!(local.len(), REMOTE.len() + 1);
         let wrong = |n: &[u8]| (n == REMOTE).then(|| local.clone());
         assert!(rewrite_file_names(&path, &wrong).is_err());
-        assert_eq!(std::fs::read(&path).unwrap(), log, "refused: nothing written");
+        assert_eq!(
+            std::fs::read(&path).unwrap(),
+            log,
+            "refused: nothing written"
+        );
         let local = format!("{}ts/far.ibd", "./".repeat(6)).into_bytes();
         assert_eq!(local.len(), REMOTE.len());
         let rename = |n: &[u8]| (n == REMOTE).then(|| local.clone());

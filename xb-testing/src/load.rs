@@ -31,6 +31,9 @@ pub struct LoadSpec {
     pub writers: usize,
     /// Length of the `pad` column: larger rows make the data set grow faster.
     pub pad_len: usize,
+    /// Create the InnoDB tables with `DATA DIRECTORY` = this absolute
+    /// directory, so their files live outside the datadir.
+    pub data_directory: Option<std::path::PathBuf>,
 }
 
 impl Default for LoadSpec {
@@ -44,6 +47,7 @@ impl Default for LoadSpec {
             rocksdb: false,
             writers: 4,
             pad_len: 60,
+            data_directory: None,
         }
     }
 }
@@ -82,10 +86,14 @@ pub async fn prepare(opts: Opts, spec: &LoadSpec) -> Result<(), mysql_async::Err
         .await?;
     conn.query_drop(format!("CREATE DATABASE `{s}`")).await?;
     for (t, engine) in table_names(spec) {
+        let place = match &spec.data_directory {
+            Some(d) if engine == "InnoDB" => format!(" DATA DIRECTORY = '{}'", d.display()),
+            _ => String::new(),
+        };
         conn.query_drop(format!(
             "CREATE TABLE `{s}`.`{t}` (id INT NOT NULL AUTO_INCREMENT PRIMARY KEY, \
              k INT NOT NULL DEFAULT 0, c CHAR(120) NOT NULL DEFAULT '', \
-             pad VARCHAR(2000) NOT NULL DEFAULT '', KEY k_1 (k)) ENGINE={engine}"
+             pad VARCHAR(2000) NOT NULL DEFAULT '', KEY k_1 (k)) ENGINE={engine}{place}"
         ))
         .await?;
         let mut done = 0;

@@ -91,6 +91,12 @@ pub async fn restore_and_compare_with(
     schemas: &[&str],
     mysqld_args: &str,
 ) {
+    vendor_prepare(src, target);
+    start_and_compare(src, target, schemas, mysqld_args).await;
+}
+
+/// `mariadb-backup --prepare` of `target`, with the source flavour's tool.
+pub fn vendor_prepare(src: &TestServer, target: &Path) {
     let prep = src
         .tool("mariadb-backup")
         .args(["--prepare", &format!("--target-dir={}", target.display())])
@@ -101,12 +107,17 @@ pub async fn restore_and_compare_with(
         "mariadb-backup --prepare failed:\n{}",
         String::from_utf8_lossy(&prep.stderr)
     );
-    start_and_compare(src, target, schemas, mysqld_args).await;
 }
 
 /// Prepares `target` with `xb-cli prepare` (the flavour's own server binary
 /// runs the recovery), then the same checks as [`restore_and_compare`].
 pub async fn xb_prepare_and_compare(src: &TestServer, target: &Path, schemas: &[&str]) {
+    xb_prepare(src, target);
+    start_and_compare(src, target, schemas, "").await;
+}
+
+/// `xb-cli prepare` of `target` with the source flavour's server binary.
+pub fn xb_prepare(src: &TestServer, target: &Path) {
     let out = Command::new(env!("CARGO_BIN_EXE_xb-cli"))
         .args(["prepare", "--target-dir"])
         .arg(target)
@@ -121,13 +132,50 @@ pub async fn xb_prepare_and_compare(src: &TestServer, target: &Path, schemas: &[
         "xb-cli prepare failed:\n{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    start_and_compare(src, target, schemas, "").await;
+}
+
+/// Restores, as a DBA would by hand, the tables a MariaDB backup keeps for
+/// a source that had them outside its datadir (`DATA DIRECTORY`): for each
+/// `<db>/<table>.isl` in the prepared `target`, moves `<db>/<table>.ibd`
+/// to `<new_dir>/<db>/<table>.ibd` and writes that path into the `.isl`
+/// (MariaDB's way of moving such a table offline). Returns the `.isl`
+/// files as they were (path, contents).
+pub fn place_remote_tables(target: &Path, new_dir: &Path) -> Vec<(PathBuf, String)> {
+    let mut found = Vec::new();
+    for db in std::fs::read_dir(target).unwrap() {
+        let db = db.unwrap().path();
+        if !db.is_dir() {
+            continue;
+        }
+        for f in std::fs::read_dir(&db).unwrap() {
+            let isl = f.unwrap().path();
+            if isl.extension().is_none_or(|x| x != "isl") {
+                continue;
+            }
+            let ibd = isl.with_extension("ibd");
+            let dest = new_dir
+                .join(db.file_name().unwrap())
+                .join(ibd.file_name().unwrap());
+            std::fs::create_dir_all(dest.parent().unwrap()).unwrap();
+            std::fs::rename(&ibd, &dest).unwrap();
+            let was = std::fs::read_to_string(&isl).unwrap();
+            std::fs::write(&isl, dest.to_str().unwrap()).unwrap();
+            found.push((isl, was));
+        }
+    }
+    found.sort();
+    found
 }
 
 /// Starts a server of the source's flavour on the prepared `target`, checks
 /// every table, replays the source's binlog from the recorded coordinates
 /// and compares `CHECKSUM TABLE` of every table with the source.
-async fn start_and_compare(src: &TestServer, target: &Path, schemas: &[&str], mysqld_args: &str) {
+pub async fn start_and_compare(
+    src: &TestServer,
+    target: &Path,
+    schemas: &[&str],
+    mysqld_args: &str,
+) {
     let info = std::fs::read_to_string(target.join("xtrabackup_binlog_info")).unwrap();
     let mut fields = info.split_whitespace();
     let file = fields.next().expect("binlog file").to_string();

@@ -201,7 +201,9 @@ mod tests {
             // the same file, seen from the datadir
             assert_eq!(
                 Path::new(&got).components().collect::<PathBuf>(),
-                Path::new(&format!("./ts/{file}")).components().collect::<PathBuf>()
+                Path::new(&format!("./ts/{file}"))
+                    .components()
+                    .collect::<PathBuf>()
             );
         }
         assert_eq!(local_name(b"./ts/t.ibd"), None);

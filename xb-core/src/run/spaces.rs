@@ -357,7 +357,10 @@ mod tests {
             .iter()
             .map(|j| (j.rel.as_str(), j.src.as_path(), j.kind))
             .collect();
-        assert_eq!(jobs, [("db/r.ibd", canonical(&r_ibd).as_path(), Kind::Tablespace)]);
+        assert_eq!(
+            jobs,
+            [("db/r.ibd", canonical(&r_ibd).as_path(), Kind::Tablespace)]
+        );
         assert_eq!(r.outside, [stray]);
         // copied from its remote place, it is not missing
         let copied: HashSet<PathBuf> = [canonical(&r_ibd)].into_iter().collect();
