@@ -7,6 +7,7 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use xb_core::plan::BackupPlan;
+use xb_core::run::lag::LagNow;
 use xb_core::run::{BackupError, ConnectOptions, Progress};
 
 use crate::optfile;
@@ -93,8 +94,26 @@ struct Report {
     total: AtomicU64,
     done: AtomicU64,
     last_step: AtomicU64,
+    /// The redo lag and the log's capacity at the last sample (bytes; 0
+    /// capacity: none yet).
+    redo_lag: AtomicU64,
+    redo_capacity: AtomicU64,
     tty: bool,
     out: Mutex<()>,
+}
+
+impl Report {
+    /// `, redo lag 3 MiB of a 96 MiB log` once the lag is sampled.
+    fn lag_note(&self) -> String {
+        match self.redo_capacity.load(Ordering::Relaxed) {
+            0 => String::new(),
+            cap => format!(
+                ", redo lag {} MiB of a {} MiB log",
+                xb_core::run::lag::mib(self.redo_lag.load(Ordering::Relaxed)),
+                xb_core::run::lag::mib(cap)
+            ),
+        }
+    }
 }
 
 impl Progress for Report {
@@ -115,21 +134,34 @@ impl Progress for Report {
         if self.tty {
             let _g = self.out.lock();
             eprint!(
-                "\r\x1b[Kxb: copied {} MiB of {} MiB ({pct}%)",
+                "\r\x1b[Kxb: copied {} MiB of {} MiB ({pct}%){}",
                 done >> 20,
-                total >> 20
+                total >> 20,
+                self.lag_note()
             );
         } else {
             let step = pct / 10;
             if step > self.last_step.swap(step, Ordering::Relaxed) {
                 let _g = self.out.lock();
                 eprintln!(
-                    "xb: copied {} MiB of {} MiB ({pct}%)",
+                    "xb: copied {} MiB of {} MiB ({pct}%){}",
                     done >> 20,
-                    total >> 20
+                    total >> 20,
+                    self.lag_note()
                 );
             }
         }
+    }
+    fn redo_lag(&self, now: LagNow) {
+        self.redo_lag.store(now.lag, Ordering::Relaxed);
+        self.redo_capacity.store(now.capacity, Ordering::Relaxed);
+    }
+    fn warning(&self, text: &str) {
+        let _g = self.out.lock();
+        if self.tty {
+            eprint!("\r\x1b[K");
+        }
+        eprintln!("xb: warning: {text}");
     }
 }
 
@@ -253,6 +285,8 @@ pub async fn run(args: BackupArgs) -> anyhow::Result<u8> {
         total: AtomicU64::new(1),
         done: AtomicU64::new(0),
         last_step: AtomicU64::new(0),
+        redo_lag: AtomicU64::new(0),
+        redo_capacity: AtomicU64::new(0),
         tty: std::io::stderr().is_terminal(),
         out: Mutex::new(()),
     };
@@ -285,6 +319,14 @@ pub async fn run(args: BackupArgs) -> anyhow::Result<u8> {
                     "tokudb": s.tokudb.as_ref().map(|t| serde_json::json!({
                         "data_files": t.data_files.len(),
                         "log_files": t.log_files.len(),
+                    })),
+                    "redo": s.redo.as_ref().map(|r| serde_json::json!({
+                        "capacity": r.capacity,
+                        "max_lag": r.max_lag,
+                        "min_margin": r.min_margin,
+                        "server_bytes_per_s": r.server_rate.round(),
+                        "copy_bytes_per_s": r.copy_rate.round(),
+                        "samples": r.samples,
                     })),
                 });
                 if streaming {

@@ -2,8 +2,9 @@
 //! 10.11. The throttle is for the data files only: the redo copy has to
 //! keep pace with the server the whole time, so it never waits for the
 //! data files' budget. The backup completes, its redo copy spans the
-//! whole copy, and the vendor's `mariadb-backup --prepare` accepts it
-//! (the other runbooks restore and compare).
+//! whole copy, its lag behind the server is reported against the log's
+//! capacity, and the vendor's `mariadb-backup --prepare` accepts it (the
+//! other runbooks restore and compare).
 #![allow(clippy::unwrap_used)] // a test that cannot unwrap its fixtures has failed
 
 mod common;
@@ -27,7 +28,13 @@ async fn throttled_backup_completes_with_a_valid_redo_copy() {
     let started = std::time::Instant::now();
     let out = run_xb_backup(
         &src,
-        &["--target-dir", &target.to_string_lossy(), "--throttle", "1"],
+        &[
+            "--target-dir",
+            &target.to_string_lossy(),
+            "--throttle",
+            "1",
+            "--json",
+        ],
     )
     .await;
     let took = started.elapsed();
@@ -51,6 +58,25 @@ async fn throttled_backup_completes_with_a_valid_redo_copy() {
         span[1] > span[0],
         "the load wrote redo during the copy: {span:?}"
     );
+    // the redo lag was measured against the log's capacity all along: in
+    // the progress lines and in --json, with the copy keeping pace
+    assert!(
+        stderr.contains("MiB log"),
+        "no redo lag in the progress lines:\n{stderr}"
+    );
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let redo = &json["redo"];
+    let capacity = redo["capacity"].as_u64().unwrap();
+    assert_eq!(
+        capacity,
+        96 * (1 << 20) - 12_288,
+        "10.11's default log: {redo}"
+    );
+    assert!(redo["samples"].as_u64().unwrap() >= 5, "{redo}");
+    assert!(redo["server_bytes_per_s"].as_f64().unwrap() > 0.0, "{redo}");
+    let max_lag = redo["max_lag"].as_u64().unwrap();
+    assert!(max_lag < capacity / 2, "the copy kept pace: {redo}");
+    assert_eq!(redo["min_margin"].as_u64().unwrap(), capacity - max_lag);
     let prep = src
         .tool("mariadb-backup")
         .args(["--prepare", &format!("--target-dir={}", target.display())])

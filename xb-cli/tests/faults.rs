@@ -100,3 +100,70 @@ async fn a_corrupt_page_fails_the_backup_naming_file_and_page() {
     assert!(target.join(INCOMPLETE_MARKER).exists());
     no_lock_left(&src, "after_corrupt").await;
 }
+
+/// The server's LSN, as the status variable shows it.
+async fn server_lsn(src: &TestServer) -> u64 {
+    let mut c = src.conn().await.unwrap();
+    let row: Option<(String, u64)> = c
+        .query_first("SHOW GLOBAL STATUS LIKE 'Innodb_lsn_current'")
+        .await
+        .unwrap();
+    row.unwrap().1
+}
+
+/// Redo really overwritten: a busy server with a 4 MiB log, and xb frozen
+/// (SIGSTOP, as a host short of CPU or a hung target would) while the
+/// server writes more than two logs' worth of redo. The backup fails as
+/// overwritten, with the rates it measured in the hint, exit 22, the
+/// incomplete marker, and no lock left; never a "completed OK" with a hole
+/// in its redo.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn redo_overwritten_while_xb_is_frozen_fails_with_the_rates() {
+    use xb_testing::load::{LoadSpec, WriteLoad, prepare};
+    let src = TestServer::start_with_args(Flavor::MariaDb1011, "--innodb-log-file-size=4M")
+        .expect("source");
+    let spec = LoadSpec::default();
+    prepare(src.opts(), &spec).await.expect("load data");
+    let load = WriteLoad::start(src.opts(), &spec);
+    load.wait_for_commits(100).await;
+    let target = src.scratch("backup");
+    // 1 MiB/s: the copy lasts long enough to be frozen in the middle
+    let child = spawn_xb_backup(
+        &src,
+        &["--target-dir", target.to_str().unwrap(), "--throttle", "1"],
+    );
+    let pid = child.id().unwrap().to_string();
+    wait_until("the data copy starts", Duration::from_secs(60), || {
+        data_copy_started(&target)
+    })
+    .await;
+    // a few lag samples first (one a second), for the rates in the hint
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let signal = |sig: &str| {
+        let ok = std::process::Command::new("kill")
+            .args([sig, &pid])
+            .status()
+            .unwrap()
+            .success();
+        assert!(ok, "kill {sig} {pid}");
+    };
+    let frozen_at = server_lsn(&src).await;
+    signal("-STOP");
+    let start = Instant::now();
+    while server_lsn(&src).await < frozen_at + 12 * (1 << 20) {
+        assert!(
+            start.elapsed() < Duration::from_secs(180),
+            "the load wrote less than 12 MiB of redo in 180 s"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    signal("-CONT");
+    let out = finish_within(child, Duration::from_secs(120)).await;
+    load.stop().await.expect("load ran without errors");
+    eprintln!("{}", String::from_utf8_lossy(&out.stderr));
+    assert_failure_mentions(&out, &["overwritten", "hint:", "MiB/s", "MiB log"]);
+    assert_eq!(out.status.code(), Some(22), "exit code of a redo failure");
+    assert!(target.join(INCOMPLETE_MARKER).exists());
+    assert!(!target.join("xtrabackup_info").exists());
+    no_lock_left(&src, "after_overwrite").await;
+}

@@ -124,6 +124,8 @@ pub enum BackupError {
     RedoCopy {
         /// The copier's own error.
         source: RedoCopyError,
+        /// The lag figures measured until then (for the hint).
+        lag: Option<Box<crate::run::lag::LagReport>>,
         /// A later failure it caused.
         then: Option<Box<BackupError>>,
     },
@@ -195,6 +197,26 @@ fn loss_of(e: &mysql_async::Error) -> Option<SessionLoss> {
             _ => None,
         },
         _ => None,
+    }
+}
+
+/// The hint for an overwritten redo log: which side was too slow, with the
+/// rates measured when there are any.
+fn overwritten_hint(lag: Option<&crate::run::lag::LagReport>) -> String {
+    use crate::run::lag::mib_per_s;
+    let fix = "increase the redo log (innodb_log_file_size on MariaDB, \
+               innodb_redo_log_capacity on MySQL), give the backup a faster target or \
+               less throttling, or back up at a quieter time";
+    match lag {
+        Some(r) => format!(
+            "The server wrote redo at {} while the copy advanced at {}, and the copy fell up to \
+             {} MiB behind a {} MiB log: {fix}.",
+            mib_per_s(r.server_rate),
+            mib_per_s(r.copy_rate),
+            crate::run::lag::mib(r.max_lag),
+            crate::run::lag::mib(r.capacity)
+        ),
+        None => format!("The server wrote redo faster than it was copied: {fix}."),
     }
 }
 
@@ -287,8 +309,8 @@ impl BackupError {
             BackupError::Read(_) => {
                 "Check that the file is readable by the user running xb, and the server's error log.".into()
             }
-            BackupError::RedoCopy { source, .. } if source.is_overwritten() => {
-                "The server wrote redo faster than it was copied: increase innodb_log_file_size or back up at a quieter time.".into()
+            BackupError::RedoCopy { source, lag, .. } if source.is_overwritten() => {
+                overwritten_hint(lag.as_deref())
             }
             BackupError::RedoCopy { source, .. } if source.is_no_space() => NO_SPACE_HINT.into(),
             BackupError::RedoLog(xb_innodb::redo::RedoError::Encrypted { .. }) => {

@@ -14,6 +14,7 @@ struct Seen {
     bytes: Mutex<u64>,
     total: Mutex<u64>,
     redo: Mutex<Vec<u64>>,
+    lag: Mutex<Vec<xb_core::run::lag::LagNow>>,
 }
 
 impl Progress for Seen {
@@ -29,6 +30,9 @@ impl Progress for Seen {
     fn redo(&self, lsn: u64) {
         self.redo.lock().unwrap().push(lsn);
     }
+    fn redo_lag(&self, now: xb_core::run::lag::LagNow) {
+        self.lag.lock().unwrap().push(now);
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -42,7 +46,7 @@ async fn progress_reports_phases_bytes_and_redo() {
     let seen = Seen::default();
     let summary = BackupPlan::builder(c)
         .target_dir(s.scratch("b"))
-        .throttle(8 << 20) // slow enough for the redo to be sampled
+        .throttle(4 << 20) // slow enough for the redo and its lag to be sampled
         .build()
         .unwrap()
         .run(&seen)
@@ -71,4 +75,20 @@ async fn progress_reports_phases_bytes_and_redo() {
         "the copied LSN never goes back"
     );
     assert!(redo[0] >= summary.start_lsn && *redo.last().unwrap() <= summary.last_lsn);
+    // the lag behind the server, against the log's capacity (10.11's
+    // default 96 MiB file less its 12 KiB header)
+    let lag = seen.lag.lock().unwrap().clone();
+    assert!(!lag.is_empty(), "the redo lag was reported during the copy");
+    let capacity = 96 * (1 << 20) - 12_288;
+    assert!(
+        lag.iter()
+            .all(|l| l.capacity == capacity && l.lag < capacity),
+        "{lag:?}"
+    );
+    let report = summary.redo.expect("the summary has the lag figures");
+    assert_eq!(report.capacity, capacity);
+    assert!(
+        report.samples >= 2 && report.max_lag < capacity,
+        "{report:?}"
+    );
 }

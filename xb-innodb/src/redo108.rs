@@ -676,7 +676,7 @@ mod tests {
         let log = Log108::open(&p).unwrap();
         let mut s = Scanner108::new(START_OFFSET);
         let mut out = Vec::new();
-        let mut poll = |s: &mut Scanner108, out: &mut Vec<u8>| {
+        let poll = |s: &mut Scanner108, out: &mut Vec<u8>| {
             s.poll(&log, &mut |b| {
                 out.extend_from_slice(b);
                 Ok(())

@@ -81,6 +81,12 @@ pub trait Progress: Sync {
     /// files are copied, about every 50 ms); with the server's LSN it gives
     /// the redo lag, the margin before the server could overwrite log.
     fn redo(&self, _copied_lsn: u64) {}
+    /// The redo copy's lag behind the server against the log's capacity,
+    /// sampled about once a second while data files are copied.
+    fn redo_lag(&self, _now: super::lag::LagNow) {}
+    /// Something the user should know while the backup goes on (the redo
+    /// margin fell under half of the log, say).
+    fn warning(&self, _text: &str) {}
 }
 
 /// A [`Progress`] that ignores everything.
@@ -118,4 +124,7 @@ pub struct BackupSummary {
     pub server_version: String,
     /// The TokuDB files included (servers with the TokuDB plugin).
     pub tokudb: Option<xb_tokudb::TokuManifest>,
+    /// The redo copy's lag behind the server over the backup (from two
+    /// samples on, one a second; shorter backups have none).
+    pub redo: Option<super::lag::LagReport>,
 }

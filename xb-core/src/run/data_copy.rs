@@ -233,6 +233,13 @@ pub(super) fn copy_jobs(
                     if let Some(c) = copier {
                         progress.redo(c.copied_lsn());
                     }
+                    if let Some(now) = ctx.lag.now() {
+                        progress.redo_lag(now);
+                    }
+                    if let Some(w) = ctx.lag.take_warning() {
+                        tracing::warn!("{w}");
+                        progress.warning(&w);
+                    }
                     std::thread::sleep(Duration::from_millis(50));
                 }
             });

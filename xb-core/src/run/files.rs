@@ -275,6 +275,7 @@ mod tests {
             undo_directory: "./".into(),
             undo_tablespaces: 1,
             log_file_size: 0,
+            redo_capacity: 0,
             checksum_algorithm: "full_crc32".into(),
             compression_level: "6".into(),
             log_bin: false,

@@ -37,6 +37,7 @@ pub mod data_copy;
 pub mod feed;
 pub mod files;
 mod flavour;
+pub mod lag;
 pub mod local;
 pub mod locks;
 pub mod log_status;
@@ -78,6 +79,8 @@ struct Ctx {
     connect: ConnectOptions,
     /// A lost session or server, once the watcher saw one.
     watch: Arc<watch::Verdict>,
+    /// The redo copy's lag behind the server, sampled by the watcher.
+    lag: Arc<lag::LagMeter>,
 }
 
 /// What the flavour's phases hand to the finish.
@@ -113,7 +116,13 @@ pub async fn backup(
     let output = targets::Output::open(opts.destination, &opts.sink)?;
     check_engines(&facts)?;
     // from here a killed session or a dead server ends the backup in seconds
-    let watcher = watch::Watch::start(&opts.connect, session.watched());
+    let lag = Arc::new(lag::LagMeter::default());
+    let watcher = watch::Watch::start(
+        &opts.connect,
+        session.watched(),
+        Arc::clone(&lag),
+        facts.mariadb,
+    );
     let ctx = Ctx {
         facts,
         target: Arc::clone(&output.target),
@@ -124,6 +133,7 @@ pub async fn backup(
         lock_ddl_per_table: opts.lock_ddl_per_table,
         connect: opts.connect.clone(),
         watch: watcher.verdict(),
+        lag,
     };
     // 2.–8., by the server's flavour
     let phases = if ctx.facts.mariadb {
@@ -189,6 +199,7 @@ pub async fn backup(
         vanished: found.stats.vanished,
         server_version: ctx.facts.version,
         tokudb: found.tokudb,
+        redo: ctx.lag.report(),
     })
 }
 
@@ -249,7 +260,12 @@ async fn phases<F: Flavour>(
         redo.header,
         ctx.redo_interval,
     );
-    tracing::info!(checkpoint = start_lsn, "redo copy started");
+    tracing::info!(
+        checkpoint = start_lsn,
+        capacity = ctx.facts.redo_capacity,
+        "redo copy started"
+    );
+    ctx.lag.arm(ctx.facts.redo_capacity, copier.copied_source());
     let mut step = Step {
         ctx,
         session,
@@ -264,6 +280,7 @@ async fn phases<F: Flavour>(
             return Err(match copier.abort() {
                 Some(source) => BackupError::RedoCopy {
                     source,
+                    lag: ctx.lag.report().map(Box::new),
                     then: (!matches!(e, BackupError::RedoStopped)).then(|| Box::new(e)),
                 },
                 None => e,
@@ -276,7 +293,11 @@ async fn phases<F: Flavour>(
     drop(step);
     let copied =
         tokio::task::block_in_place(|| copier.finish_at(point.lsn, Duration::from_secs(30)))
-            .map_err(|source| BackupError::RedoCopy { source, then: None })?;
+            .map_err(|source| BackupError::RedoCopy {
+                source,
+                lag: ctx.lag.report().map(Box::new),
+                then: None,
+            })?;
     tracing::info!(from = copied.start_lsn, to = copied.end_lsn, "redo copied");
     found.stats.files += 1;
     // 8. release: the end point is on record before the locks go

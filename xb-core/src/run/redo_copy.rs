@@ -267,6 +267,13 @@ impl RedoCopier {
         self.shared.copied.load(Ordering::Acquire)
     }
 
+    /// A reader of [`Self::copied_lsn`] that outlives this handle (for the
+    /// lag meter on the watcher's task).
+    pub fn copied_source(&self) -> impl Fn() -> u64 + Send + Sync + 'static {
+        let shared = Arc::clone(&self.shared);
+        move || shared.copied.load(Ordering::Acquire)
+    }
+
     /// True while the thread runs (false after it failed or finished).
     #[must_use]
     pub fn is_running(&self) -> bool {

@@ -233,6 +233,7 @@ mod tests {
             undo_directory: "./".into(),
             undo_tablespaces: 2,
             log_file_size: 0,
+            redo_capacity: 0,
             checksum_algorithm: "crc32".into(),
             compression_level: "6".into(),
             log_bin: false,

@@ -34,6 +34,7 @@ use mysql_async::prelude::Queryable;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
+use super::lag::LagMeter;
 use super::server::{self, ConnectOptions};
 use crate::error::{BackupError, SessionLoss};
 
@@ -147,15 +148,24 @@ pub struct Watch {
 
 impl Watch {
     /// Starts watching `watched` on a connection of its own (opened by the
-    /// watcher's first look, so a slow connect delays nothing).
+    /// watcher's first look, so a slow connect delays nothing). Once `lag`
+    /// is armed, each look also samples the server's LSN for it (`mariadb`
+    /// picks the status variable).
     #[must_use]
-    pub fn start(connect: &ConnectOptions, watched: Arc<Watched>) -> Self {
+    pub fn start(
+        connect: &ConnectOptions,
+        watched: Arc<Watched>,
+        lag: Arc<LagMeter>,
+        mariadb: bool,
+    ) -> Self {
         let verdict = Arc::new(Verdict::default());
         let looker = Arc::new(tokio::sync::Mutex::new(Looker {
             connect: connect.clone(),
             watched,
             conn: None,
             disabled: false,
+            lag,
+            mariadb,
         }));
         let (stop, mut stopped) = oneshot::channel();
         let task = tokio::spawn({
@@ -175,6 +185,10 @@ impl Watch {
                     if let Some(lost) = found {
                         verdict.record(lost);
                         break;
+                    }
+                    tokio::select! {
+                        _ = &mut stopped => break,
+                        () = l.sample_lag() => {}
                     }
                 }
                 looker.lock().await.close().await;
@@ -246,9 +260,34 @@ struct Looker {
     conn: Option<(Conn, u64)>,
     /// The watcher cannot work here (logged once); it looks no more.
     disabled: bool,
+    /// Where the server's LSN goes, once the redo copy runs.
+    lag: Arc<LagMeter>,
+    /// MariaDB (its LSN status variable has another name than MySQL's).
+    mariadb: bool,
 }
 
+/// How long one LSN sample may take; a slow answer skips the sample.
+const SAMPLE_WITHIN: Duration = Duration::from_secs(5);
+
 impl Looker {
+    /// One sample of the server's LSN for the lag meter, on the watcher's
+    /// connection. A failed or slow sample is skipped: the figure is for
+    /// the user's information and never fails a backup.
+    async fn sample_lag(&mut self) {
+        if self.disabled || !self.lag.is_armed() {
+            return;
+        }
+        let Some((conn, _)) = self.conn.as_mut() else {
+            return;
+        };
+        match tokio::time::timeout(SAMPLE_WITHIN, server::status_lsn(conn, self.mariadb)).await {
+            Ok(Ok(Some(lsn))) => self.lag.sample(lsn),
+            Ok(Ok(None)) => {}
+            Ok(Err(e)) => tracing::debug!(error = %e, "no LSN sample"),
+            Err(_) => tracing::debug!("the LSN sample took too long"),
+        }
+    }
+
     /// One look: `Some` when a watched session or the server is gone.
     async fn look(&mut self) -> Option<Lost> {
         if self.disabled {
@@ -375,6 +414,8 @@ mod tests {
             watched,
             conn: None,
             disabled: false,
+            lag: Arc::new(LagMeter::default()),
+            mariadb: true,
         }
     }
 
