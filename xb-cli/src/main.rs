@@ -57,7 +57,10 @@ fn main() -> std::process::ExitCode {
                 Err(e) => Err(e),
             }
         }
-        Command::Prepare(args) => prepare::run(args),
+        Command::Prepare(args) => match prepare::run(args) {
+            0 => Ok(()),
+            code => return std::process::ExitCode::from(code),
+        },
         Command::Extract(args) => extract::run(args),
     };
     match result {

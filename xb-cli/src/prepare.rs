@@ -27,11 +27,10 @@ pub struct PrepareArgs {
     pub timeout: u64,
 }
 
-/// Runs `xb-cli prepare`.
-///
-/// # Errors
-/// The prepare error, with its hint attached as context.
-pub fn run(args: PrepareArgs) -> anyhow::Result<()> {
+/// Runs `xb-cli prepare`; returns the process exit code (0, or the
+/// error's stable code after printing it with its hint).
+#[must_use]
+pub fn run(args: PrepareArgs) -> u8 {
     let mut opts = PrepareOptions::new(&args.target_dir);
     if let Some(bin) = args.server_binary {
         opts = opts.server_binary(bin);
@@ -53,8 +52,11 @@ pub fn run(args: PrepareArgs) -> anyhow::Result<()> {
                 report.server_time.as_secs_f64()
             );
             eprintln!("xb: prepare completed OK");
-            Ok(())
+            0
         }
-        Err(e) => Err(anyhow::anyhow!("prepare failed: {e}\nhint: {}", e.hint())),
+        Err(e) => {
+            eprintln!("xb: error: prepare failed: {e}\nhint: {}", e.hint());
+            e.code()
+        }
     }
 }

@@ -111,7 +111,7 @@ fn prepare_of_a_non_backup_fails_with_a_hint() {
         .output()
         .unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert_eq!(out.status.code(), Some(30), "{stderr}");
     assert!(
         stderr.contains("xtrabackup_checkpoints is missing"),
         "{stderr}"
@@ -156,6 +156,11 @@ async fn a_mysql_backup_is_refused_by_mariadb_unchanged_and_prepared_by_mysql() 
                 "hint: ",
                 "--server-binary",
             ],
+        );
+        assert_eq!(
+            out.status.code(),
+            Some(33),
+            "exit code of a wrong server binary"
         );
         assert_eq!(snapshot(&dir), before, "the refused backup changed");
     }

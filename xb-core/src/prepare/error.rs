@@ -167,6 +167,32 @@ pub enum UnsafeMarkerPath {
 }
 
 impl PrepareError {
+    /// Stable code, also the CLI's exit code (30–36; the backup's own codes
+    /// are 10–24):
+    /// 30 not a backup that can be prepared (missing, incomplete, already
+    /// prepared), 31 a damaged backup, 32 a backup this version cannot
+    /// prepare, 33 no fitting server binary, 34 recovery failed, 35 refused
+    /// as unsafe (nothing changed), 36 I/O.
+    #[must_use]
+    pub fn code(&self) -> u8 {
+        match self {
+            PrepareError::NotABackup { .. }
+            | PrepareError::Incomplete { .. }
+            | PrepareError::WrongBackupType { .. } => 30,
+            PrepareError::BadCheckpoints { .. } | PrepareError::LogTooShort { .. } => 31,
+            PrepareError::UnsupportedLog { .. } | PrepareError::RemoteTablesUnsupported { .. } => {
+                32
+            }
+            PrepareError::ServerNotFound { .. }
+            | PrepareError::UnknownSourceVersion { .. }
+            | PrepareError::ServerVersionUnknown { .. }
+            | PrepareError::ServerMismatch { .. } => 33,
+            PrepareError::ServerFailed { .. } => 34,
+            PrepareError::UnsafeMarker { .. } | PrepareError::RemoteLog { .. } => 35,
+            PrepareError::Io { .. } => 36,
+        }
+    }
+
     /// What the user can do about it.
     #[must_use]
     pub fn hint(&self) -> &'static str {
