@@ -133,14 +133,26 @@ pub enum BackupError {
     /// copier replaces this with the copier's own error.
     #[error("the redo copier stopped")]
     RedoStopped,
-    /// The server keeps tablespaces outside its datadir that nothing in the
-    /// datadir links to (MySQL's `DATA DIRECTORY`, absolute `ADD DATAFILE`
-    /// and undo paths), which this version cannot restore; found before
-    /// anything was copied. MariaDB's `DATA DIRECTORY` tables, linked by
-    /// their `.isl`, are backed up.
+    /// The server keeps tablespaces outside its datadir that the backup
+    /// has no place for: on MariaDB a file no `.isl` in the datadir links
+    /// to, on MySQL a general or undo tablespace whose name cannot be a
+    /// file name (`/` or NUL in it, `.`, `..`). Found before anything was
+    /// copied.
     #[error("the server has tablespaces outside its datadir, which xb cannot back up from this server yet: {}", files.join(", "))]
     TablespacesOutside {
         /// The files, as the server reports them.
+        files: Vec<String>,
+    },
+    /// Two tablespaces would be stored in the backup under one name (a
+    /// MySQL general or undo tablespace outside the datadir is stored as
+    /// `<name>.ibd`/`.ibu` in the backup's root, which a file in the
+    /// datadir may already be called); found before anything was copied,
+    /// so nothing was overwritten.
+    #[error("two tablespaces would both be stored in the backup as {name}: {}", files.join(", "))]
+    TablespaceNameClash {
+        /// The name in the backup.
+        name: String,
+        /// The two files on the server.
         files: Vec<String>,
     },
     /// Tablespaces the server has are not in the backup (created while
@@ -323,7 +335,10 @@ impl BackupError {
                 "Check the server's error log; then take the backup again.".into()
             }
             BackupError::TablespacesOutside { .. } => {
-                "On MySQL, tables with DATA DIRECTORY, tablespaces added with an absolute ADD DATAFILE path and undo tablespaces outside the datadir are not supported yet (MariaDB's DATA DIRECTORY tables are): move them into the datadir (ALTER TABLE ... ENGINE=InnoDB without DATA DIRECTORY), or back this server up with the vendor's tool.".into()
+                "Tablespaces outside the datadir are backed up when the backup has a place for them: MariaDB DATA DIRECTORY tables (linked by their .isl), and on MySQL DATA DIRECTORY tables and general and undo tablespaces with an absolute path. Still refused: a MariaDB file no .isl names, and a MySQL general or undo tablespace whose name cannot be a file name. Rename the tablespace or move it into the datadir, or back this server up with the vendor's tool.".into()
+            }
+            BackupError::TablespaceNameClash { .. } => {
+                "Nothing was copied. Rename one of the two (ALTER TABLESPACE ... RENAME TO ...; an undo tablespace is dropped and created again under another name), then take the backup again.".into()
             }
             BackupError::TablespacesMissing { .. } => {
                 "Nothing was claimed complete. Take the backup again; if it recurs, report it with the file names above.".into()
@@ -356,7 +371,7 @@ impl BackupError {
             | BackupError::RedoCopy { .. }
             | BackupError::RedoStopped => 22,
             BackupError::TokuDb(_) => 23,
-            BackupError::TablespacesOutside { .. } => 14,
+            BackupError::TablespacesOutside { .. } | BackupError::TablespaceNameClash { .. } => 14,
             BackupError::TablespacesMissing { .. } => 24,
         }
     }

@@ -34,6 +34,7 @@
 
 mod api;
 pub mod data_copy;
+pub mod external;
 pub mod feed;
 pub mod files;
 mod flavour;
@@ -345,6 +346,20 @@ async fn locked_phases<F: Flavour>(
         return Err(BackupError::TablespacesOutside {
             files: display(&reconciled.outside),
         });
+    }
+    if let Some((name, files)) = reconciled.clashes.first() {
+        return Err(BackupError::TablespaceNameClash {
+            name: name.clone(),
+            files: display(files),
+        });
+    }
+    if !reconciled.external.is_empty() {
+        // where each one came from, for a copy-back to put it back
+        meta::write(
+            ctx.target.as_ref(),
+            external::LIST_FILE,
+            &external::render(&reconciled.external),
+        )?;
     }
     manifest.innodb.extend(reconciled.extra);
     let toku_bytes = step

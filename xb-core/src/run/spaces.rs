@@ -8,19 +8,22 @@
 //! to a server missing a table. So the server's own list is read
 //! (`information_schema`) and reconciled with the walk before the copy:
 //! a tablespace inside the datadir the walk missed is added. One outside it
-//! is copied too when the server itself links it from the datadir (see
-//! [`linked_rel`]); any other stops the backup before anything is copied,
-//! naming the file, since this version cannot restore it. After the InnoDB
+//! is copied too: on MariaDB when the server itself links it from the
+//! datadir (see [`linked_rel`]), on MySQL where XtraBackup keeps it (see
+//! [`super::external`]). Any other, or two that would share a name in the
+//! backup, stops the backup before anything is copied, naming the files,
+//! since this version cannot restore them. After the InnoDB
 //! copy, with DDL blocked, the list is read again and everything in it must
 //! have been copied.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 
 use mysql_async::Conn;
 use mysql_async::prelude::Queryable;
 
 use super::data_copy::{Job, Kind};
+use super::external::{self, External};
 use super::files::Filter;
 use super::server::ServerFacts;
 use crate::error::BackupError;
@@ -33,6 +36,9 @@ pub struct ServerSpace {
     pub name: String,
     /// The file, absolute (relative paths are resolved against the datadir).
     pub path: PathBuf,
+    /// An undo tablespace (MySQL's `FILE_TYPE = 'UNDO LOG'`; MariaDB's
+    /// lists name none).
+    pub undo: bool,
 }
 
 /// MariaDB's id of its temporary tablespace (`ibtmp1`), never backed up.
@@ -44,29 +50,29 @@ const MARIADB_TEMP_SPACE: u64 = 0xFFFF_FFFE;
 /// [`BackupError::Sql`].
 pub async fn list(conn: &mut Conn, facts: &ServerFacts) -> Result<Vec<ServerSpace>, BackupError> {
     let sql = if !facts.mariadb {
-        "SELECT TABLESPACE_NAME, FILE_NAME FROM information_schema.FILES \
+        "SELECT TABLESPACE_NAME, FILE_NAME, FILE_TYPE = 'UNDO LOG' FROM information_schema.FILES \
          WHERE ENGINE = 'InnoDB' AND FILE_TYPE <> 'TEMPORARY'"
             .to_string()
     } else if facts.version_num >= (10, 6, 0) {
         format!(
-            "SELECT NAME, FILENAME FROM information_schema.INNODB_SYS_TABLESPACES \
+            "SELECT NAME, FILENAME, 0 FROM information_schema.INNODB_SYS_TABLESPACES \
              WHERE SPACE <> {MARIADB_TEMP_SPACE}"
         )
     } else {
         // 10.5 keeps the file names of file-per-table and general
         // tablespaces in SYS_DATAFILES; system and undo come from the walk
-        "SELECT t.NAME, d.PATH FROM information_schema.INNODB_SYS_DATAFILES d \
+        "SELECT t.NAME, d.PATH, 0 FROM information_schema.INNODB_SYS_DATAFILES d \
          JOIN information_schema.INNODB_SYS_TABLESPACES t USING (SPACE)"
             .to_string()
     };
-    let rows: Vec<(Option<String>, Option<String>)> = conn
+    let rows: Vec<(Option<String>, Option<String>, Option<i64>)> = conn
         .query(&sql)
         .await
         .map_err(|e| BackupError::sql(&sql, &e))?;
     let datadir = Path::new(&facts.datadir);
     Ok(rows
         .into_iter()
-        .filter_map(|(name, file)| {
+        .filter_map(|(name, file, undo)| {
             let file = file.filter(|f| !f.is_empty())?;
             let path = Path::new(&file);
             let path = if path.is_absolute() {
@@ -80,6 +86,7 @@ pub async fn list(conn: &mut Conn, facts: &ServerFacts) -> Result<Vec<ServerSpac
             Some(ServerSpace {
                 name: name.unwrap_or_default(),
                 path,
+                undo: undo.unwrap_or(0) != 0,
             })
         })
         .collect())
@@ -130,11 +137,19 @@ fn kept(name: &str, path: &Path, datadir: &Path, filter: &Filter) -> bool {
 #[derive(Debug, Default, PartialEq, Eq)]
 pub struct Reconciled {
     /// Copy them too: inside the datadir at their datadir-relative path, a
-    /// MariaDB `DATA DIRECTORY` file at the path [`linked_rel`] gives.
+    /// MariaDB `DATA DIRECTORY` file at the path [`linked_rel`] gives, a
+    /// MySQL one outside the datadir where [`external::backup_rel`] puts it.
     pub extra: Vec<Job>,
-    /// Outside the datadir and linked from nowhere in it: this version
-    /// cannot restore them.
+    /// The MySQL tablespaces among `extra` that are outside the datadir,
+    /// for [`external::LIST_FILE`].
+    pub external: Vec<External>,
+    /// Outside the datadir and nowhere to keep them in the backup (a
+    /// MariaDB file no `.isl` links, a MySQL name no file can have): this
+    /// version cannot restore them.
     pub outside: Vec<PathBuf>,
+    /// Two files the backup would store under one name: the name, and the
+    /// files (canonical), the one already placed first.
+    pub clashes: Vec<(String, Vec<PathBuf>)>,
 }
 
 /// Where the backup keeps a MariaDB table created with `DATA DIRECTORY`:
@@ -166,6 +181,11 @@ pub fn reconcile(
 ) -> Reconciled {
     let datadir = canonical(Path::new(&facts.datadir));
     let known: HashSet<PathBuf> = walked.iter().map(|j| canonical(&j.src)).collect();
+    // every name the backup stores a tablespace under, and whose it is
+    let mut placed: HashMap<String, PathBuf> = walked
+        .iter()
+        .map(|j| (j.rel.clone(), canonical(&j.src)))
+        .collect();
     let mut r = Reconciled::default();
     for s in spaces {
         let path = canonical(&s.path);
@@ -174,16 +194,42 @@ pub fn reconcile(
         if known.contains(&path) || !path.is_file() || !kept(&s.name, &path, &datadir, filter) {
             continue;
         }
-        let rel = match path.strip_prefix(&datadir) {
-            Ok(rel) => rel.to_string_lossy().into_owned(),
-            Err(_) => match linked_rel(&path, &datadir).filter(|_| facts.mariadb) {
+        let mut external = None;
+        let rel = if let Ok(rel) = path.strip_prefix(&datadir) {
+            rel.to_string_lossy().into_owned()
+        } else if facts.mariadb {
+            match linked_rel(&path, &datadir) {
                 Some(rel) => rel,
                 None => {
                     r.outside.push(path);
                     continue;
                 }
-            },
+            }
+        } else {
+            match external::backup_rel(&s.name, &path, s.undo) {
+                Some(rel) => {
+                    external = Some(External {
+                        name: s.name.clone(),
+                        path: path.clone(),
+                        undo: s.undo,
+                        rel: rel.clone(),
+                    });
+                    rel
+                }
+                None => {
+                    r.outside.push(path);
+                    continue;
+                }
+            }
         };
+        if let Some(first) = placed.get(&rel) {
+            if *first != path {
+                r.clashes.push((rel, vec![first.clone(), path]));
+            }
+            continue;
+        }
+        placed.insert(rel.clone(), path.clone());
+        r.external.extend(external);
         r.extra.push(Job {
             size: std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0),
             rel,
@@ -282,6 +328,7 @@ mod tests {
         let space = |name: &str, path: PathBuf| ServerSpace {
             name: name.into(),
             path,
+            undo: false,
         };
         let spaces = vec![
             space("db/t", data.join("./db/t.ibd")),
@@ -292,6 +339,16 @@ mod tests {
         ];
         let r = reconcile(&spaces, &walked, &facts, &Filter::default());
         let rels: Vec<&str> = r.extra.iter().map(|j| j.rel.as_str()).collect();
+        // MySQL: a DATA DIRECTORY table is kept where a local one would be
+        assert_eq!(rels, ["u1.ibu", "db/r.ibd", "other/x.ibd"]);
+        assert!(r.outside.is_empty());
+        // MariaDB: without its .isl it is refused
+        let maria = ServerFacts {
+            mariadb: true,
+            ..facts.clone()
+        };
+        let r = reconcile(&spaces, &walked, &maria, &Filter::default());
+        let rels: Vec<&str> = r.extra.iter().map(|j| j.rel.as_str()).collect();
         assert_eq!(rels, ["u1.ibu", "other/x.ibd"]);
         assert_eq!(r.outside, [canonical(&remote.join("db/r.ibd"))]);
         // a partial backup of `db` neither adds nor misses `other`
@@ -299,7 +356,7 @@ mod tests {
             databases: Some(vec!["db".into()]),
             tables: None,
         };
-        let r = reconcile(&spaces, &walked, &facts, &only_db);
+        let r = reconcile(&spaces, &walked, &maria, &only_db);
         let rels: Vec<&str> = r.extra.iter().map(|j| j.rel.as_str()).collect();
         assert_eq!(rels, ["u1.ibu"]);
         // after the copy: what was copied is not missing, the rest is
@@ -340,17 +397,15 @@ mod tests {
             ServerSpace {
                 name: "db/r".into(),
                 path: r_ibd.clone(),
+                undo: false,
             },
             ServerSpace {
                 name: "db/stray".into(),
                 path: remote.join("db/stray.ibd"),
+                undo: false,
             },
         ];
         let stray = canonical(&remote.join("db/stray.ibd"));
-        // MySQL keeps no .isl: both stay refused there
-        let r = reconcile(&spaces, &[], &facts, &Filter::default());
-        assert!(r.extra.is_empty());
-        assert_eq!(r.outside, [canonical(&r_ibd), stray.clone()]);
         facts.mariadb = true;
         let r = reconcile(&spaces, &[], &facts, &Filter::default());
         let jobs: Vec<(&str, &Path, Kind)> = r
@@ -370,5 +425,86 @@ mod tests {
             tables: None,
         };
         assert!(missing(&spaces, &copied, &facts, &only_r).is_empty());
+    }
+
+    #[test]
+    fn mysql_general_and_undo_tablespaces_outside_go_to_the_root_and_never_share_a_name() {
+        let d = tempfile::tempdir().unwrap();
+        let data = d.path().join("data");
+        let remote = d.path().join("remote");
+        for f in [
+            "data/taken.ibd",
+            "remote/g.ibd",
+            "remote/u.ibu",
+            "remote/db/t.ibd",
+            "remote/other.ibd",
+            "remote/bad.ibd",
+        ] {
+            let p = d.path().join(f);
+            std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+            std::fs::write(p, b"x").unwrap();
+        }
+        let walked = vec![Job {
+            src: data.join("taken.ibd"),
+            rel: "taken.ibd".into(),
+            kind: Kind::Tablespace,
+            size: 1,
+        }];
+        let space = |name: &str, file: &str, undo| ServerSpace {
+            name: name.into(),
+            path: remote.join(file),
+            undo,
+        };
+        let spaces = vec![
+            space("gen", "g.ibd", false),
+            space("u1", "u.ibu", true),
+            space("db/t", "db/t.ibd", false),
+            // its name is the local file's: refused, not overwritten
+            space("taken", "other.ibd", false),
+            space("..", "bad.ibd", false),
+        ];
+        let facts = facts(&data);
+        let r = reconcile(&spaces, &walked, &facts, &Filter::default());
+        let jobs: Vec<(&str, PathBuf)> = r
+            .extra
+            .iter()
+            .map(|j| (j.rel.as_str(), j.src.clone()))
+            .collect();
+        let c = |f: &str| canonical(&remote.join(f));
+        assert_eq!(
+            jobs,
+            [
+                ("gen.ibd", c("g.ibd")),
+                ("u1.ibu", c("u.ibu")),
+                ("db/t.ibd", c("db/t.ibd"))
+            ]
+        );
+        let listed: Vec<(&str, &str, bool)> = r
+            .external
+            .iter()
+            .map(|e| (e.name.as_str(), e.rel.as_str(), e.undo))
+            .collect();
+        assert_eq!(
+            listed,
+            [
+                ("gen", "gen.ibd", false),
+                ("u1", "u1.ibu", true),
+                ("db/t", "db/t.ibd", false)
+            ]
+        );
+        assert_eq!(
+            r.clashes,
+            [(
+                "taken.ibd".to_string(),
+                vec![canonical(&data.join("taken.ibd")), c("other.ibd")]
+            )]
+        );
+        assert_eq!(r.outside, [c("bad.ibd")]);
+        // copied from outside, they are not missing
+        let copied: HashSet<PathBuf> = r.extra.iter().map(|j| j.src.clone()).collect();
+        assert_eq!(
+            missing(&spaces[..3], &copied, &facts, &Filter::default()),
+            Vec::<PathBuf>::new()
+        );
     }
 }
