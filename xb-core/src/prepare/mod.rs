@@ -16,9 +16,10 @@
 //!    `.new`, in that order, as mariadb-backup does), once every one has been
 //!    checked to act only inside the backup directory;
 //! 4. point recovery at the backup's own copies of tables the source kept
-//!    outside its datadir (`remote`: the `.isl` files and the log's file
-//!    names), never at the source's files; put back after step 5, or on
-//!    failure;
+//!    outside its datadir, never at the source's files: on MariaDB the
+//!    `.isl` files and the log's file names (`remote`), put back after step
+//!    5 or on failure; on MySQL nothing in the backup changes, the server
+//!    is only told to look for files inside the backup (`recovery`);
 //! 5. start the server binary on the backup with the backup's own InnoDB
 //!    settings (`backup-my.cnf`) and nothing else that could change data (no
 //!    networking, binlog, init-file, events, replication, grant-table or

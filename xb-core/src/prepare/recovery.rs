@@ -117,6 +117,7 @@ fn option_file(
         opts.use_memory,
         if uid_root { "user=root\n" } else { "" },
     ));
+    text.push_str(&inside_backup(dir));
     text.push_str(&format!(
         "# no SQL from an inherited init-file runs: this one is empty\ninit-file={}\n",
         run.join(NO_INIT_FILE).display()
@@ -125,6 +126,29 @@ fn option_file(
         text.push_str(&format!("# {why}\n{line}\n"));
     }
     Ok(text)
+}
+
+/// The lines that keep InnoDB's search for files inside the backup.
+///
+/// A MySQL server scans the datadir, `innodb_directories`,
+/// `innodb_data_home_dir` and `innodb_undo_directory` for tablespace files
+/// at start-up and opens each file it finds; the same tablespace found
+/// twice stops it. Copied from the source, these settings name the
+/// source's directories: with `innodb_directories` naming the one a `DATA
+/// DIRECTORY` table lives in, the recovery server opened the source's live
+/// files (found by experiment with MySQL 9.7). The backup holds every
+/// tablespace inside itself (`run::external`), and the server then finds
+/// each one there by its space id, takes it for a moved tablespace and
+/// records the new place in its data dictionary; the absolute paths the
+/// dictionary and the log's file records hold are never opened. So all
+/// four places are the backup (MariaDB knows no `innodb_directories`:
+/// `loose-`).
+fn inside_backup(dir: &Path) -> String {
+    let d = dir.display();
+    format!(
+        "# InnoDB looks for files in the backup only, never in the source's directories\n\
+         innodb-data-home-dir={d}\ninnodb-undo-directory={d}\nloose-innodb-directories={d}\n"
+    )
 }
 
 fn log_tail(file: &Path) -> String {
@@ -269,7 +293,9 @@ mod tests {
         fs::write(
             &user,
             "[mysqld]\ninit_file=/tmp/evil.sql\nevent_scheduler=ON\nlog-bin=binlog\n\
-             innodb_force_recovery=6\nwsrep_on=ON\nupgrade=FORCE\n[mariadb]\nskip-networking=0\n",
+             innodb_force_recovery=6\nwsrep_on=ON\nupgrade=FORCE\n[mariadb]\nskip-networking=0\n\
+             innodb_directories=/srv/remote\ninnodb_data_home_dir=/srv/ibdata\n\
+             innodb_undo_directory=/srv/undo\n",
         )
         .unwrap();
         let opts = PrepareOptions::new(d.path()).server_defaults_file(&user);
@@ -289,6 +315,9 @@ mod tests {
             ("skip-networking", ""),
             ("datadir", &d.path().display().to_string()),
             ("innodb-page-size", "16384"),
+            ("innodb-directories", &d.path().display().to_string()),
+            ("innodb-data-home-dir", &d.path().display().to_string()),
+            ("innodb-undo-directory", &d.path().display().to_string()),
         ];
         for (name, value) in want {
             assert_eq!(
