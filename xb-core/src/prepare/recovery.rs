@@ -141,13 +141,18 @@ fn option_file(
 /// each one there by its space id, takes it for a moved tablespace and
 /// records the new place in its data dictionary; the absolute paths the
 /// dictionary and the log's file records hold are never opened. So all
-/// four places are the backup (MariaDB knows no `innodb_directories`:
-/// `loose-`).
+/// four places are the backup, and so are the other places an inherited
+/// setting could point at the source's files: the redo directory, MySQL's
+/// doublewrite files (read to repair torn pages, then rewritten) and its
+/// session temporary tablespaces (a starting server deletes what it finds
+/// there). MariaDB lacks some of these names: `loose-`.
 fn inside_backup(dir: &Path) -> String {
     let d = dir.display();
     format!(
         "# InnoDB looks for files in the backup only, never in the source's directories\n\
-         innodb-data-home-dir={d}\ninnodb-undo-directory={d}\nloose-innodb-directories={d}\n"
+         innodb-data-home-dir={d}\ninnodb-undo-directory={d}\nloose-innodb-directories={d}\n\
+         innodb-log-group-home-dir={d}\nloose-innodb-doublewrite-dir={d}\n\
+         loose-innodb-temp-tablespaces-dir={d}/#innodb_temp\n"
     )
 }
 
@@ -295,7 +300,8 @@ mod tests {
             "[mysqld]\ninit_file=/tmp/evil.sql\nevent_scheduler=ON\nlog-bin=binlog\n\
              innodb_force_recovery=6\nwsrep_on=ON\nupgrade=FORCE\n[mariadb]\nskip-networking=0\n\
              innodb_directories=/srv/remote\ninnodb_data_home_dir=/srv/ibdata\n\
-             innodb_undo_directory=/srv/undo\n",
+             innodb_undo_directory=/srv/undo\ninnodb_log_group_home_dir=/srv/redo\n\
+             innodb_doublewrite_dir=/srv/dblwr\ninnodb_temp_tablespaces_dir=/srv/tmp\n",
         )
         .unwrap();
         let opts = PrepareOptions::new(d.path()).server_defaults_file(&user);
@@ -318,6 +324,12 @@ mod tests {
             ("innodb-directories", &d.path().display().to_string()),
             ("innodb-data-home-dir", &d.path().display().to_string()),
             ("innodb-undo-directory", &d.path().display().to_string()),
+            ("innodb-log-group-home-dir", &d.path().display().to_string()),
+            ("innodb-doublewrite-dir", &d.path().display().to_string()),
+            (
+                "innodb-temp-tablespaces-dir",
+                &d.path().join("#innodb_temp").display().to_string(),
+            ),
         ];
         for (name, value) in want {
             assert_eq!(
