@@ -47,18 +47,175 @@ async fn mysql_undo_and_general_tablespaces_are_in_the_backup_and_restore() {
     xb_prepare_and_compare(&src, &target, &["ts"]).await;
 }
 
-/// The files under `dir`, each with its bytes and modification time.
+/// The files under `dir` (at any depth), each with its bytes and
+/// modification time.
 fn snapshot(dir: &Path) -> Vec<(PathBuf, Vec<u8>, std::time::SystemTime)> {
     let mut out = Vec::new();
-    for db in std::fs::read_dir(dir).unwrap() {
-        for f in std::fs::read_dir(db.unwrap().path()).unwrap() {
-            let p = f.unwrap().path();
-            let m = std::fs::metadata(&p).unwrap();
-            out.push((p.clone(), std::fs::read(&p).unwrap(), m.modified().unwrap()));
+    for e in std::fs::read_dir(dir).unwrap() {
+        let p = e.unwrap().path();
+        if p.is_dir() {
+            out.extend(snapshot(&p));
+            continue;
         }
+        let m = std::fs::metadata(&p).unwrap();
+        out.push((p.clone(), std::fs::read(&p).unwrap(), m.modified().unwrap()));
     }
     out.sort();
     out
+}
+
+/// Tablespace names and files of `server` (`information_schema.FILES`),
+/// temporary ones left out.
+async fn mysql_files(server: &TestServer) -> Vec<(String, String, String)> {
+    let mut c = server.conn().await.unwrap();
+    c.query(
+        "SELECT TABLESPACE_NAME, FILE_NAME, FILE_TYPE FROM information_schema.FILES \
+         WHERE ENGINE = 'InnoDB' AND FILE_TYPE <> 'TEMPORARY' ORDER BY TABLESPACE_NAME",
+    )
+    .await
+    .unwrap()
+}
+
+/// MySQL 9.7 keeping three kinds of tablespace outside its datadir, in a
+/// directory of `innodb_directories`: load tables created with `DATA
+/// DIRECTORY` (written to during the backup), a general tablespace with an
+/// absolute `ADD DATAFILE` and an undo tablespace with an absolute path;
+/// one more `DATA DIRECTORY` table is created right before the backup, so
+/// its creation is in the copied redo, and dropped on the source after it.
+/// `xb-cli prepare`, run with the source stopped and given the source's
+/// settings (`innodb_directories` among them), leaves every file of that
+/// directory as it was (bytes, times, no new file where the dropped table
+/// was); a server started on the prepared backup finds every tablespace
+/// inside its datadir and has the source's rows in every table.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn mysql_tablespaces_outside_the_datadir_are_backed_up_and_restore_after_xb_prepare() {
+    let base = std::env::var_os("XB_TEST_TMP").map_or_else(std::env::temp_dir, PathBuf::from);
+    std::fs::create_dir_all(&base).unwrap();
+    let remote_dir = tempfile::Builder::new()
+        .prefix("xb-remote-")
+        .tempdir_in(base)
+        .unwrap();
+    let remote = remote_dir.path().to_path_buf();
+    let r = remote.display();
+    let mut src = TestServer::start_with_args(
+        Flavor::MySql97,
+        &format!("--innodb-directories={r} {BINLOG_ARGS}"),
+    )
+    .expect("source");
+    let mut c = src.conn().await.unwrap();
+    for sql in [
+        format!("CREATE UNDO TABLESPACE ext_undo ADD DATAFILE '{r}/ext_undo.ibu'"),
+        format!("CREATE TABLESPACE ext_gen ADD DATAFILE '{r}/ext_gen.ibd'"),
+        "CREATE DATABASE ts".into(),
+        "CREATE TABLE ts.in_general (id INT PRIMARY KEY, v VARCHAR(40)) TABLESPACE ext_gen".into(),
+        "INSERT INTO ts.in_general WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 500) \
+         SELECT i, REPEAT('x', 30) FROM n"
+            .into(),
+    ] {
+        c.query_drop(&sql).await.unwrap_or_else(|e| panic!("{sql}: {e}"));
+    }
+    drop(c);
+    let spec = LoadSpec {
+        schema: "far".into(),
+        innodb_tables: 2,
+        rows_per_table: 1_000,
+        writers: 2,
+        data_directory: Some(remote.clone()),
+        ..LoadSpec::default()
+    };
+    let during = remote.join("ts").join("during.ibd");
+    let target = backup_under_load_with(
+        &src,
+        &spec,
+        &[],
+        &[
+            format!("CREATE TABLE ts.during (id INT PRIMARY KEY, v VARCHAR(40)) DATA DIRECTORY = '{r}'"),
+            "INSERT INTO ts.during SELECT * FROM ts.in_general".into(),
+        ],
+    )
+    .await;
+    // where XtraBackup 8.0 keeps each kind, and the list of where they were
+    for f in [
+        "ext_undo.ibu",
+        "ext_gen.ibd",
+        "far/sbtest1.ibd",
+        "far/sbtest2.ibd",
+        "ts/during.ibd",
+    ] {
+        assert!(target.join(f).is_file(), "{f} is missing from the backup");
+    }
+    let list: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(target.join("xtrabackup_tablespaces")).unwrap(),
+    )
+    .unwrap();
+    let mut listed: Vec<(String, String)> = list["external_tablespaces"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| {
+            let s = |k: &str| e[k].as_str().unwrap().to_string();
+            (s("tablespace_name"), s("file_name"))
+        })
+        .collect();
+    listed.sort();
+    let mut want: Vec<(String, String)> = mysql_files(&src)
+        .await
+        .into_iter()
+        .filter(|(_, file, _)| file.starts_with(&r.to_string()))
+        .map(|(name, file, _)| (name, file))
+        .collect();
+    want.sort();
+    assert_eq!(want.len(), 5, "{want:?}");
+    assert_eq!(listed, want);
+    // the table's creation is in the copied redo, naming the source's file
+    let needle = during.display().to_string();
+    let redo_names = std::fs::read_dir(target.join("#innodb_redo"))
+        .unwrap()
+        .any(|f| {
+            let bytes = std::fs::read(f.unwrap().path()).unwrap();
+            bytes.windows(needle.len()).any(|w| w == needle.as_bytes())
+        });
+    assert!(redo_names, "the copied redo should name {needle}");
+    let mut c = src.conn().await.unwrap();
+    c.query_drop("DROP TABLE ts.during").await.unwrap();
+    drop(c);
+    assert!(!during.exists());
+    // prepare with the source's settings, innodb_directories among them
+    let defaults = src.scratch("source-defaults.cnf");
+    std::fs::write(
+        &defaults,
+        format!(
+            "!include {}\n[mysqld]\ninnodb-directories={r}\n",
+            src.run_dir().join("my.cnf").display()
+        ),
+    )
+    .unwrap();
+    src.stop().unwrap();
+    let before = snapshot(&remote);
+    xb_prepare_with_defaults(&src, &target, &defaults);
+    assert!(
+        snapshot(&remote) == before,
+        "prepare touched the source's files outside its datadir"
+    );
+    assert!(!during.exists(), "prepare created the dropped table's file");
+    src.restart().unwrap();
+    start_and_compare(&src, &target, &["far", "ts"], "").await;
+    // the restored server keeps every tablespace inside its datadir
+    let restored = TestServer::start_on(src.flavor(), &target).expect("restored again");
+    let got = mysql_files(&restored).await;
+    let names = |v: &[(String, String, String)]| -> Vec<String> {
+        v.iter().map(|(n, _, _)| n.clone()).collect()
+    };
+    assert_eq!(names(&got), names(&mysql_files(&src).await));
+    for (name, file, _) in &got {
+        assert!(file.starts_with("./"), "{name} at {file}");
+    }
+    let mut rc = restored.conn().await.unwrap();
+    let undo: Option<String> = rc
+        .query_first("SELECT STATE FROM information_schema.INNODB_TABLESPACES WHERE NAME = 'ext_undo'")
+        .await
+        .unwrap();
+    assert_eq!(undo.as_deref(), Some("active"));
 }
 
 /// MariaDB 10.11 source whose load tables were created with `DATA

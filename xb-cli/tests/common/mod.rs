@@ -118,13 +118,19 @@ pub async fn xb_prepare_and_compare(src: &TestServer, target: &Path, schemas: &[
 
 /// `xb-cli prepare` of `target` with the source flavour's server binary.
 pub fn xb_prepare(src: &TestServer, target: &Path) {
+    xb_prepare_with_defaults(src, target, &src.run_dir().join("my.cnf"));
+}
+
+/// [`xb_prepare`] with `defaults` as `--server-defaults-file` (the source's
+/// own settings, as a DBA would pass them).
+pub fn xb_prepare_with_defaults(src: &TestServer, target: &Path, defaults: &Path) {
     let out = Command::new(env!("CARGO_BIN_EXE_xb-cli"))
         .args(["prepare", "--target-dir"])
         .arg(target)
         .arg("--server-binary")
         .arg(xb_testing::vendor::server_binary(src))
         .arg("--server-defaults-file")
-        .arg(src.run_dir().join("my.cnf"))
+        .arg(defaults)
         .output()
         .unwrap();
     assert!(
@@ -197,9 +203,28 @@ pub async fn start_and_compare(
 /// (plus `extra`) while it runs, lets it write on, stops it; returns the
 /// backup directory.
 pub async fn backup_under_load(src: &TestServer, spec: &LoadSpec, extra: &[&str]) -> PathBuf {
+    backup_under_load_with(src, spec, extra, &[]).await
+}
+
+/// [`backup_under_load`], running `just_before` (SQL statements) on the
+/// source while the load writes, right before the backup starts.
+pub async fn backup_under_load_with(
+    src: &TestServer,
+    spec: &LoadSpec,
+    extra: &[&str],
+    just_before: &[String],
+) -> PathBuf {
     prepare(src.opts(), spec).await.expect("load data");
     let load = WriteLoad::start(src.opts(), spec);
     load.wait_for_commits(300).await;
+    if !just_before.is_empty() {
+        let mut c = src.conn().await.unwrap();
+        for sql in just_before {
+            mysql_async::prelude::Queryable::query_drop(&mut c, sql)
+                .await
+                .unwrap_or_else(|e| panic!("{sql}: {e}"));
+        }
+    }
     let target = src.scratch("backup");
     let target_s = target.to_string_lossy().into_owned();
     let mut args = vec!["--target-dir", target_s.as_str()];
