@@ -129,7 +129,9 @@ async fn mysql_tablespaces_outside_the_datadir_are_backed_up_and_restore_after_x
         &spec,
         &[],
         &[
-            format!("CREATE TABLE ts.during (id INT PRIMARY KEY, v VARCHAR(40)) DATA DIRECTORY = '{r}'"),
+            format!(
+                "CREATE TABLE ts.during (id INT PRIMARY KEY, v VARCHAR(40)) DATA DIRECTORY = '{r}'"
+            ),
             "INSERT INTO ts.during SELECT * FROM ts.in_general".into(),
         ],
     )
@@ -212,7 +214,9 @@ async fn mysql_tablespaces_outside_the_datadir_are_backed_up_and_restore_after_x
     }
     let mut rc = restored.conn().await.unwrap();
     let undo: Option<String> = rc
-        .query_first("SELECT STATE FROM information_schema.INNODB_TABLESPACES WHERE NAME = 'ext_undo'")
+        .query_first(
+            "SELECT STATE FROM information_schema.INNODB_TABLESPACES WHERE NAME = 'ext_undo'",
+        )
         .await
         .unwrap();
     assert_eq!(undo.as_deref(), Some("active"));

@@ -92,7 +92,10 @@ mod tests {
     #[test]
     fn each_kind_is_kept_where_xtrabackup_keeps_it() {
         let rel = |name: &str, path: &str, undo| backup_rel(name, Path::new(path), undo);
-        assert_eq!(rel("db/t", "/r/db/t.ibd", false).as_deref(), Some("db/t.ibd"));
+        assert_eq!(
+            rel("db/t", "/r/db/t.ibd", false).as_deref(),
+            Some("db/t.ibd")
+        );
         assert_eq!(
             rel("db/t#p#p0", "/r/db/t#p#p0.ibd", false).as_deref(),
             Some("db/t#p#p0.ibd")
