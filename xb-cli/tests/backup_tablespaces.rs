@@ -331,3 +331,66 @@ fn snapshot_isl(target: &Path) -> Vec<(PathBuf, String)> {
     out.sort();
     out
 }
+
+/// MySQL 9.7 initialised with `innodb_undo_directory` and
+/// `innodb_data_home_dir` outside its datadir: the system tablespace and
+/// the undo tablespaces live elsewhere. They are in the backup, prepare
+/// (given the source's own settings, which name those directories) never
+/// touches the source's files, and the restore has the source's rows.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn mysql_undo_and_system_tablespaces_outside_the_datadir_restore() {
+    let base = std::env::var_os("XB_TEST_TMP").map_or_else(std::env::temp_dir, PathBuf::from);
+    std::fs::create_dir_all(&base).unwrap();
+    let elsewhere = tempfile::Builder::new()
+        .prefix("xb-system-")
+        .tempdir_in(base)
+        .unwrap();
+    let (undo, home) = (elsewhere.path().join("undo"), elsewhere.path().join("home"));
+    for d in [&undo, &home] {
+        std::fs::create_dir_all(d).unwrap();
+    }
+    let settings = format!(
+        "--innodb-undo-directory={} --innodb-data-home-dir={}",
+        undo.display(),
+        home.display()
+    );
+    let mut src =
+        TestServer::start_with_args(Flavor::MySql97, &format!("{settings} {BINLOG_ARGS}"))
+            .expect("source");
+    assert!(
+        home.join("ibdata1").is_file(),
+        "the system tablespace is outside"
+    );
+    assert!(
+        std::fs::read_dir(&undo).unwrap().count() >= 2,
+        "the undo tablespaces are outside"
+    );
+    let spec = LoadSpec {
+        innodb_tables: 2,
+        rows_per_table: 1_000,
+        writers: 2,
+        ..LoadSpec::default()
+    };
+    let target = backup_under_load(&src, &spec, &[]).await;
+    assert!(target.join("ibdata1").is_file(), "{}", target.display());
+    src.stop().unwrap();
+    let before = snapshot(elsewhere.path());
+    let defaults = src.scratch("source-defaults.cnf");
+    std::fs::write(
+        &defaults,
+        format!(
+            "!include {}\n[mysqld]\ninnodb-undo-directory={}\ninnodb-data-home-dir={}\n",
+            src.run_dir().join("my.cnf").display(),
+            undo.display(),
+            home.display()
+        ),
+    )
+    .unwrap();
+    xb_prepare_with_defaults(&src, &target, &defaults);
+    assert!(
+        snapshot(elsewhere.path()) == before,
+        "prepare touched the source's files"
+    );
+    src.restart().unwrap();
+    start_and_compare(&src, &target, &[&spec.schema], "").await;
+}
