@@ -289,6 +289,19 @@ mod tests {
         }
     }
 
+    /// A temporary `data/` (the datadir) and `remote/` with one-byte
+    /// `files` (paths relative to the temporary directory).
+    fn tree(files: &[&str]) -> (tempfile::TempDir, PathBuf, PathBuf) {
+        let d = tempfile::tempdir().unwrap();
+        for f in files {
+            let p = d.path().join(f);
+            std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+            std::fs::write(p, b"x").unwrap();
+        }
+        let (data, remote) = (d.path().join("data"), d.path().join("remote"));
+        (d, data, remote)
+    }
+
     #[test]
     fn in_flight_alter_copies_and_session_temp_files_are_not_tablespaces_to_back_up() {
         for p in [
@@ -305,19 +318,12 @@ mod tests {
 
     #[test]
     fn server_spaces_the_walk_missed_are_added_inside_and_refused_outside() {
-        let d = tempfile::tempdir().unwrap();
-        let data = d.path().join("data");
-        let remote = d.path().join("remote");
-        for f in [
+        let (_d, data, remote) = tree(&[
             "data/db/t.ibd",
             "data/u1.ibu",
             "data/other/x.ibd",
             "remote/db/r.ibd",
-        ] {
-            let p = d.path().join(f);
-            std::fs::create_dir_all(p.parent().unwrap()).unwrap();
-            std::fs::write(p, b"x").unwrap();
-        }
+        ]);
         let facts = facts(&data);
         let walked = vec![Job {
             src: data.join("db/t.ibd"),
@@ -379,14 +385,7 @@ mod tests {
 
     #[test]
     fn a_mariadb_data_directory_table_linked_by_its_isl_is_copied_to_where_a_local_one_would_be() {
-        let d = tempfile::tempdir().unwrap();
-        let data = d.path().join("data");
-        let remote = d.path().join("remote");
-        for f in ["data/db/t.ibd", "remote/db/r.ibd", "remote/db/stray.ibd"] {
-            let p = d.path().join(f);
-            std::fs::create_dir_all(p.parent().unwrap()).unwrap();
-            std::fs::write(p, b"x").unwrap();
-        }
+        let (_d, data, remote) = tree(&["data/db/t.ibd", "remote/db/r.ibd", "remote/db/stray.ibd"]);
         let r_ibd = remote.join("db/r.ibd");
         // MariaDB writes the path without a newline; a hand-edited one may have it
         std::fs::write(data.join("db/r.isl"), format!("{}\n", r_ibd.display())).unwrap();
@@ -429,21 +428,14 @@ mod tests {
 
     #[test]
     fn mysql_general_and_undo_tablespaces_outside_go_to_the_root_and_never_share_a_name() {
-        let d = tempfile::tempdir().unwrap();
-        let data = d.path().join("data");
-        let remote = d.path().join("remote");
-        for f in [
+        let (_d, data, remote) = tree(&[
             "data/taken.ibd",
             "remote/g.ibd",
             "remote/u.ibu",
             "remote/db/t.ibd",
             "remote/other.ibd",
             "remote/bad.ibd",
-        ] {
-            let p = d.path().join(f);
-            std::fs::create_dir_all(p.parent().unwrap()).unwrap();
-            std::fs::write(p, b"x").unwrap();
-        }
+        ]);
         let walked = vec![Job {
             src: data.join("taken.ibd"),
             rel: "taken.ibd".into(),
