@@ -11,6 +11,7 @@ pub mod pagecheck;
 pub mod pagereader;
 pub mod redo;
 pub mod redo105;
+pub mod redo105_names;
 pub mod redo108;
 pub mod redo108_names;
 pub mod redo8030;

@@ -189,7 +189,9 @@ impl Log105 {
     }
 }
 
-fn block_ok(b: &[u8], lsn: u64) -> Option<u16> {
+/// The data length of `b` when it is a valid block of `lsn` (its number,
+/// its checksum, a length that fits), `None` otherwise.
+pub(crate) fn block_ok(b: &[u8], lsn: u64) -> Option<u16> {
     let len = be16(b, 4);
     ((be32(b, 0) & 0x7FFF_FFFF) == hdr_no(lsn)
         && crc32c::crc32c(&b[..508]) == be32(b, 508)

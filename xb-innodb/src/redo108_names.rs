@@ -30,14 +30,15 @@ const FILE_DELETE: u8 = 0x90;
 const FILE_RENAME: u8 = 0xa0;
 const FILE_MODIFY: u8 = 0xb0;
 
-/// One mini-transaction rewritten in the file: enough to put it back.
+/// Bytes rewritten in a log file, enough to put them back: a 10.8+
+/// mini-transaction, or a 10.5 block (see [`crate::redo105_names`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct MtrPatch {
-    /// File offset of the mini-transaction.
+pub struct LogPatch {
+    /// File offset of the rewritten bytes.
     pub offset: u64,
-    /// Its bytes before the rewrite.
+    /// The bytes before the rewrite.
     pub before: Vec<u8>,
-    /// Its bytes after.
+    /// The bytes after it.
     pub after: Vec<u8>,
 }
 
@@ -52,8 +53,42 @@ fn varint_len(b: u8) -> usize {
     }
 }
 
-/// Byte ranges, within `recs` (a mini-transaction's records, without its
-/// sequence byte and CRC), of the names its file records carry.
+/// Where the record starting at `recs[i]` ends: its header length (type
+/// byte and length varint) and its total length, or `None` when `recs`
+/// ends before the length does. Shared by every format whose records use
+/// this encoding (MariaDB 10.5+), so that names are found the same way.
+///
+/// # Errors
+/// A reason when the length is longer than a record can be.
+pub(crate) fn record_len(recs: &[u8], i: usize) -> Result<Option<(usize, usize)>, String> {
+    let Some(&b) = recs.get(i) else {
+        return Ok(None);
+    };
+    if b & 15 != 0 {
+        return Ok(Some((1, 1 + usize::from(b & 15))));
+    }
+    let at = |k: usize| recs.get(i + k).map(|&v| usize::from(v));
+    let Some(v) = at(1) else {
+        return Ok(None);
+    };
+    // the length is at most 3 bytes (a mini-transaction is < 1 MiB)
+    let (vlen, n) = match varint_len(recs[i + 1]) {
+        1 => (1, v),
+        2 => match at(2) {
+            Some(w) => (2, ((v & 0x3f) << 8 | w) + 0x80),
+            None => return Ok(None),
+        },
+        3 => match (at(2), at(3)) {
+            (Some(w), Some(x)) => (3, ((v & 0x1f) << 16 | w << 8 | x) + 0x4080),
+            _ => return Ok(None),
+        },
+        _ => return Err(format!("record at byte {i}: length over 3 bytes")),
+    };
+    Ok(Some((1 + vlen, 16 + n)))
+}
+
+/// Byte ranges, within `recs` (a mini-transaction's records, without what
+/// ends it), of the names its file records carry.
 ///
 /// # Errors
 /// A reason when a record runs past the records.
@@ -63,24 +98,7 @@ pub fn file_names(recs: &[u8]) -> Result<Vec<Range<usize>>, String> {
     let mut got_page_op = false;
     while i < recs.len() {
         let b = recs[i];
-        let (head, total) = if b & 15 != 0 {
-            (1, 1 + usize::from(b & 15))
-        } else {
-            let at = |k: usize| {
-                recs.get(i + k)
-                    .map(|&v| usize::from(v))
-                    .ok_or("record length cut off")
-            };
-            let v = at(1)?;
-            // the length is at most 3 bytes (a mini-transaction is < 1 MiB)
-            let (vlen, n) = match varint_len(recs[i + 1]) {
-                1 => (1, v),
-                2 => (2, ((v & 0x3f) << 8 | at(2)?) + 0x80),
-                3 => (3, ((v & 0x1f) << 16 | at(2)? << 8 | at(3)?) + 0x4080),
-                _ => return Err(format!("record at byte {i}: length over 3 bytes")),
-            };
-            (1 + vlen, 16 + n)
-        };
+        let (head, total) = record_len(recs, i)?.ok_or("record length cut off")?;
         let end = i + total;
         if end > recs.len() || head > total {
             return Err(format!("record at byte {i} runs past its mini-transaction"));
@@ -124,7 +142,7 @@ pub fn file_names(recs: &[u8]) -> Result<Vec<Range<usize>>, String> {
 pub fn rewrite_file_names(
     path: &Path,
     rename: &dyn Fn(&[u8]) -> Option<Vec<u8>>,
-) -> Result<Vec<MtrPatch>, Redo108Error> {
+) -> Result<Vec<LogPatch>, Redo108Error> {
     let mut patches = Vec::new();
     let done = rewrite_into(path, rename, &mut patches);
     if done.is_err() {
@@ -137,7 +155,7 @@ pub fn rewrite_file_names(
 fn rewrite_into(
     path: &Path,
     rename: &dyn Fn(&[u8]) -> Option<Vec<u8>>,
-    patches: &mut Vec<MtrPatch>,
+    patches: &mut Vec<LogPatch>,
 ) -> Result<(), Redo108Error> {
     let log = Log108::open(path)?;
     let start = log.latest_checkpoint()?.lsn;
@@ -188,7 +206,7 @@ fn rewrite_mtr(
     rename: &dyn Fn(&[u8]) -> Option<Vec<u8>>,
     path: &Path,
     offset: u64,
-) -> Result<Option<MtrPatch>, Redo108Error> {
+) -> Result<Option<LogPatch>, Redo108Error> {
     let bad = |reason: String| Redo108Error::Header {
         file: path.to_path_buf(),
         reason: format!("mini-transaction at offset {offset}: {reason}"),
@@ -216,20 +234,22 @@ fn rewrite_mtr(
     debug_assert_eq!(crc32c::crc32c(&before[..recs]), be32(&before, recs + 1));
     let crc = crc32c::crc32c(&mtr[..recs]);
     mtr[recs + 1..].copy_from_slice(&crc.to_be_bytes());
-    Ok(Some(MtrPatch {
+    Ok(Some(LogPatch {
         offset,
         before,
         after: mtr.to_vec(),
     }))
 }
 
-/// Puts back what [`rewrite_file_names`] changed, where the file still
+/// Puts back what [`rewrite_file_names`] (or
+/// [`crate::redo105_names::rewrite_file_names`]: patches are plain byte
+/// runs whatever the format) changed, where the file still
 /// holds the rewritten bytes (a server that already replaced its log has
 /// left none of them). Returns how many were put back.
 ///
 /// # Errors
 /// I/O.
-pub fn revert(path: &Path, patches: &[MtrPatch]) -> Result<usize, Redo108Error> {
+pub fn revert(path: &Path, patches: &[LogPatch]) -> Result<usize, Redo108Error> {
     let io = |offset: u64, e: std::io::Error| Redo108Error::Io {
         file: PathBuf::from(path),
         offset,

@@ -126,17 +126,6 @@ pub enum PrepareError {
         /// What went wrong.
         reason: String,
     },
-    /// A MariaDB 10.5–10.7 backup with tables kept outside the source's
-    /// datadir: its log (which names their files by absolute path) is not
-    /// rewritten by this version, and recovery would reach the source's
-    /// files. Refused before anything changed.
-    #[error(
-        "{isl}: a table kept outside the source's datadir (DATA DIRECTORY) in a MariaDB 10.5-10.7 backup, which xb cannot prepare yet"
-    )]
-    RemoteTablesUnsupported {
-        /// The first `.isl` found.
-        isl: PathBuf,
-    },
     /// An I/O error on a named path.
     #[error("{path}: {source}")]
     Io {
@@ -180,9 +169,7 @@ impl PrepareError {
             | PrepareError::Incomplete { .. }
             | PrepareError::WrongBackupType { .. } => 30,
             PrepareError::BadCheckpoints { .. } | PrepareError::LogTooShort { .. } => 31,
-            PrepareError::UnsupportedLog { .. } | PrepareError::RemoteTablesUnsupported { .. } => {
-                32
-            }
+            PrepareError::UnsupportedLog { .. } => 32,
             PrepareError::ServerNotFound { .. }
             | PrepareError::UnknownSourceVersion { .. }
             | PrepareError::ServerVersionUnknown { .. }
@@ -235,9 +222,6 @@ impl PrepareError {
             }
             PrepareError::RemoteLog { .. } => {
                 "The backup's .isl files are as they were; prepare this backup with the vendor's tool (mariadb-backup --prepare), or take a new backup."
-            }
-            PrepareError::RemoteTablesUnsupported { .. } => {
-                "Nothing was changed; prepare this backup with the vendor's tool (mariadb-backup --prepare)."
             }
             PrepareError::Io { .. } => "Check the path exists and is writable.",
         }

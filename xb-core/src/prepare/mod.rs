@@ -237,7 +237,6 @@ pub fn prepare(opts: &PrepareOptions) -> Result<PrepareReport, PrepareError> {
     // wrong one refused) before the first change below.
     let source = server::source_version(&dir, redo_format)?;
     let (server, server_version) = server::find_server(opts, &source)?;
-    remote::check(&dir, redo_format)?;
     let ddl_markers_applied = markers::apply_ddl_markers(&dir)?;
     let redirect = remote::Redirect::apply(&dir, redo_format)?;
     tracing::info!(dir = %dir.display(), server = %server.display(), server_version = %server_version.text, source_version = %source.text, first_lsn, last_lsn = cps.last_lsn, remote_tables = redirect.isl_count(), "starting recovery");

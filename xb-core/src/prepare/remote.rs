@@ -19,14 +19,17 @@
 //! log's when recovery failed before replacing it (a prepared backup's log
 //! is the server's new one, which names nothing of the source).
 //!
-//! MariaDB 10.5–10.7 logs (512-byte blocks) are not rewritten: a backup of
-//! those with `.isl` files is refused before anything changes.
+//! Both MariaDB log formats are rewritten: 10.8+ mini-transactions
+//! (`redo108_names`, their CRC-32C recomputed) and 10.5–10.7 blocks
+//! (`redo105_names`, where a name may cross a block boundary and each
+//! touched block's CRC-32C is recomputed).
 
 use std::fs;
 use std::path::{Path, PathBuf};
 
 use xb_innodb::redo::RedoFormat;
-use xb_innodb::redo108_names::{MtrPatch, revert, rewrite_file_names};
+use xb_innodb::redo105_names;
+use xb_innodb::redo108_names::{self, LogPatch, revert};
 
 use super::error::{PrepareError, io_err};
 
@@ -34,7 +37,7 @@ use super::error::{PrepareError, io_err};
 ///
 /// # Errors
 /// [`PrepareError::Io`] when a directory cannot be listed.
-pub(super) fn isl_files(dir: &Path) -> Result<Vec<PathBuf>, PrepareError> {
+fn isl_files(dir: &Path) -> Result<Vec<PathBuf>, PrepareError> {
     let mut out = Vec::new();
     for e in fs::read_dir(dir).map_err(io_err(dir))? {
         let db = e.map_err(io_err(dir))?.path();
@@ -50,20 +53,6 @@ pub(super) fn isl_files(dir: &Path) -> Result<Vec<PathBuf>, PrepareError> {
     }
     out.sort();
     Ok(out)
-}
-
-/// Refuses, before anything changes, a backup whose remote tables this
-/// version cannot keep recovery away from.
-///
-/// # Errors
-/// [`PrepareError::RemoteTablesUnsupported`].
-pub(super) fn check(dir: &Path, format: RedoFormat) -> Result<(), PrepareError> {
-    if format == RedoFormat::MariaDb105 {
-        if let Some(isl) = isl_files(dir)?.into_iter().next() {
-            return Err(PrepareError::RemoteTablesUnsupported { isl });
-        }
-    }
-    Ok(())
 }
 
 /// The name recovery is given instead of an absolute `name`: the backup's
@@ -94,14 +83,14 @@ fn local_name(name: &[u8]) -> Option<Vec<u8>> {
 pub(super) struct Redirect {
     /// Each `.isl` and what it held.
     isl: Vec<(PathBuf, Vec<u8>)>,
-    /// The log and the mini-transactions rewritten in it.
-    log: Option<(PathBuf, Vec<MtrPatch>)>,
+    /// The log and the bytes rewritten in it.
+    log: Option<(PathBuf, Vec<LogPatch>)>,
 }
 
 impl Redirect {
     /// Rewrites the `.isl` files and the log of the backup in `dir`.
     /// Nothing to do (and nothing done) without `.isl` files or absolute
-    /// names in a MariaDB 10.8+ log. What was changed before a failure is
+    /// names in a MariaDB log. What was changed before a failure is
     /// put back.
     ///
     /// # Errors
@@ -118,17 +107,23 @@ impl Redirect {
             tracing::info!(isl = %isl.display(), was = %String::from_utf8_lossy(&before), "recovery uses the backup's own file");
             r.isl.push((isl, before));
         }
-        if format == RedoFormat::MariaDb108 {
-            let file = dir.join("ib_logfile0");
-            let patches =
-                rewrite_file_names(&file, &local_name).map_err(|e| PrepareError::RemoteLog {
-                    file: file.clone(),
-                    reason: e.to_string(),
-                })?;
-            if !patches.is_empty() {
-                tracing::info!(file = %file.display(), mini_transactions = patches.len(), "absolute file names in the log point at the backup");
-                r.log = Some((file, patches));
+        let file = dir.join("ib_logfile0");
+        let rewritten = match format {
+            RedoFormat::MariaDb108 => {
+                redo108_names::rewrite_file_names(&file, &local_name).map_err(|e| e.to_string())
             }
+            RedoFormat::MariaDb105 => {
+                redo105_names::rewrite_file_names(&file, &local_name).map_err(|e| e.to_string())
+            }
+            _ => Ok(Vec::new()),
+        };
+        let patches = rewritten.map_err(|reason| PrepareError::RemoteLog {
+            file: file.clone(),
+            reason,
+        })?;
+        if !patches.is_empty() {
+            tracing::info!(file = %file.display(), patches = patches.len(), "absolute file names in the log point at the backup");
+            r.log = Some((file, patches));
         }
         Ok(r)
     }
@@ -242,9 +237,12 @@ mod tests {
             fs::read_to_string(ts.join("far.isl")).unwrap(),
             "/srv/remote/ts/far.ibd"
         );
-        // 10.5 logs are not rewritten: refused before anything changes
-        let e = check(d.path(), RedoFormat::MariaDb105).unwrap_err();
-        assert!(e.to_string().contains("far.isl"), "{e}");
-        check(d.path(), RedoFormat::MariaDb108).unwrap();
+        // the same for a 10.5 backup without its log
+        let e = Redirect::apply(d.path(), RedoFormat::MariaDb105).unwrap_err();
+        assert!(matches!(e, PrepareError::RemoteLog { .. }), "{e}");
+        assert_eq!(
+            fs::read_to_string(ts.join("far.isl")).unwrap(),
+            "/srv/remote/ts/far.ibd"
+        );
     }
 }
