@@ -125,7 +125,9 @@ impl Rewriter<'_> {
         let start = log.latest_checkpoint()?.lsn;
         let first_block = start / BLOCK * BLOCK;
         // the first mini-transaction starts at the checkpoint itself
-        let skip = usize::try_from(start % BLOCK).unwrap_or(0).max(PAYLOAD_START);
+        let skip = usize::try_from(start % BLOCK)
+            .unwrap_or(0)
+            .max(PAYLOAD_START);
         let mut lsn = first_block;
         let mut buf = Vec::new();
         // one lap at most: a linear copy ends well before
@@ -419,7 +421,10 @@ mod tests {
         assert_eq!(stream[390..412], *REMOTE);
         // in the file the name is cut by the block's trailer and the next
         // one's header: only the other two copies are whole
-        assert_eq!(orig.windows(REMOTE.len()).filter(|w| *w == REMOTE).count(), 2);
+        assert_eq!(
+            orig.windows(REMOTE.len()).filter(|w| *w == REMOTE).count(),
+            2
+        );
         let local = format!("{}ts/far.ibd", "./".repeat(6)).into_bytes();
         assert_eq!(local.len(), REMOTE.len());
         let rename = |n: &[u8]| (n == REMOTE).then(|| local.clone());
