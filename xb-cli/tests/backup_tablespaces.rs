@@ -49,6 +49,30 @@ async fn mysql_undo_and_general_tablespaces_are_in_the_backup_and_restore() {
 
 /// The files under `dir` (at any depth), each with its bytes and
 /// modification time.
+/// A directory outside any server's datadir (under the tests' scratch
+/// root), removed when dropped.
+fn outside_dir(prefix: &str) -> tempfile::TempDir {
+    let base = std::env::var_os("XB_TEST_TMP").map_or_else(std::env::temp_dir, PathBuf::from);
+    std::fs::create_dir_all(&base).unwrap();
+    tempfile::Builder::new()
+        .prefix(prefix)
+        .tempdir_in(base)
+        .unwrap()
+}
+
+/// The write load of the remote-table runbooks: schema `far`, two tables
+/// created with `DATA DIRECTORY = remote`.
+fn far_load(remote: &Path) -> LoadSpec {
+    LoadSpec {
+        schema: "far".into(),
+        innodb_tables: 2,
+        rows_per_table: 1_000,
+        writers: 2,
+        data_directory: Some(remote.to_path_buf()),
+        ..LoadSpec::default()
+    }
+}
+
 fn snapshot(dir: &Path) -> Vec<(PathBuf, Vec<u8>, std::time::SystemTime)> {
     let mut out = Vec::new();
     for e in std::fs::read_dir(dir).unwrap() {
@@ -89,12 +113,7 @@ async fn mysql_files(server: &TestServer) -> Vec<(String, String, String)> {
 /// inside its datadir and has the source's rows in every table.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn mysql_tablespaces_outside_the_datadir_are_backed_up_and_restore_after_xb_prepare() {
-    let base = std::env::var_os("XB_TEST_TMP").map_or_else(std::env::temp_dir, PathBuf::from);
-    std::fs::create_dir_all(&base).unwrap();
-    let remote_dir = tempfile::Builder::new()
-        .prefix("xb-remote-")
-        .tempdir_in(base)
-        .unwrap();
+    let remote_dir = outside_dir("xb-remote-");
     let remote = remote_dir.path().to_path_buf();
     let r = remote.display();
     let mut src = TestServer::start_with_args(
@@ -115,14 +134,7 @@ async fn mysql_tablespaces_outside_the_datadir_are_backed_up_and_restore_after_x
         c.query_drop(&sql).await.unwrap_or_else(|e| panic!("{sql}: {e}"));
     }
     drop(c);
-    let spec = LoadSpec {
-        schema: "far".into(),
-        innodb_tables: 2,
-        rows_per_table: 1_000,
-        writers: 2,
-        data_directory: Some(remote.clone()),
-        ..LoadSpec::default()
-    };
+    let spec = far_load(&remote);
     let during = remote.join("ts").join("during.ibd");
     let target = backup_under_load_with(
         &src,
@@ -231,14 +243,7 @@ async fn remote_tables_backup(flavor: Flavor) -> (TestServer, PathBuf, PathBuf) 
     let src = TestServer::start_with_args(flavor, BINLOG_ARGS).expect("source");
     let remote = src.scratch("remote");
     std::fs::create_dir_all(&remote).unwrap();
-    let spec = LoadSpec {
-        schema: "far".into(),
-        innodb_tables: 2,
-        rows_per_table: 1_000,
-        writers: 2,
-        data_directory: Some(remote.clone()),
-        ..LoadSpec::default()
-    };
+    let spec = far_load(&remote);
     let target = backup_under_load(&src, &spec, &[]).await;
     for t in ["sbtest1", "sbtest2"] {
         let source_file = remote.join("far").join(format!("{t}.ibd"));
@@ -378,12 +383,7 @@ fn snapshot_isl(target: &Path) -> Vec<(PathBuf, String)> {
 /// touches the source's files, and the restore has the source's rows.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn mysql_undo_and_system_tablespaces_outside_the_datadir_restore() {
-    let base = std::env::var_os("XB_TEST_TMP").map_or_else(std::env::temp_dir, PathBuf::from);
-    std::fs::create_dir_all(&base).unwrap();
-    let elsewhere = tempfile::Builder::new()
-        .prefix("xb-system-")
-        .tempdir_in(base)
-        .unwrap();
+    let elsewhere = outside_dir("xb-system-");
     let (undo, home) = (elsewhere.path().join("undo"), elsewhere.path().join("home"));
     for d in [&undo, &home] {
         std::fs::create_dir_all(d).unwrap();
