@@ -5,6 +5,7 @@
 //! This crate is pure: no SQL, no threads. Live files are read with
 //! positioned reads (never mmap: a live file can shrink under us).
 pub mod be;
+pub mod delta;
 pub mod direct;
 pub mod iobuf;
 pub mod pagecheck;
