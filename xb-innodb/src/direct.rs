@@ -113,7 +113,10 @@ impl Direct {
             let want = offset + done as u64;
             let start = want - want % ALIGN;
             let skip = usize::try_from(want - start).unwrap_or(0);
-            let scratch = self.scratch.as_mut_slice();
+            // only the aligned range around what is still wanted: a 64-byte
+            // checkpoint read moves one 4 KiB block, not the whole scratch
+            let span = (skip + buf.len() - done).next_multiple_of(ALIGN as usize);
+            let scratch = &mut self.scratch.as_mut_slice()[..span.min(SCRATCH)];
             let n = read_some(&self.file, scratch, start)?;
             if n <= skip {
                 return Err(io::Error::new(

@@ -350,6 +350,10 @@ pub struct Scanner108 {
     ends: Vec<usize>,
     /// Log below this LSN is final: the server said it wrote it.
     trusted: u64,
+    /// Bytes the next read takes: small while the server writes little
+    /// (the log is read with `O_DIRECT`, so every byte read is a device
+    /// read), growing up to [`WINDOW`] while a backlog is copied.
+    read_len: usize,
     /// Why the last poll stopped where it did.
     pub stop: Stop108,
 }
@@ -365,8 +369,10 @@ pub struct Scanner108 {
 /// starts at the block the previous one ended in.
 const REWRITTEN: u64 = 4096;
 
-/// Bytes one read fills; a poll reads as many windows as the log holds.
+/// Most bytes one read fills; a poll reads as many windows as the log holds.
 const WINDOW: usize = 4 << 20;
+/// Fewest bytes one read fills.
+const MIN_READ: usize = 64 << 10;
 
 impl Scanner108 {
     /// Starts at `lsn` (must be the start of a mini-transaction, e.g. a
@@ -378,6 +384,7 @@ impl Scanner108 {
             window: Vec::new(),
             ends: Vec::new(),
             trusted: 0,
+            read_len: MIN_READ,
             stop: Stop108::End,
         }
     }
@@ -440,11 +447,12 @@ impl Scanner108 {
         log: &Log108,
         out: &mut dyn FnMut(&[u8]) -> Result<(), String>,
     ) -> Result<u64, Redo108Error> {
-        let len = WINDOW.min(usize::try_from(log.capacity()).unwrap_or(WINDOW));
-        self.window.resize(len, 0);
+        let max_len = WINDOW.min(usize::try_from(log.capacity()).unwrap_or(WINDOW));
         let mut before = log.latest_checkpoint()?;
         loop {
             let start = self.lsn;
+            let len = self.read_len.clamp(MIN_READ.min(max_len), max_len);
+            self.window.resize(len, 0);
             self.check_write_position(log, before, start)?;
             log.read_ring(start, &mut self.window)?;
             let mut p = 0usize;
@@ -466,8 +474,18 @@ impl Scanner108 {
             // most a capacity past this checkpoint, read after the data.
             let after = log.latest_checkpoint()?;
             self.check_write_position(log, after, start)?;
-            let cut =
-                matches!(self.stop, Stop108::Incomplete) && p > 0 && len - p <= MTR_SIZE_MAX + 5;
+            let ran_out = matches!(self.stop, Stop108::Incomplete);
+            if ran_out && len < max_len {
+                // a backlog (or one mtr longer than the read): read more at once
+                self.read_len = (len * 4).min(max_len);
+                if p == 0 {
+                    before = after;
+                    continue;
+                }
+            } else if !ran_out && p < len / 4 {
+                self.read_len = (len / 2).max(MIN_READ);
+            }
+            let cut = ran_out && p > 0 && len - p <= MTR_SIZE_MAX + 5;
             if !cut {
                 // the log ends in this window: its last block is not final
                 p = self.settled(log, start, after.lsn);
