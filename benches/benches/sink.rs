@@ -7,28 +7,12 @@
 use std::collections::BTreeMap;
 use std::io::Write;
 use std::process::{Command, Stdio};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use xb_sink::{Compress, Compression, Datasink, ExtractOptions, XbStreamWriter};
+use xb_sink::{Compress, Compression, Datasink, ExtractOptions, SharedBuf, XbStreamWriter};
 
 const TOTAL: usize = 64 << 20;
-
-#[derive(Clone, Default)]
-struct Shared(Arc<Mutex<Vec<u8>>>);
-impl Write for Shared {
-    fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
-        self.0
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .extend_from_slice(b);
-        Ok(b.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
 
 /// Page-like data: a third random, the rest short repeating runs (compresses ~2.5x).
 fn pagey(len: usize, seed: u64) -> Vec<u8> {
@@ -62,7 +46,7 @@ fn write_stream(
     algo: Option<Compression>,
     keep: bool,
 ) -> Vec<u8> {
-    let out = Shared::default();
+    let out = SharedBuf::default();
     let w: Box<dyn Write + Send> = if keep {
         Box::new(out.clone())
     } else {
@@ -91,12 +75,7 @@ fn write_stream(
     });
     let _ = sink.finish();
     drop(sink);
-    std::mem::take(
-        &mut *out
-            .0
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner),
-    )
+    out.take()
 }
 
 fn extract_once(stream: &[u8], decompress: bool, parallel: usize) -> Duration {

@@ -5,21 +5,8 @@
 
 use std::io::Write;
 use std::process::{Command, Stdio};
-use std::sync::{Arc, Mutex};
 
-use xb_sink::{Compress, Compression, Datasink, Encrypt, EncryptKey, XbStreamWriter};
-
-#[derive(Clone, Default)]
-struct Shared(Arc<Mutex<Vec<u8>>>);
-impl Write for Shared {
-    fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(b);
-        Ok(b.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
+use xb_sink::{Compress, Compression, Datasink, Encrypt, EncryptKey, SharedBuf, XbStreamWriter};
 
 const KEY: &str = "0123456789abcdef0123456789abcdef";
 
@@ -40,7 +27,7 @@ fn xb_extract(stream: &[u8], args: &[&str]) -> std::process::Output {
 
 #[test]
 fn an_encrypted_compressed_stream_is_unpacked_with_the_key() {
-    let out = Shared::default();
+    let out = SharedBuf::default();
     let enc = Encrypt::new(
         Box::new(XbStreamWriter::new(Box::new(out.clone()))),
         EncryptKey::from_arg(KEY).unwrap(),
@@ -54,7 +41,7 @@ fn an_encrypted_compressed_stream_is_unpacked_with_the_key() {
         f.close().unwrap();
     }
     sink.finish().unwrap();
-    let stream = out.0.lock().unwrap().clone();
+    let stream = out.bytes();
 
     let dir = tempfile::tempdir().unwrap();
     let target = dir.path().join("restore");
@@ -166,13 +153,13 @@ fn a_chunk_that_claims_a_terabyte_keeps_memory_bounded_and_fails_naming_the_file
 
 /// A one-file stream, as xb's own writer makes it: `path` holding `data`.
 fn one_file(path: &str, data: &[u8]) -> Vec<u8> {
-    let out = Shared::default();
+    let out = SharedBuf::default();
     let sink = XbStreamWriter::new(Box::new(out.clone()));
     let mut f = sink.open(path, 0).unwrap();
     f.write(data).unwrap();
     f.close().unwrap();
     sink.finish().unwrap();
-    out.0.lock().unwrap().clone()
+    out.bytes()
 }
 
 #[test]

@@ -199,26 +199,11 @@ impl Output {
 
 #[cfg(test)]
 mod tests {
-    use std::io::Write;
-    use std::sync::Mutex;
     use std::time::{Duration, Instant};
 
-    use super::*;
+    use xb_sink::SharedBuf;
 
-    #[derive(Clone, Default)]
-    struct Shared(Arc<Mutex<Vec<u8>>>);
-    impl Write for Shared {
-        fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
-            self.0
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner)
-                .extend_from_slice(b);
-            Ok(b.len())
-        }
-        fn flush(&mut self) -> std::io::Result<()> {
-            Ok(())
-        }
-    }
+    use super::*;
 
     /// Data files are held to 4 bytes per second: 8 bytes through `create`
     /// take two seconds, and 4 MiB would take twelve days. 4 MiB of redo
@@ -235,7 +220,7 @@ mod tests {
             encrypt_key: Some(key.clone()),
             throttle: Some(4),
         };
-        let stream = Shared::default();
+        let stream = SharedBuf::default();
         let t = Arc::new(SinkTarget::stream(Box::new(stream.clone()), &opts));
 
         let started = Instant::now();
@@ -270,11 +255,7 @@ mod tests {
         );
         t.finish().expect("finished");
 
-        let raw = stream
-            .0
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .clone();
+        let raw = stream.bytes();
         for name in [&b"ibdata1.zst.xbcrypt"[..], b"ib_logfile0.zst.xbcrypt"] {
             assert!(
                 raw.windows(name.len()).any(|w| w == name),

@@ -130,22 +130,11 @@ impl Datasink for XbStreamWriter {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[derive(Clone, Default)]
-    struct Shared(Arc<Mutex<Vec<u8>>>);
-    impl Write for Shared {
-        fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
-            self.0.lock().unwrap().extend_from_slice(b);
-            Ok(b.len())
-        }
-        fn flush(&mut self) -> std::io::Result<()> {
-            Ok(())
-        }
-    }
+    use crate::SharedBuf;
 
     #[test]
     fn chunks_have_the_xbstream_layout_and_small_writes_coalesce() {
-        let buf = Shared::default();
+        let buf = SharedBuf::default();
         let s = XbStreamWriter::new(Box::new(buf.clone()));
         let mut f = s.open("db/t.ibd", 0).unwrap();
         f.write(b"hel").unwrap();
@@ -153,7 +142,7 @@ mod tests {
         f.close().unwrap();
         s.open("empty", 0).unwrap().close().unwrap();
         s.finish().unwrap();
-        let bytes = buf.0.lock().unwrap().clone();
+        let bytes = buf.bytes();
         let mut want = b"XBSTCK01\0P".to_vec();
         want.extend_from_slice(&8u32.to_le_bytes());
         want.extend_from_slice(b"db/t.ibd");
@@ -172,14 +161,14 @@ mod tests {
 
     #[test]
     fn big_writes_become_their_own_chunks_with_running_offsets() {
-        let buf = Shared::default();
+        let buf = SharedBuf::default();
         let s = XbStreamWriter::with_chunk_size(Box::new(buf.clone()), 4);
         let mut f = s.open("f", 0).unwrap();
         f.write(b"ab").unwrap();
         f.write(b"cdefg").unwrap();
         f.close().unwrap();
         s.finish().unwrap();
-        let bytes = buf.0.lock().unwrap().clone();
+        let bytes = buf.bytes();
         let mut r = crate::XbStreamReader::new(&bytes[..]);
         let mut got = vec![];
         while let Some(c) = r.next_chunk().unwrap() {

@@ -1,31 +1,12 @@
 //! Helpers shared by the integration tests.
 
 use std::collections::BTreeMap;
-use std::io::Write;
 use std::path::Path;
-use std::sync::{Arc, Mutex};
 
 use xb_sink::Datasink;
 
-/// A `Write` whose bytes can be taken back after the sink is done.
-#[derive(Clone, Default)]
-pub struct Shared(pub Arc<Mutex<Vec<u8>>>);
-
-impl Write for Shared {
-    fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(b);
-        Ok(b.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-impl Shared {
-    pub fn bytes(&self) -> Vec<u8> {
-        self.0.lock().unwrap().clone()
-    }
-}
+/// The tests' in-memory stream.
+pub use xb_sink::SharedBuf;
 
 /// Writes `files` through `sink`, each in pieces of `piece` bytes, files
 /// interleaved from several threads, then finishes the sink.

@@ -5,14 +5,14 @@ use xb_sink::{
     Compress, Compression, Encrypt, EncryptKey, ExtractOptions, SinkError, XbStreamWriter,
 };
 
-use crate::common::{Shared, read_tree, sample_files, write_files};
+use crate::common::{SharedBuf, read_tree, sample_files, write_files};
 
 const KEY: &str = "6f0c3a9d2e7b4f15a8c1d0e9b7a65432";
 
 #[test]
 fn compressed_then_encrypted_files_are_named_and_restored_like_xtrabackup() {
     let files = sample_files();
-    let out = Shared::default();
+    let out = SharedBuf::default();
     let key = EncryptKey::from_arg(KEY).unwrap();
     let enc = Encrypt::new(
         Box::new(XbStreamWriter::new(Box::new(out.clone()))),

@@ -7,7 +7,7 @@ use proptest::prelude::*;
 use xb_sink::xbstream::FLAG_REWRITE;
 use xb_sink::{Datasink, ExtractOptions, SinkError, XbStreamWriter};
 
-use crate::common::{Shared, read_tree, sample_files, write_files};
+use crate::common::{SharedBuf, read_tree, sample_files, write_files};
 
 fn chunk(kind: u8, path: &str, body: &[u8]) -> Vec<u8> {
     flagged(0, kind, path, body)
@@ -217,7 +217,7 @@ fn a_second_extraction_into_the_same_directory_fails() {
 
 #[test]
 fn a_truncated_stream_is_an_error_at_every_cut() {
-    let out = Shared::default();
+    let out = SharedBuf::default();
     let sink = XbStreamWriter::with_chunk_size(Box::new(out.clone()), 4096);
     let mut files = sample_files();
     files.retain(|_, v| v.len() < 100_000);

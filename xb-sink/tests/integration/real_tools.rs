@@ -5,12 +5,14 @@ use std::process::Command;
 
 use xb_sink::{Compress, Compression, ExtractOptions, LocalDir, XbStreamWriter};
 
-use crate::common::{Shared, assert_same_tree, mariadb_tool, read_tree, sample_files, write_files};
+use crate::common::{
+    SharedBuf, assert_same_tree, mariadb_tool, read_tree, sample_files, write_files,
+};
 
 #[test]
 fn mbstream_extracts_a_stream_written_by_xb_to_identical_files() {
     let files = sample_files();
-    let out = Shared::default();
+    let out = SharedBuf::default();
     // a small coalescing size gives many interleaved chunks per file
     let sink = XbStreamWriter::with_chunk_size(Box::new(out.clone()), 100_000);
     write_files(&sink, &files, 33_333);
@@ -83,7 +85,7 @@ fn lz4_cli_decompresses_every_lz4_file() {
 fn compressed_stream_extracts_with_decompression_to_the_originals() {
     for algo in [Compression::Zstd { level: 3 }, Compression::Lz4] {
         let files = sample_files();
-        let out = Shared::default();
+        let out = SharedBuf::default();
         let sink = Compress::new(
             Box::new(XbStreamWriter::new(Box::new(out.clone()))),
             algo,
@@ -123,7 +125,7 @@ fn xb_extract_reads_the_zstd_cli_own_multi_frame_output() {
         assert!(o.status.success());
         z.extend_from_slice(&o.stdout);
     }
-    let out = Shared::default();
+    let out = SharedBuf::default();
     let sink = XbStreamWriter::new(Box::new(out.clone()));
     let mut f = xb_sink::Datasink::open(&sink, "t.ibd.zst", 0).unwrap();
     f.write(&z).unwrap();

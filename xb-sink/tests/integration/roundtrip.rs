@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use proptest::prelude::*;
 use xb_sink::{Compress, Compression, Datasink, ExtractOptions, Throttle, XbStreamWriter};
 
-use crate::common::{Shared, read_tree, write_files};
+use crate::common::{SharedBuf, read_tree, write_files};
 
 fn file_sets() -> impl Strategy<Value = BTreeMap<String, Vec<u8>>> {
     let name = "[a-z]{1,8}(/[a-z0-9_][a-z0-9_.]{0,7}){0,2}";
@@ -23,7 +23,7 @@ fn round_trip(
     piece: usize,
     chunk: usize,
 ) -> BTreeMap<String, Vec<u8>> {
-    let out = Shared::default();
+    let out = SharedBuf::default();
     let sink = wrap(Box::new(XbStreamWriter::with_chunk_size(
         Box::new(out.clone()),
         chunk,
@@ -61,7 +61,7 @@ proptest! {
 
 #[test]
 fn throttle_holds_the_rate() {
-    let out = Shared::default();
+    let out = SharedBuf::default();
     let sink = Throttle::new(
         Box::new(XbStreamWriter::new(Box::new(out.clone()))),
         4 << 20,
