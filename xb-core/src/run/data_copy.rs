@@ -236,8 +236,9 @@ pub(super) fn copy_jobs(
                     if let Some(now) = ctx.lag.now() {
                         progress.redo_lag(now);
                     }
+                    // through progress only: the CLI prints it as `xb: warning:`,
+                    // a second copy by tracing would print it twice
                     if let Some(w) = ctx.lag.take_warning() {
-                        tracing::warn!("{w}");
                         progress.warning(&w);
                     }
                     std::thread::sleep(Duration::from_millis(50));

@@ -13,8 +13,7 @@
 //! The watcher ([`super::watch`]) samples the server's LSN once a second;
 //! the copy loop reads the latest figure for progress and warnings.
 
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Mutex, PoisonError};
+use std::sync::{Mutex, OnceLock, PoisonError};
 use std::time::Instant;
 
 /// One sample: the server's LSN and the copied LSN at the same moment.
@@ -79,16 +78,16 @@ struct State {
 #[derive(Default)]
 pub struct LagMeter {
     state: Mutex<State>,
-    armed: AtomicBool,
-    /// Reads the copied LSN (the redo copier's), set by [`Self::arm`].
-    copied: std::sync::OnceLock<Box<dyn Fn() -> u64 + Send + Sync>>,
+    /// Reads the copied LSN (the redo copier's), set by [`Self::arm`]:
+    /// the meter measures once it is there.
+    copied: OnceLock<Box<dyn Fn() -> u64 + Send + Sync>>,
 }
 
 impl std::fmt::Debug for LagMeter {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("LagMeter")
             .field("state", &self.state)
-            .field("armed", &self.armed)
+            .field("armed", &self.is_armed())
             .finish_non_exhaustive()
     }
 }
@@ -102,10 +101,11 @@ impl LagMeter {
     /// the LSN the redo copy has reached. A capacity of 0 (unknown) leaves
     /// the meter off.
     pub fn arm(&self, capacity: u64, copied: impl Fn() -> u64 + Send + Sync + 'static) {
-        self.lock().capacity = capacity;
-        if self.copied.set(Box::new(copied)).is_ok() {
-            self.armed.store(capacity > 0, Ordering::Release);
+        if capacity == 0 {
+            return;
         }
+        self.lock().capacity = capacity;
+        let _ = self.copied.set(Box::new(copied));
     }
 
     /// Records the server's LSN `server`, read just now, against the
@@ -119,7 +119,7 @@ impl LagMeter {
     /// True once [`Self::arm`]ed: the watcher samples only then.
     #[must_use]
     pub fn is_armed(&self) -> bool {
-        self.armed.load(Ordering::Acquire)
+        self.copied.get().is_some()
     }
 
     /// Records the server's LSN `server` and the copied LSN `copied`, read
