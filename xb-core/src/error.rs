@@ -162,6 +162,17 @@ pub enum BackupError {
         /// The files.
         files: Vec<String>,
     },
+    /// With `--lock-ddl-per-table`, DDL waited for xb's metadata lock on a
+    /// table stored in a shared tablespace (the system or a general
+    /// tablespace); to take the instance lock xb had to let it run, and
+    /// what it changed cannot be copied again table by table.
+    #[error(
+        "DDL on {table} ran while the backup ended its metadata locks, and the table lives in a shared tablespace that xb cannot copy again"
+    )]
+    DdlOnSharedTablespace {
+        /// The table, quoted.
+        table: String,
+    },
     /// A TokuDB step failed. Its checkpoint lock and read lock were released
     /// before this error was returned (or the message says why not).
     #[error("{0}")]
@@ -343,6 +354,9 @@ impl BackupError {
             BackupError::TablespacesMissing { .. } => {
                 "Nothing was claimed complete. Take the backup again; if it recurs, report it with the file names above.".into()
             }
+            BackupError::DdlOnSharedTablespace { .. } => {
+                "Nothing was claimed complete. Take the backup again when no DDL runs on that table, or without --lock-ddl-per-table (the default LOCK INSTANCE FOR BACKUP holds DDL off for the whole copy).".into()
+            }
             BackupError::TokuDb(e) if toku_no_space(e) => NO_SPACE_HINT.into(),
             BackupError::TokuDb(_) => {
                 "Both TokuDB locks are released (by xb, or by the server when the session ended); check the server's error log and @@tokudb_data_dir/@@tokudb_log_dir, then take the backup again.".into()
@@ -372,7 +386,9 @@ impl BackupError {
             | BackupError::RedoStopped => 22,
             BackupError::TokuDb(_) => 23,
             BackupError::TablespacesOutside { .. } | BackupError::TablespaceNameClash { .. } => 14,
-            BackupError::TablespacesMissing { .. } => 24,
+            BackupError::TablespacesMissing { .. } | BackupError::DdlOnSharedTablespace { .. } => {
+                24
+            }
         }
     }
 }

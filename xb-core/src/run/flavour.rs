@@ -153,11 +153,11 @@ pub trait Flavour: Send {
 
     /// Phase 4, after the tablespaces listed at the start were copied:
     /// tablespaces the DDL protection did not cover (created meanwhile).
-    /// `copied` holds the backup paths copied so far.
+    /// `copied` holds the tablespaces copied so far.
     async fn after_innodb(
         &mut self,
         _step: &mut Step<'_>,
-        _copied: &HashSet<String>,
+        _copied: &[Job],
     ) -> Result<(), BackupError> {
         Ok(())
     }

@@ -145,6 +145,13 @@ impl Session {
         Ok(())
     }
 
+    /// The processlist id of the session holding per-table metadata
+    /// locks, while it does.
+    #[must_use]
+    pub fn table_lock_session(&self) -> Option<u64> {
+        self.table_locks.as_ref().map(|(_, id)| *id)
+    }
+
     /// Releases `what` and forgets it.
     ///
     /// # Errors

@@ -34,6 +34,7 @@
 
 mod api;
 pub mod data_copy;
+mod ddl_yield;
 pub mod external;
 pub mod feed;
 pub mod files;
@@ -54,7 +55,6 @@ pub mod targets;
 mod tokudb;
 pub mod watch;
 
-use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -370,7 +370,7 @@ async fn locked_phases<F: Flavour>(
         .map_or(0, tokudb::bytes_on_disk);
     step.progress.total(manifest.bytes() + toku_bytes);
     step.progress.phase("copy InnoDB tablespaces");
-    let copied: HashSet<String> = manifest.innodb.iter().map(|j| j.rel.clone()).collect();
+    let copied = manifest.innodb.clone();
     step.copy(manifest.innodb)?;
     flavour.after_innodb(step, &copied).await?;
     // with DDL blocked, every tablespace the server has is in the backup

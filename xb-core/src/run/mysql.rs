@@ -24,11 +24,14 @@ use xb_innodb::redo::RedoLog;
 use xb_innodb::redo8030::{Log8030, Scanner8030, backup_file_header, log_uuid};
 
 use super::Ctx;
+use super::data_copy::Job;
+use super::ddl_yield;
 use super::feed::{Feed, Pad};
 use super::files;
 use super::flavour::{ConsistentPoint, Flavour, NonInnodb, RedoPlan, Step};
 use super::locks::Held;
 use super::log_status::{self, LogStatus};
+use super::meta;
 use super::redo_copy::RedoCopied;
 use super::server::{self, ServerFacts};
 use super::tokudb;
@@ -106,7 +109,7 @@ impl Flavour for MySql {
     async fn after_innodb(
         &mut self,
         step: &mut Step<'_>,
-        copied: &HashSet<String>,
+        copied: &[Job],
     ) -> Result<(), BackupError> {
         if !step.ctx.lock_ddl_per_table {
             return Ok(());
@@ -114,19 +117,37 @@ impl Flavour for MySql {
         // tables created during the copy had no metadata lock: block DDL now
         // and copy their files (all their changes are in the copied redo)
         step.progress.phase("LOCK INSTANCE FOR BACKUP");
-        step.session
-            .take(Held::InstanceLock, "LOCK INSTANCE FOR BACKUP")
-            .await?;
-        let again = files::list(&step.ctx.facts, &step.ctx.filter)?;
-        let new: Vec<_> = again
+        let before: Vec<(Job, Option<ddl_yield::Identity>)> = copied
+            .iter()
+            .map(|j| (j.clone(), ddl_yield::identity(&j.src)))
+            .collect();
+        let obtained = ddl_yield::instance_lock(step.session, step.ctx.lock_wait_timeout).await?;
+        let known: HashSet<&str> = copied.iter().map(|j| j.rel.as_str()).collect();
+        let mut again: Vec<Job> = files::list(&step.ctx.facts, &step.ctx.filter)?
             .innodb
             .into_iter()
-            .filter(|j| !copied.contains(&j.rel))
+            .filter(|j| !known.contains(j.rel.as_str()))
             .collect();
-        if !new.is_empty() {
+        if let ddl_yield::Obtained::AfterYield(waiters) = obtained {
+            let t = ddl_yield::touched(&before, &waiters);
+            if let Some(w) = t.unplaced.first() {
+                return Err(BackupError::DdlOnSharedTablespace {
+                    table: format!("`{}`.`{}`", w.schema, w.table),
+                });
+            }
+            step.progress.warning(&format!(
+                "DDL waited for xb's metadata locks on {} table(s); they were released before LOCK INSTANCE FOR BACKUP and what the DDL changed is copied again",
+                waiters.len()
+            ));
+            for rel in &t.gone {
+                meta::write(step.ctx.target.as_ref(), &ddl_yield::marker(rel, "del"), "")?;
+            }
+            again.extend(t.again);
+        }
+        if !again.is_empty() {
             step.progress
-                .phase("copy tablespaces created during the backup");
-            step.copy(new)?;
+                .phase("copy tablespaces created or changed during the backup");
+            step.copy(again)?;
         }
         Ok(())
     }
