@@ -81,6 +81,13 @@ pub struct BackupArgs {
     /// the end).
     #[arg(long)]
     pub lock_ddl_per_table: bool,
+    /// Incremental backup on top of the backup in DIR (full or incremental):
+    /// only InnoDB pages changed since its to_lsn are copied.
+    #[arg(long, value_name = "DIR", conflicts_with = "incremental_lsn")]
+    pub incremental_basedir: Option<PathBuf>,
+    /// Incremental backup of the pages changed since this LSN.
+    #[arg(long, value_name = "LSN")]
+    pub incremental_lsn: Option<u64>,
     /// Seconds to wait for the server's backup lock.
     #[arg(long, default_value_t = 86_400)]
     pub lock_wait_timeout: u64,
@@ -230,6 +237,11 @@ pub async fn run(args: BackupArgs) -> anyhow::Result<u8> {
             anyhow::bail!("give --target-dir DIR, or --stream=xbstream to write to standard output")
         }
     };
+    if let Some(dir) = &args.incremental_basedir {
+        plan = plan.incremental(xb_core::run::IncrementalBase::Dir(dir.clone()));
+    } else if let Some(lsn) = args.incremental_lsn {
+        plan = plan.incremental(xb_core::run::IncrementalBase::Lsn(lsn));
+    }
     if let Some(algo) = &args.compress {
         plan = plan.compress(match algo.as_str() {
             "lz4" => xb_sink::Compression::Lz4,

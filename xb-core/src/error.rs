@@ -173,6 +173,15 @@ pub enum BackupError {
         /// The table, quoted.
         table: String,
     },
+    /// The base of an incremental backup does not fit this server; found
+    /// before the target was touched.
+    #[error("the incremental base {base} cannot be used: {problem}")]
+    IncrementalBase {
+        /// The base directory or `--incremental-lsn=N`.
+        base: String,
+        /// What is wrong with it.
+        problem: crate::run::incremental::BaseProblem,
+    },
     /// A TokuDB step failed. Its checkpoint lock and read lock were released
     /// before this error was returned (or the message says why not).
     #[error("{0}")]
@@ -354,6 +363,15 @@ impl BackupError {
             BackupError::TablespacesMissing { .. } => {
                 "Nothing was claimed complete. Take the backup again; if it recurs, report it with the file names above.".into()
             }
+            BackupError::IncrementalBase { problem, .. } => {
+                use crate::run::incremental::BaseProblem as P;
+                match problem {
+                    P::NotABackup | P::BadCheckpoints(_) => "Give --incremental-basedir the directory of a completed xb, XtraBackup or mariadb-backup backup (the one holding xtrabackup_checkpoints), or the base LSN with --incremental-lsn.".into(),
+                    P::Incomplete => "That backup failed; take the incremental on the last backup that completed, or take a full backup.".into(),
+                    P::NewerThanServer { .. } => "The base is from another server, or this server was restored from an older backup since: take a full backup.".into(),
+                    P::OtherServer { .. } => "Take the incremental of the server the base came from, or a full backup of this one. If it is the same server under a new host name or datadir, give the base's to_lsn with --incremental-lsn instead.".into(),
+                }
+            }
             BackupError::DdlOnSharedTablespace { .. } => {
                 "Nothing was claimed complete. Take the backup again when no DDL runs on that table, or without --lock-ddl-per-table (the default LOCK INSTANCE FOR BACKUP holds DDL off for the whole copy).".into()
             }
@@ -389,6 +407,7 @@ impl BackupError {
             BackupError::TablespacesMissing { .. } | BackupError::DdlOnSharedTablespace { .. } => {
                 24
             }
+            BackupError::IncrementalBase { .. } => 25,
         }
     }
 }

@@ -43,6 +43,7 @@ pub struct BackupPlanBuilder {
     redo_interval: Duration,
     command_line: Vec<String>,
     lock_ddl_per_table: bool,
+    incremental: Option<crate::run::IncrementalBase>,
     sink: crate::run::targets::SinkOptions,
 }
 
@@ -59,6 +60,7 @@ impl BackupPlan {
             redo_interval: Duration::from_millis(100),
             command_line: Vec::new(),
             lock_ddl_per_table: false,
+            incremental: None,
             sink: crate::run::targets::SinkOptions::default(),
         }
     }
@@ -142,6 +144,15 @@ impl BackupPlanBuilder {
         self
     }
 
+    /// An incremental backup on top of `base` (a backup directory, or an
+    /// LSN): only the pages changed since are copied. The base is checked
+    /// against the server before anything is copied.
+    #[must_use]
+    pub fn incremental(mut self, base: crate::run::IncrementalBase) -> Self {
+        self.incremental = Some(base);
+        self
+    }
+
     /// Compress data files with this algorithm (`.zst` / `.lz4`).
     #[must_use]
     pub fn compress(mut self, c: xb_sink::Compression) -> Self {
@@ -206,6 +217,7 @@ impl BackupPlanBuilder {
         opts.redo_interval = self.redo_interval;
         opts.command_line = self.command_line;
         opts.lock_ddl_per_table = self.lock_ddl_per_table;
+        opts.incremental = self.incremental;
         opts.sink = self.sink;
         if opts.sink.threads == 0 {
             opts.sink.threads = 2;

@@ -62,6 +62,16 @@ fn check_page_size(page_size: usize) -> Result<(), DeltaError> {
     }
 }
 
+/// A page's `FIL_PAGE_LSN` (bytes 16..24, big-endian): the LSN of its
+/// last change, which decides whether it belongs in a delta. 0 for a page
+/// too short to hold one.
+#[must_use]
+pub fn page_lsn(page: &[u8]) -> u64 {
+    page.get(16..24)
+        .and_then(|b| <[u8; 8]>::try_from(b).ok())
+        .map_or(0, u64::from_be_bytes)
+}
+
 /// Builds a `.delta` page by page.
 #[derive(Debug)]
 pub struct DeltaWriter {

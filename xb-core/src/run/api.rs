@@ -49,6 +49,9 @@ pub struct BackupOptions {
     /// all DDL for the whole copy (`LOCK INSTANCE FOR BACKUP` is then held
     /// only at the end). DDL on other tables, and CREATE TABLE, go on.
     pub lock_ddl_per_table: bool,
+    /// An incremental backup: only pages changed since this base are
+    /// copied (as `.delta` + `.meta`); `None` for a full backup.
+    pub incremental: Option<super::incremental::IncrementalBase>,
 }
 
 impl BackupOptions {
@@ -64,6 +67,7 @@ impl BackupOptions {
             command_line: Vec::new(),
             filter: files::Filter::default(),
             lock_ddl_per_table: false,
+            incremental: None,
             sink: targets::SinkOptions::default(),
         }
     }

@@ -97,6 +97,7 @@ pub fn copy_all(
     target: &dyn Target,
     on_bytes: OnBytes<'_>,
     cancel: &AtomicBool,
+    delta_from: Option<u64>,
 ) -> Result<CopyStats, CopyError> {
     jobs.sort_by(|a, b| b.size.cmp(&a.size).then_with(|| a.rel.cmp(&b.rel)));
     let queue = Mutex::new(VecDeque::from(jobs));
@@ -126,7 +127,14 @@ pub fn copy_all(
                         q.pop_front()
                     };
                     let Some(job) = job else { return };
-                    match copy_one(&job, reader, target, on_bytes, cancel) {
+                    let copied = match delta_from {
+                        // a `.new` (a table copied again after DDL) is whole
+                        Some(lsn) if job.kind == Kind::Tablespace && !job.rel.ends_with(".new") => {
+                            copy_delta(&job, reader, target, on_bytes, cancel, lsn)
+                        }
+                        _ => copy_one(&job, reader, target, on_bytes, cancel),
+                    };
+                    match copied {
                         Ok((n, r)) => {
                             files.fetch_add(1, Ordering::Relaxed);
                             bytes.fetch_add(n, Ordering::Relaxed);
@@ -201,6 +209,81 @@ fn copy_one(
     Ok((total, src.retries()))
 }
 
+/// Copies the pages of one tablespace whose `FIL_PAGE_LSN` is at least
+/// `from_lsn` into `<rel>.delta`, and its `<rel>.meta` (space id, page
+/// size) untransformed beside it: what an incremental backup holds of a
+/// tablespace. Every page is still read and validated. A file whose page 0
+/// says nothing yet (empty, just created) is copied whole instead, which
+/// the apply step takes as a new tablespace. Returns (bytes read, page
+/// retries).
+fn copy_delta(
+    job: &Job,
+    reader: &dyn Reader,
+    target: &dyn Target,
+    on_bytes: OnBytes<'_>,
+    cancel: &AtomicBool,
+    from_lsn: u64,
+) -> Result<(u64, u64), CopyError> {
+    let mut src = reader.tablespace(&job.src).map_err(CopyError::Read)?;
+    let Some(space) = src.space() else {
+        drop(src);
+        return copy_one(job, reader, target, on_bytes, cancel);
+    };
+    let ps = space.physical_size;
+    let bad_size = |e: xb_innodb::delta::DeltaError| {
+        CopyError::Read(SeamError::Io {
+            path: job.src.display().to_string(),
+            message: format!("cannot write its delta: {e}"),
+        })
+    };
+    let mut delta = xb_innodb::delta::DeltaWriter::new(ps).map_err(bad_size)?;
+    let mut out = target
+        .create(&format!("{}.delta", job.rel), 0)
+        .map_err(CopyError::Write)?;
+    let (mut total, mut page_no) = (0u64, 0u64);
+    loop {
+        if cancel.load(Ordering::Acquire) {
+            return Err(CopyError::Cancelled);
+        }
+        let chunk = src.next_chunk().map_err(CopyError::Read)?;
+        if chunk.is_empty() {
+            break;
+        }
+        for page in chunk.chunks_exact(ps) {
+            if xb_innodb::delta::page_lsn(page) >= from_lsn {
+                let no = u32::try_from(page_no).unwrap_or(u32::MAX);
+                if let Some(block) = delta.push(no, page).map_err(bad_size)? {
+                    out.write(&block).map_err(CopyError::Write)?;
+                }
+            }
+            page_no += 1;
+        }
+        let n = chunk.len() as u64;
+        total += n;
+        on_bytes(&job.rel, n);
+    }
+    out.write(&delta.finish()).map_err(CopyError::Write)?;
+    out.close().map_err(CopyError::Write)?;
+    let meta = xb_innodb::delta::DeltaMeta {
+        page_size: u32::try_from(ps).unwrap_or(u32::MAX),
+        zip_size: if space.compressed {
+            u32::try_from(ps).unwrap_or(u32::MAX)
+        } else {
+            0
+        },
+        space_id: space.space_id,
+        space_flags: space.flags,
+    };
+    let mut m = target
+        .create_plain(&format!("{}.meta", job.rel))
+        .map_err(CopyError::Write)?;
+    m.write(meta.render().as_bytes())
+        .map_err(CopyError::Write)?;
+    m.close().map_err(CopyError::Write)?;
+    tracing::debug!(file = %job.rel, bytes = total, "delta copied");
+    Ok((total, src.retries()))
+}
+
 /// Copies `jobs` from the server's live files with the configured workers.
 /// The copy stops as soon as the backup is lost anyway: while `copier` is
 /// given, when the redo copier dies (its error says why:
@@ -251,6 +334,7 @@ pub(super) fn copy_jobs(
                 ctx.target.as_ref(),
                 &on_bytes,
                 &cancel,
+                ctx.incremental_lsn,
             );
             watch_stop.store(true, Ordering::Release);
             r

@@ -45,6 +45,9 @@ impl ChunkReader for Tablespace {
     fn retries(&self) -> u64 {
         self.0.retries()
     }
+    fn space(&self) -> Option<xb_innodb::pagecheck::SpaceMeta> {
+        self.0.meta()
+    }
 }
 
 impl Reader for LiveReader {

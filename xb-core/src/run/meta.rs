@@ -83,6 +83,9 @@ pub struct InfoFacts {
     pub binlog: Option<(String, u64, String)>,
     /// `to_lsn`.
     pub to_lsn: u64,
+    /// An incremental backup's base LSN (`innodb_from_lsn`,
+    /// `incremental = Y`).
+    pub from_lsn: Option<u64>,
     /// `file` or `mbstream`.
     pub format: &'static str,
     /// Some databases or tables were left out.
@@ -119,10 +122,13 @@ pub fn xtrabackup_info(f: &InfoFacts) -> String {
         ("end_time", f.end_time.clone()),
         ("lock_time", f.lock_time.to_string()),
         ("binlog_pos", binlog_pos),
-        ("innodb_from_lsn", "0".into()),
+        ("innodb_from_lsn", f.from_lsn.unwrap_or(0).to_string()),
         ("innodb_to_lsn", f.to_lsn.to_string()),
         ("partial", if f.partial { "Y" } else { "N" }.into()),
-        ("incremental", "N".into()),
+        (
+            "incremental",
+            if f.from_lsn.is_some() { "Y" } else { "N" }.into(),
+        ),
         ("format", f.format.into()),
         (
             "compressed",
@@ -213,6 +219,7 @@ mod tests {
             lock_time: 0,
             binlog: Some(("binlog.000001".into(), 780, "0-1-5".into())),
             to_lsn: 44760,
+            from_lsn: None,
             format: "file",
             partial: false,
             compressed: false,
@@ -250,6 +257,30 @@ mod tests {
             "binlog_pos = filename 'binlog.000001', position '780', GTID of the last change '0-1-5'\n"
         ));
         assert!(text.contains("name = \n"));
+        assert!(text.contains("innodb_from_lsn = 0\n") && text.contains("incremental = N\n"));
+    }
+
+    #[test]
+    fn an_incremental_says_so_with_its_base() {
+        let text = xtrabackup_info(&InfoFacts {
+            uuid: "u".into(),
+            tool_command: "backup".into(),
+            server_version: "9.7.0".into(),
+            start_time: String::new(),
+            end_time: String::new(),
+            lock_time: 0,
+            binlog: None,
+            to_lsn: 900,
+            from_lsn: Some(700),
+            format: "xbstream",
+            partial: false,
+            compressed: false,
+            encrypted: false,
+            mysql: true,
+            extra: String::new(),
+        });
+        assert!(text.contains("innodb_from_lsn = 700\n"), "{text}");
+        assert!(text.contains("incremental = Y\n"), "{text}");
     }
 
     #[test]

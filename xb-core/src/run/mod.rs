@@ -39,6 +39,7 @@ pub mod external;
 pub mod feed;
 pub mod files;
 mod flavour;
+pub mod incremental;
 pub mod lag;
 pub mod local;
 pub mod locks;
@@ -59,6 +60,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 pub use api::{BackupOptions, BackupSummary, Destination, NoProgress, Progress};
+pub use incremental::{BaseProblem, IncrementalBase};
 pub use log_status::{LogStatus, parse_log_status};
 pub use server::ConnectOptions;
 
@@ -77,6 +79,8 @@ struct Ctx {
     redo_interval: Duration,
     filter: files::Filter,
     lock_ddl_per_table: bool,
+    /// The base LSN of an incremental backup.
+    incremental_lsn: Option<u64>,
     connect: ConnectOptions,
     /// A lost session or server, once the watcher saw one.
     watch: Arc<watch::Verdict>,
@@ -112,6 +116,12 @@ pub async fn backup(
         path: facts.datadir.clone(),
         message: e.to_string(),
     })?;
+    // an incremental's base is checked before the target is touched
+    let source = incremental::identity(session.conn(), &facts).await?;
+    let incremental_lsn = match &opts.incremental {
+        Some(base) => Some(incremental::resolve(base, session.conn(), &facts, &source).await?),
+        None => None,
+    };
     let compressed = opts.sink.compression.is_some();
     let encrypted = opts.sink.encrypt_key.is_some();
     let output = targets::Output::open(opts.destination, &opts.sink)?;
@@ -132,6 +142,7 @@ pub async fn backup(
         redo_interval: opts.redo_interval,
         filter: opts.filter.clone(),
         lock_ddl_per_table: opts.lock_ddl_per_table,
+        incremental_lsn,
         connect: opts.connect.clone(),
         watch: watcher.verdict(),
         lag,
@@ -157,6 +168,11 @@ pub async fn backup(
     // 9. metadata
     let target = ctx.target.as_ref();
     meta::write(target, "backup-my.cnf", &meta::backup_my_cnf(&ctx.facts))?;
+    meta::write(
+        target,
+        incremental::SOURCE_FILE,
+        &incremental::render_source(&source),
+    )?;
     let info = meta::InfoFacts {
         uuid: meta::uuid_like(),
         tool_command: meta::mask_secrets(&opts.command_line),
@@ -166,6 +182,7 @@ pub async fn backup(
         lock_time: done.found.lock_seconds().round() as u64,
         binlog: done.point.binlog.clone(),
         to_lsn: done.to_lsn,
+        from_lsn: incremental_lsn,
         format: output.format,
         partial: !ctx.filter.is_full(),
         compressed,
@@ -302,7 +319,11 @@ async fn phases<F: Flavour>(
     tracing::info!(from = copied.start_lsn, to = copied.end_lsn, "redo copied");
     found.stats.files += 1;
     // 8. release: the end point is on record before the locks go
-    let cps = flavour.checkpoints(&point, &copied);
+    let mut cps = flavour.checkpoints(&point, &copied);
+    if let Some(base) = ctx.incremental_lsn {
+        cps.backup_type = "incremental".into();
+        cps.from_lsn = base;
+    }
     meta::write(ctx.target.as_ref(), "xtrabackup_checkpoints", &cps.render())?;
     if let Some((f, p, g)) = &point.binlog {
         meta::write(

@@ -110,6 +110,15 @@ pub trait Target: Send + Sync {
     fn create_log(&self, rel: &str) -> Result<Box<dyn OutFile>, SeamError> {
         self.create(rel, 0)
     }
+    /// Creates `rel` untransformed (no compression, encryption or
+    /// throttle): an incremental's `.meta` files, which the vendor tools
+    /// read as they are. The default is [`Target::create`].
+    ///
+    /// # Errors
+    /// As for `create`.
+    fn create_plain(&self, rel: &str) -> Result<Box<dyn OutFile>, SeamError> {
+        self.create(rel, 0)
+    }
     /// Removes `rel` if the target can (a directory can; a stream cannot and
     /// returns `Ok(false)`).
     ///
@@ -134,6 +143,11 @@ pub trait ChunkReader: Send {
     /// Page retries the reader needed so far (torn reads of hot pages).
     fn retries(&self) -> u64 {
         0
+    }
+    /// What page 0 of a tablespace said (space id, flags, page size); `None`
+    /// for other files, or a tablespace whose page 0 is not readable yet.
+    fn space(&self) -> Option<xb_innodb::pagecheck::SpaceMeta> {
+        None
     }
 }
 

@@ -2,8 +2,10 @@
 //! xbstream at the end; throttling, compression and encryption in front),
 //! seen by the orchestration through the [`Target`] seam.
 //!
-//! `xtrabackup_checkpoints` is written to the plain end of the chain, as
-//! xtrabackup does, so tools can read it without decompressing; every other
+//! `xtrabackup_checkpoints` (and xb's `xb_source`, which an incremental
+//! reads from its base) is written to the plain end of the chain, as
+//! xtrabackup does, so tools can read it without decompressing; so is an
+//! incremental's `.meta` per tablespace ([`Target::create_plain`]); every other
 //! file (data, the other metadata) goes through the whole chain. The redo
 //! file ([`Target::create_log`]) goes through a chain of its own: the same
 //! compression and encryption, its own worker threads, and no throttle.
@@ -36,7 +38,7 @@ pub struct SinkOptions {
 }
 
 /// The plain end of the chain, for files that stay readable as they are.
-const PLAIN_FILES: &[&str] = &["xtrabackup_checkpoints"];
+const PLAIN_FILES: &[&str] = &["xtrabackup_checkpoints", super::incremental::SOURCE_FILE];
 
 /// A target made of an `xb_sink` chain.
 pub struct SinkTarget {
@@ -121,6 +123,10 @@ impl Target for SinkTarget {
 
     fn create_log(&self, rel: &str) -> Result<Box<dyn OutFile>, SeamError> {
         Ok(Box::new(File(self.log.open(rel, 0)?)))
+    }
+
+    fn create_plain(&self, rel: &str) -> Result<Box<dyn OutFile>, SeamError> {
+        Ok(Box::new(File(self.plain.open(rel, 0)?)))
     }
 
     fn remove(&self, rel: &str) -> Result<bool, SeamError> {
