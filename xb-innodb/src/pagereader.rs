@@ -234,6 +234,14 @@ impl TablespaceReader {
         self.meta
     }
 
+    /// True while page 0 has not been seen written (a table just created):
+    /// [`Self::meta`] is then the server's default format, and its space id
+    /// is not the table's.
+    #[must_use]
+    pub fn meta_is_guessed(&self) -> bool {
+        self.meta_guessed
+    }
+
     fn doublewrite(&self, page: u64, size: usize) -> bool {
         let extent: u64 = if size <= 16384 {
             (1 << 20) / size as u64

@@ -213,9 +213,13 @@ fn copy_one(
 /// `from_lsn` into `<rel>.delta`, and its `<rel>.meta` (space id, page
 /// size) untransformed beside it: what an incremental backup holds of a
 /// tablespace. Every page is still read and validated. A file whose page 0
-/// says nothing yet (empty, just created) is copied whole instead, which
-/// the apply step takes as a new tablespace. Returns (bytes read, page
-/// retries).
+/// is not written yet (created since the last checkpoint, so the copied
+/// redo creates it) has no space id to put in a `.meta`; it is copied
+/// whole as `<name>.new` instead, the DDL marker that both prepares
+/// (xb's and mariadb-backup's) put in place of the base's file *before*
+/// the redo is applied (a whole `.ibd` in an incremental would be copied
+/// in after it, and the redo that fills the new file would be lost).
+/// Returns (bytes read, page retries).
 fn copy_delta(
     job: &Job,
     reader: &dyn Reader,
@@ -227,7 +231,14 @@ fn copy_delta(
     let mut src = reader.tablespace(&job.src).map_err(CopyError::Read)?;
     let Some(space) = src.space() else {
         drop(src);
-        return copy_one(job, reader, target, on_bytes, cancel);
+        let whole = match job.rel.strip_suffix(".ibd") {
+            Some(stem) => Job {
+                rel: format!("{stem}.new"),
+                ..job.clone()
+            },
+            None => job.clone(),
+        };
+        return copy_one(&whole, reader, target, on_bytes, cancel);
     };
     let ps = space.physical_size;
     let bad_size = |e: xb_innodb::delta::DeltaError| {

@@ -46,7 +46,8 @@ impl ChunkReader for Tablespace {
         self.0.retries()
     }
     fn space(&self) -> Option<xb_innodb::pagecheck::SpaceMeta> {
-        self.0.meta()
+        // a guess names no real space id
+        self.0.meta().filter(|_| !self.0.meta_is_guessed())
     }
 }
 
