@@ -212,9 +212,8 @@ fn vendor_chain(src: &TestServer, backups: &[PathBuf], incs: usize) -> PathBuf {
     dir
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn mariadb_full_and_three_incrementals_restore_at_each_point_with_mariadb_backup() {
-    let src = TestServer::start_with_args(Flavor::MariaDb1011, BINLOG_ARGS).expect("source");
+async fn vendor_restores_every_point(flavor: Flavor) {
+    let src = TestServer::start_with_args(flavor, BINLOG_ARGS).expect("source");
     let spec = LoadSpec::default();
     let backups = chain(&src, &spec).await;
     for pair in backups.windows(2) {
@@ -224,6 +223,21 @@ async fn mariadb_full_and_three_incrementals_restore_at_each_point_with_mariadb_
         let dir = vendor_chain(&src, &backups, incs);
         start_and_compare(&src, &dir, &[&spec.schema], "").await;
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn mariadb_full_and_three_incrementals_restore_at_each_point_with_mariadb_backup() {
+    vendor_restores_every_point(Flavor::MariaDb1011).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn mariadb105_chain_restores_at_each_point_with_its_mariadb_backup() {
+    vendor_restores_every_point(Flavor::MariaDb105).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn mariadb118_chain_restores_at_each_point_with_its_mariadb_backup() {
+    vendor_restores_every_point(Flavor::MariaDb118).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
