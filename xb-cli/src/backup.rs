@@ -88,6 +88,11 @@ pub struct BackupArgs {
     /// Incremental backup of the pages changed since this LSN.
     #[arg(long, value_name = "LSN")]
     pub incremental_lsn: Option<u64>,
+    /// MySQL: use the server's changed-page tracking (component_mysqlbackup),
+    /// so an incremental reads only the pages changed since its base; every
+    /// backup taken with it keeps tracking on for the next one.
+    #[arg(long)]
+    pub page_tracking: bool,
     /// Seconds to wait for the server's backup lock.
     #[arg(long, default_value_t = 86_400)]
     pub lock_wait_timeout: u64,
@@ -226,6 +231,7 @@ pub async fn run(args: BackupArgs) -> anyhow::Result<u8> {
         .parallel(args.parallel)
         .lock_wait_timeout(args.lock_wait_timeout)
         .lock_ddl_per_table(args.lock_ddl_per_table)
+        .page_tracking(args.page_tracking)
         .command_line(std::env::args().skip(1).collect());
     plan = match (&args.stream, &args.target_dir) {
         (Some(_), _) => plan.stream(Box::new(std::io::BufWriter::with_capacity(

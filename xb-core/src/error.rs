@@ -182,6 +182,11 @@ pub enum BackupError {
         /// What is wrong with it.
         problem: crate::run::incremental::BaseProblem,
     },
+    /// `--page-tracking` on a server without MySQL's backup component.
+    #[error(
+        "--page-tracking needs MySQL's component_mysqlbackup, which this server has not installed"
+    )]
+    PageTrackingUnavailable,
     /// A TokuDB step failed. Its checkpoint lock and read lock were released
     /// before this error was returned (or the message says why not).
     #[error("{0}")]
@@ -372,6 +377,7 @@ impl BackupError {
                     P::OtherServer { .. } => "Take the incremental of the server the base came from, or a full backup of this one. If it is the same server under a new host name or datadir, give the base's to_lsn with --incremental-lsn instead.".into(),
                 }
             }
+            BackupError::PageTrackingUnavailable => "Install it once with INSTALL COMPONENT 'file://component_mysqlbackup' (MySQL 8.0.18+), or leave out --page-tracking: the incremental then reads every page.".into(),
             BackupError::DdlOnSharedTablespace { .. } => {
                 "Nothing was claimed complete. Take the backup again when no DDL runs on that table, or without --lock-ddl-per-table (the default LOCK INSTANCE FOR BACKUP holds DDL off for the whole copy).".into()
             }
@@ -408,6 +414,7 @@ impl BackupError {
                 24
             }
             BackupError::IncrementalBase { .. } => 25,
+            BackupError::PageTrackingUnavailable => 14,
         }
     }
 }

@@ -44,6 +44,7 @@ pub struct BackupPlanBuilder {
     command_line: Vec<String>,
     lock_ddl_per_table: bool,
     incremental: Option<crate::run::IncrementalBase>,
+    page_tracking: bool,
     sink: crate::run::targets::SinkOptions,
 }
 
@@ -61,6 +62,7 @@ impl BackupPlan {
             command_line: Vec::new(),
             lock_ddl_per_table: false,
             incremental: None,
+            page_tracking: false,
             sink: crate::run::targets::SinkOptions::default(),
         }
     }
@@ -144,6 +146,14 @@ impl BackupPlanBuilder {
         self
     }
 
+    /// MySQL: read only the pages the server's changed-page tracking lists
+    /// (see [`crate::run::BackupOptions::page_tracking`]).
+    #[must_use]
+    pub fn page_tracking(mut self, on: bool) -> Self {
+        self.page_tracking = on;
+        self
+    }
+
     /// An incremental backup on top of `base` (a backup directory, or an
     /// LSN): only the pages changed since are copied. The base is checked
     /// against the server before anything is copied.
@@ -218,6 +228,7 @@ impl BackupPlanBuilder {
         opts.command_line = self.command_line;
         opts.lock_ddl_per_table = self.lock_ddl_per_table;
         opts.incremental = self.incremental;
+        opts.page_tracking = self.page_tracking;
         opts.sink = self.sink;
         if opts.sink.threads == 0 {
             opts.sink.threads = 2;

@@ -10,6 +10,7 @@ pub mod direct;
 pub mod iobuf;
 pub mod pagecheck;
 pub mod pagereader;
+pub mod pagetrack;
 pub mod redo;
 pub mod redo105;
 pub mod redo105_names;

@@ -68,7 +68,7 @@ impl Default for RetryPolicy {
 
 /// Bytes per read batch: one huge page (see [`crate::iobuf`]), 128 pages
 /// of 16 KiB. Larger batches measured no faster and cost memory per worker.
-const BATCH_BYTES: usize = 2 << 20;
+pub const BATCH_BYTES: usize = 2 << 20;
 
 // a batch holds at least one page of the largest size (64 KiB)
 const _: () = assert!(BATCH_BYTES >= 65536);
@@ -100,6 +100,8 @@ pub struct TablespaceReader {
     meta_guessed: bool,
     system: bool,
     offset: u64,
+    /// At most this many bytes in the next batch (a run of changed pages).
+    batch_limit: Option<usize>,
     policy: RetryPolicy,
     retries: u64,
     /// The same file opened with `O_DIRECT`, when asked for and possible:
@@ -174,6 +176,7 @@ impl TablespaceReader {
             meta_guessed: unwritten,
             system,
             offset: 0,
+            batch_limit: None,
             policy,
             retries: 0,
             direct: None,
@@ -220,6 +223,20 @@ impl TablespaceReader {
             offset,
             source,
         })
+    }
+
+    /// Reads up to `count` pages from page `first` on (fewer at the end of
+    /// the file or of one batch), validated and re-read like
+    /// [`Self::next_pages`]: the pages a changed-page list names. Reading
+    /// goes on in order after them.
+    ///
+    /// # Errors
+    /// As for [`Self::next_pages`].
+    pub fn pages_at(&mut self, first: u64, count: usize) -> Result<&[u8], PageReadError> {
+        let ps = self.meta.map_or(1, |m| m.physical_size);
+        self.offset = first * ps as u64;
+        self.batch_limit = Some(count.max(1) * ps);
+        self.next_pages()
     }
 
     /// Page re-reads so far.
@@ -276,7 +293,8 @@ impl TablespaceReader {
             return Ok(&all[..n]);
         };
         let ps = meta.physical_size;
-        let batch = (BATCH_BYTES / ps).max(1) * ps;
+        let limit = self.batch_limit.take().unwrap_or(BATCH_BYTES);
+        let batch = (BATCH_BYTES.min(limit) / ps).max(1) * ps;
         let mut tries = 0u32;
         loop {
             tries += 1;

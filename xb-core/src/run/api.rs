@@ -52,6 +52,10 @@ pub struct BackupOptions {
     /// An incremental backup: only pages changed since this base are
     /// copied (as `.delta` + `.meta`); `None` for a full backup.
     pub incremental: Option<super::incremental::IncrementalBase>,
+    /// MySQL: use the server's changed-page tracking (turned on by every
+    /// backup with this option), so an incremental reads only the pages
+    /// changed since its base.
+    pub page_tracking: bool,
 }
 
 impl BackupOptions {
@@ -68,6 +72,7 @@ impl BackupOptions {
             filter: files::Filter::default(),
             lock_ddl_per_table: false,
             incremental: None,
+            page_tracking: false,
             sink: targets::SinkOptions::default(),
         }
     }

@@ -97,7 +97,7 @@ pub fn copy_all(
     target: &dyn Target,
     on_bytes: OnBytes<'_>,
     cancel: &AtomicBool,
-    delta_from: Option<u64>,
+    delta: Option<DeltaPlan>,
 ) -> Result<CopyStats, CopyError> {
     jobs.sort_by(|a, b| b.size.cmp(&a.size).then_with(|| a.rel.cmp(&b.rel)));
     let queue = Mutex::new(VecDeque::from(jobs));
@@ -127,10 +127,10 @@ pub fn copy_all(
                         q.pop_front()
                     };
                     let Some(job) = job else { return };
-                    let copied = match delta_from {
+                    let copied = match &delta {
                         // a `.new` (a table copied again after DDL) is whole
-                        Some(lsn) if job.kind == Kind::Tablespace && !job.rel.ends_with(".new") => {
-                            copy_delta(&job, reader, target, on_bytes, cancel, lsn)
+                        Some(d) if job.kind == Kind::Tablespace && !job.rel.ends_with(".new") => {
+                            copy_delta(&job, reader, target, on_bytes, cancel, d)
                         }
                         _ => copy_one(&job, reader, target, on_bytes, cancel),
                     };
@@ -226,8 +226,9 @@ fn copy_delta(
     target: &dyn Target,
     on_bytes: OnBytes<'_>,
     cancel: &AtomicBool,
-    from_lsn: u64,
+    plan: &DeltaPlan,
 ) -> Result<(u64, u64), CopyError> {
+    let from_lsn = plan.from_lsn;
     let mut src = reader.tablespace(&job.src).map_err(CopyError::Read)?;
     let Some(space) = src.space() else {
         drop(src);
@@ -252,7 +253,28 @@ fn copy_delta(
         .create(&format!("{}.delta", job.rel), 0)
         .map_err(CopyError::Write)?;
     let (mut total, mut page_no) = (0u64, 0u64);
-    loop {
+    if let Some(changed) = &plan.changed {
+        // only the pages the server listed; the LSN test still applies
+        let max = (xb_innodb::pagereader::BATCH_BYTES / ps).max(1);
+        for (first, n) in xb_innodb::pagetrack::runs(changed.of(space.space_id), max) {
+            if cancel.load(Ordering::Acquire) {
+                return Err(CopyError::Cancelled);
+            }
+            let chunk = src.pages_at(u64::from(first), n).map_err(CopyError::Read)?;
+            for (i, page) in chunk.chunks_exact(ps).enumerate() {
+                if xb_innodb::delta::page_lsn(page) >= from_lsn {
+                    let no = first.saturating_add(u32::try_from(i).unwrap_or(u32::MAX));
+                    if let Some(block) = delta.push(no, page).map_err(bad_size)? {
+                        out.write(&block).map_err(CopyError::Write)?;
+                    }
+                }
+            }
+            total += chunk.len() as u64;
+        }
+        // the progress counts the whole file as done
+        on_bytes(&job.rel, job.size.max(total));
+    }
+    while plan.changed.is_none() {
         if cancel.load(Ordering::Acquire) {
             return Err(CopyError::Cancelled);
         }
@@ -293,6 +315,15 @@ fn copy_delta(
     m.close().map_err(CopyError::Write)?;
     tracing::debug!(file = %job.rel, bytes = total, "delta copied");
     Ok((total, src.retries()))
+}
+
+/// What an incremental copies of each tablespace.
+#[derive(Debug, Clone)]
+pub struct DeltaPlan {
+    /// Pages with an LSN at least this go into the delta.
+    pub from_lsn: u64,
+    /// Only these pages are read, when the server listed them.
+    pub changed: Option<std::sync::Arc<xb_innodb::pagetrack::ChangedPages>>,
 }
 
 /// Copies `jobs` from the server's live files with the configured workers.
@@ -345,7 +376,10 @@ pub(super) fn copy_jobs(
                 ctx.target.as_ref(),
                 &on_bytes,
                 &cancel,
-                ctx.incremental_lsn,
+                ctx.incremental_lsn.map(|from_lsn| DeltaPlan {
+                    from_lsn,
+                    changed: ctx.changed.get().cloned(),
+                }),
             );
             watch_stop.store(true, Ordering::Release);
             r

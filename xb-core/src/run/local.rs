@@ -45,6 +45,9 @@ impl ChunkReader for Tablespace {
     fn retries(&self) -> u64 {
         self.0.retries()
     }
+    fn pages_at(&mut self, first: u64, count: usize) -> Result<&[u8], SeamError> {
+        self.0.pages_at(first, count).map_err(SeamError::from)
+    }
     fn space(&self) -> Option<xb_innodb::pagecheck::SpaceMeta> {
         // a guess names no real space id
         self.0.meta().filter(|_| !self.0.meta_is_guessed())

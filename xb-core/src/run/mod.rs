@@ -47,6 +47,7 @@ pub mod log_status;
 mod mariadb;
 pub mod meta;
 mod mysql;
+mod page_track;
 pub mod redo_copy;
 pub mod rocksdb;
 pub mod seams;
@@ -81,6 +82,11 @@ struct Ctx {
     lock_ddl_per_table: bool,
     /// The base LSN of an incremental backup.
     incremental_lsn: Option<u64>,
+    /// `--page-tracking`.
+    page_tracking: bool,
+    /// The pages changed since the base, when the server's tracking could
+    /// list them (set once the redo copy's start is known).
+    changed: std::sync::OnceLock<Arc<xb_innodb::pagetrack::ChangedPages>>,
     connect: ConnectOptions,
     /// A lost session or server, once the watcher saw one.
     watch: Arc<watch::Verdict>,
@@ -122,6 +128,17 @@ pub async fn backup(
         Some(base) => Some(incremental::resolve(base, session.conn(), &facts, &source).await?),
         None => None,
     };
+    let tracking_from = if opts.page_tracking {
+        if facts.mariadb {
+            return Err(BackupError::Unsupported {
+                version: facts.version.clone(),
+                reason: "--page-tracking is MySQL's changed-page tracking".into(),
+            });
+        }
+        Some(page_track::start(session.conn()).await?)
+    } else {
+        None
+    };
     let compressed = opts.sink.compression.is_some();
     let encrypted = opts.sink.encrypt_key.is_some();
     let output = targets::Output::open(opts.destination, &opts.sink)?;
@@ -143,6 +160,8 @@ pub async fn backup(
         filter: opts.filter.clone(),
         lock_ddl_per_table: opts.lock_ddl_per_table,
         incremental_lsn,
+        page_tracking: opts.page_tracking,
+        changed: std::sync::OnceLock::new(),
         connect: opts.connect.clone(),
         watch: watcher.verdict(),
         lag,
@@ -196,6 +215,12 @@ pub async fn backup(
             .unwrap_or_default(),
     };
     meta::write(target, "xtrabackup_info", &meta::xtrabackup_info(&info))?;
+    if let Some(t) = tracking_from.filter(|&t| t > done.to_lsn) {
+        progress.warning(&format!(
+            "page tracking started at LSN {t}, after this backup's to_lsn {}: an incremental on it reads every page",
+            done.to_lsn
+        ));
+    }
     // 10. finish
     output.complete()?;
     let Done {
@@ -284,6 +309,26 @@ async fn phases<F: Flavour>(
         "redo copy started"
     );
     ctx.lag.arm(ctx.facts.redo_capacity, copier.copied_source());
+    if let (true, Some(from)) = (ctx.page_tracking, ctx.incremental_lsn) {
+        // changes after the redo copy's start are in the copied redo
+        let datadir = std::path::Path::new(&ctx.facts.datadir);
+        match page_track::changed_pages(session.conn(), datadir, from, start_lsn).await {
+            Ok(Ok(pages)) => {
+                tracing::info!(
+                    pages = pages.len(),
+                    from,
+                    to = start_lsn,
+                    "changed pages listed by the server"
+                );
+                let _ = ctx.changed.set(Arc::new(pages));
+            }
+            Ok(Err(why)) => progress.warning(&format!("{why}: every page is read")),
+            Err(e) => {
+                drop(copier.abort());
+                return Err(e);
+            }
+        }
+    }
     let mut step = Step {
         ctx,
         session,

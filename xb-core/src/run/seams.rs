@@ -144,6 +144,17 @@ pub trait ChunkReader: Send {
     fn retries(&self) -> u64 {
         0
     }
+    /// Up to `count` validated pages from page `first` on (a run of a
+    /// changed-page list); empty past the end of the file.
+    ///
+    /// # Errors
+    /// As for `next_chunk`; a reader of plain files refuses.
+    fn pages_at(&mut self, _first: u64, _count: usize) -> Result<&[u8], SeamError> {
+        Err(SeamError::Io {
+            path: String::new(),
+            message: "this reader cannot read single pages".into(),
+        })
+    }
     /// What page 0 of a tablespace said (space id, flags, page size); `None`
     /// for other files, or a tablespace whose page 0 is not readable yet.
     fn space(&self) -> Option<xb_innodb::pagecheck::SpaceMeta> {

@@ -1,0 +1,91 @@
+//! MySQL's changed-page tracking (`component_mysqlbackup`), which lets an
+//! incremental read only the pages changed since its base instead of every
+//! page of every tablespace (`--page-tracking`, XtraBackup 8.0's option).
+//!
+//! Every backup taken with the option turns tracking on (it stays on in
+//! the server, so the next incremental is covered). An incremental asks
+//! the server for the pages changed from its base LSN to the checkpoint
+//! its redo copy starts at (later changes are in the copied redo); the
+//! server writes them to `<datadir>/#meb/<id>.idx`, which xb reads and
+//! removes. When tracking started after the base LSN, or the server cannot
+//! answer, xb reads every page, as without the option, and says so.
+
+use std::path::Path;
+
+use mysql_async::Conn;
+use mysql_async::prelude::Queryable;
+use xb_innodb::pagetrack::ChangedPages;
+
+use crate::error::BackupError;
+
+async fn one<T: mysql_async::prelude::FromValue + Send + 'static>(
+    conn: &mut Conn,
+    sql: &str,
+) -> Result<Option<T>, BackupError> {
+    conn.query_first(sql)
+        .await
+        .map_err(|e| BackupError::sql(sql, &e))
+}
+
+/// Turns tracking on (or finds it on); returns the LSN it covers from.
+///
+/// # Errors
+/// [`BackupError::PageTrackingUnavailable`] when the component is not
+/// installed; [`BackupError::Sql`] otherwise.
+pub async fn start(conn: &mut Conn) -> Result<u64, BackupError> {
+    let installed: Option<u64> = one(
+        conn,
+        "SELECT COUNT(*) FROM mysql.component WHERE component_urn = 'file://component_mysqlbackup'",
+    )
+    .await?;
+    if installed.unwrap_or(0) == 0 {
+        return Err(BackupError::PageTrackingUnavailable);
+    }
+    let lsn: Option<i64> = one(conn, "SELECT mysqlbackup_page_track_set(1)").await?;
+    Ok(u64::try_from(lsn.unwrap_or(0)).unwrap_or(0))
+}
+
+/// The pages changed from `from` to `to`, or why there is no such list
+/// (for the warning that says every page is read instead).
+///
+/// # Errors
+/// [`BackupError::Sql`] when the server refuses a statement outright.
+pub async fn changed_pages(
+    conn: &mut Conn,
+    datadir: &Path,
+    from: u64,
+    to: u64,
+) -> Result<Result<ChangedPages, String>, BackupError> {
+    let start: Option<i64> = one(conn, "SELECT mysqlbackup_page_track_get_start_lsn()").await?;
+    let start = u64::try_from(start.unwrap_or(0)).unwrap_or(0);
+    if start == 0 || start > from {
+        return Ok(Err(format!(
+            "page tracking covers changes from LSN {start}, after the base LSN {from}"
+        )));
+    }
+    if to <= from {
+        return Ok(Ok(ChangedPages::default()));
+    }
+    let id: Option<u64> = one(conn, "SELECT UUID_SHORT()").await?;
+    let id = id.unwrap_or(0);
+    let set = format!("SET GLOBAL mysqlbackup.backupid = '{id}'");
+    conn.query_drop(&set)
+        .await
+        .map_err(|e| BackupError::sql(&set, &e))?;
+    let get = format!("SELECT mysqlbackup_page_track_get_changed_pages({from}, {to})");
+    let rc: Option<i64> = one(conn, &get).await?;
+    let file = datadir.join("#meb").join(format!("{id}.idx"));
+    if rc != Some(0) {
+        let _ = std::fs::remove_file(&file);
+        return Ok(Err(format!(
+            "the server could not list the pages changed from LSN {from} to {to} (code {})",
+            rc.unwrap_or(-1)
+        )));
+    }
+    let bytes = std::fs::read(&file);
+    let _ = std::fs::remove_file(&file);
+    Ok(match bytes {
+        Ok(b) => ChangedPages::parse(&b).map_err(|e| format!("{}: {e}", file.display())),
+        Err(e) => Err(format!("{}: {e}", file.display())),
+    })
+}
