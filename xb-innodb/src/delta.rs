@@ -72,6 +72,38 @@ pub fn page_lsn(page: &[u8]) -> u64 {
         .map_or(0, u64::from_be_bytes)
 }
 
+/// Data pages in one block of a delta of `page_size`-byte pages: every
+/// block but the last holds exactly this many (the vendor tools insist).
+#[must_use]
+pub fn block_capacity(page_size: usize) -> usize {
+    page_size / 4 - 1
+}
+
+/// The header page of one block listing `pages` (at most
+/// [`block_capacity`]; fewer only in the last block), for a writer that
+/// knows a block's pages before it reads them and streams them after the
+/// header instead of holding a block (64 MiB at 16 KiB pages) in memory.
+///
+/// # Errors
+/// [`DeltaError::PageSize`] for an impossible page size or too many pages.
+pub fn block_header(page_size: usize, pages: &[u32], last: bool) -> Result<Vec<u8>, DeltaError> {
+    check_page_size(page_size)?;
+    let cap = block_capacity(page_size);
+    if pages.len() > cap || (!last && pages.len() != cap) {
+        return Err(DeltaError::PageSize(pages.len()));
+    }
+    let mut h = vec![0u8; page_size];
+    h[..4].copy_from_slice(if last { &MAGIC_LAST } else { &MAGIC });
+    for (i, p) in pages.iter().enumerate() {
+        h[4 * (i + 1)..4 * (i + 2)].copy_from_slice(&p.to_be_bytes());
+    }
+    if pages.len() < cap {
+        let at = 4 * (pages.len() + 1);
+        h[at..at + 4].copy_from_slice(&LIST_END.to_be_bytes());
+    }
+    Ok(h)
+}
+
 /// Builds a `.delta` page by page.
 #[derive(Debug)]
 pub struct DeltaWriter {
@@ -248,6 +280,31 @@ impl DeltaMeta {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn headers_written_ahead_match_the_page_by_page_writer() {
+        let ps = 4096;
+        let cap = block_capacity(ps);
+        let page = vec![7u8; ps];
+        let mut w = DeltaWriter::new(ps).unwrap();
+        let mut blocks = Vec::new();
+        for no in 0..(cap as u32 + 3) {
+            if let Some(b) = w.push(no, &page).unwrap() {
+                blocks.push(b);
+            }
+        }
+        blocks.push(w.finish());
+        let first: Vec<u32> = (0..cap as u32).collect();
+        assert_eq!(block_header(ps, &first, false).unwrap(), blocks[0][..ps]);
+        let rest = [cap as u32, cap as u32 + 1, cap as u32 + 2];
+        assert_eq!(block_header(ps, &rest, true).unwrap(), blocks[1][..ps]);
+        assert_eq!(
+            block_header(ps, &[], true).unwrap()[..8],
+            *b"XTRA\xff\xff\xff\xff"
+        );
+        // only the last block may be short
+        assert!(block_header(ps, &rest, false).is_err());
+    }
 
     const P: usize = 16_384;
 

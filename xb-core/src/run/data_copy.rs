@@ -210,16 +210,27 @@ fn copy_one(
 }
 
 /// Copies the pages of one tablespace whose `FIL_PAGE_LSN` is at least
-/// `from_lsn` into `<rel>.delta`, and its `<rel>.meta` (space id, page
+/// the base LSN into `<rel>.delta`, and its `<rel>.meta` (space id, page
 /// size) untransformed beside it: what an incremental backup holds of a
-/// tablespace. Every page is still read and validated. A file whose page 0
-/// is not written yet (created since the last checkpoint, so the copied
-/// redo creates it) has no space id to put in a `.meta`; it is copied
-/// whole as `<name>.new` instead, the DDL marker that both prepares
-/// (xb's and mariadb-backup's) put in place of the base's file *before*
-/// the redo is applied (a whole `.ibd` in an incremental would be copied
-/// in after it, and the redo that fills the new file would be lost).
-/// Returns (bytes read, page retries).
+/// tablespace. Every page is read and validated.
+///
+/// A delta block lists its pages in a header before them, and every block
+/// but the last holds a fixed number (4095 at 16 KiB: 64 MiB), so a
+/// one-pass writer must hold a whole block. Instead the pages are found
+/// first (a scan that keeps only page numbers, or the server's
+/// changed-page list) and then read again block by block, each run going
+/// straight from the read buffer to the target. A page read the second
+/// time may be newer, never older (LSNs only grow); a page that was below
+/// the base LSN in the scan and changed since changed after the redo
+/// copy's start, so the copied redo carries it.
+///
+/// A file whose page 0 is not written yet (created since the last
+/// checkpoint, so the copied redo creates it) has no space id to put in a
+/// `.meta`; it is copied whole as `<name>.new` instead, the DDL marker
+/// that both prepares (xb's and mariadb-backup's) put in place of the
+/// base's file *before* the redo is applied (a whole `.ibd` in an
+/// incremental would be copied in after it, and the redo that fills the
+/// new file would be lost). Returns (bytes read, page retries).
 fn copy_delta(
     job: &Job,
     reader: &dyn Reader,
@@ -228,7 +239,6 @@ fn copy_delta(
     cancel: &AtomicBool,
     plan: &DeltaPlan,
 ) -> Result<(u64, u64), CopyError> {
-    let from_lsn = plan.from_lsn;
     let mut src = reader.tablespace(&job.src).map_err(CopyError::Read)?;
     let Some(space) = src.space() else {
         drop(src);
@@ -242,60 +252,77 @@ fn copy_delta(
         return copy_one(&whole, reader, target, on_bytes, cancel);
     };
     let ps = space.physical_size;
-    let bad_size = |e: xb_innodb::delta::DeltaError| {
+    let stopped = || {
+        if cancel.load(Ordering::Acquire) {
+            Err(CopyError::Cancelled)
+        } else {
+            Ok(())
+        }
+    };
+    let mut total = 0u64;
+    // 1. which pages
+    let pages: Vec<u32> = match &plan.changed {
+        Some(changed) => {
+            // the progress counts the file as read
+            on_bytes(&job.rel, job.size);
+            changed.of(space.space_id).to_vec()
+        }
+        None => {
+            let mut found = Vec::new();
+            let mut page_no = 0u32;
+            loop {
+                stopped()?;
+                let chunk = src.next_chunk().map_err(CopyError::Read)?;
+                if chunk.is_empty() {
+                    break;
+                }
+                for page in chunk.chunks_exact(ps) {
+                    if xb_innodb::delta::page_lsn(page) >= plan.from_lsn {
+                        found.push(page_no);
+                    }
+                    page_no = page_no.saturating_add(1);
+                }
+                total += chunk.len() as u64;
+                on_bytes(&job.rel, chunk.len() as u64);
+            }
+            found
+        }
+    };
+    // 2. the delta, block by block
+    let bad = |e: xb_innodb::delta::DeltaError| {
         CopyError::Read(SeamError::Io {
             path: job.src.display().to_string(),
             message: format!("cannot write its delta: {e}"),
         })
     };
-    let mut delta = xb_innodb::delta::DeltaWriter::new(ps).map_err(bad_size)?;
     let mut out = target
         .create(&format!("{}.delta", job.rel), 0)
         .map_err(CopyError::Write)?;
-    let (mut total, mut page_no) = (0u64, 0u64);
-    if let Some(changed) = &plan.changed {
-        // only the pages the server listed; the LSN test still applies
-        let max = (xb_innodb::pagereader::BATCH_BYTES / ps).max(1);
-        for (first, n) in xb_innodb::pagetrack::runs(changed.of(space.space_id), max) {
-            if cancel.load(Ordering::Acquire) {
-                return Err(CopyError::Cancelled);
-            }
+    let cap = xb_innodb::delta::block_capacity(ps);
+    let per_read = (xb_innodb::pagereader::BATCH_BYTES / ps).max(1);
+    let mut blocks: Vec<&[u32]> = pages.chunks(cap).collect();
+    if blocks.last().is_none_or(|b| b.len() == cap) {
+        blocks.push(&[]);
+    }
+    let zero = vec![0u8; ps];
+    for (i, block) in blocks.iter().enumerate() {
+        let last = i + 1 == blocks.len();
+        let header = xb_innodb::delta::block_header(ps, block, last).map_err(bad)?;
+        out.write(&header).map_err(CopyError::Write)?;
+        for (first, n) in xb_innodb::pagetrack::runs(block, per_read) {
+            stopped()?;
             let chunk = src.pages_at(u64::from(first), n).map_err(CopyError::Read)?;
-            for (i, page) in chunk.chunks_exact(ps).enumerate() {
-                if xb_innodb::delta::page_lsn(page) >= from_lsn {
-                    let no = first.saturating_add(u32::try_from(i).unwrap_or(u32::MAX));
-                    if let Some(block) = delta.push(no, page).map_err(bad_size)? {
-                        out.write(&block).map_err(CopyError::Write)?;
-                    }
-                }
-            }
             total += chunk.len() as u64;
-        }
-        // the progress counts the whole file as done
-        on_bytes(&job.rel, job.size.max(total));
-    }
-    while plan.changed.is_none() {
-        if cancel.load(Ordering::Acquire) {
-            return Err(CopyError::Cancelled);
-        }
-        let chunk = src.next_chunk().map_err(CopyError::Read)?;
-        if chunk.is_empty() {
-            break;
-        }
-        for page in chunk.chunks_exact(ps) {
-            if xb_innodb::delta::page_lsn(page) >= from_lsn {
-                let no = u32::try_from(page_no).unwrap_or(u32::MAX);
-                if let Some(block) = delta.push(no, page).map_err(bad_size)? {
-                    out.write(&block).map_err(CopyError::Write)?;
-                }
+            let whole = chunk.len() / ps * ps;
+            out.write(&chunk[..whole]).map_err(CopyError::Write)?;
+            // listed but gone (an undo tablespace truncated meanwhile): a
+            // page never written, which the redo initialises again
+            for _ in whole / ps..n {
+                tracing::warn!(file = %job.rel, "a changed page is past the end of the file now; written as an empty page");
+                out.write(&zero).map_err(CopyError::Write)?;
             }
-            page_no += 1;
         }
-        let n = chunk.len() as u64;
-        total += n;
-        on_bytes(&job.rel, n);
     }
-    out.write(&delta.finish()).map_err(CopyError::Write)?;
     out.close().map_err(CopyError::Write)?;
     let meta = xb_innodb::delta::DeltaMeta {
         page_size: u32::try_from(ps).unwrap_or(u32::MAX),
@@ -313,7 +340,7 @@ fn copy_delta(
     m.write(meta.render().as_bytes())
         .map_err(CopyError::Write)?;
     m.close().map_err(CopyError::Write)?;
-    tracing::debug!(file = %job.rel, bytes = total, "delta copied");
+    tracing::debug!(file = %job.rel, bytes = total, pages = pages.len(), "delta copied");
     Ok((total, src.retries()))
 }
 
@@ -393,4 +420,170 @@ pub(super) fn copy_jobs(
             None => BackupError::RedoStopped,
         },
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::run::seams::ChunkReader;
+    use crate::run::targets::{SinkOptions, SinkTarget};
+    use std::path::Path;
+    use xb_innodb::pagecheck::SpaceMeta;
+    use xb_innodb::pagetrack::ChangedPages;
+
+    const PS: usize = 4096;
+
+    /// An in-memory tablespace of `PS`-byte pages whose page `i` has LSN
+    /// `lsn(i)` and its number in every other byte.
+    struct Pages {
+        bytes: Vec<u8>,
+        at: usize,
+    }
+
+    impl ChunkReader for Pages {
+        fn next_chunk(&mut self) -> Result<&[u8], SeamError> {
+            let end = (self.at + 64 * PS).min(self.bytes.len());
+            let chunk = &self.bytes[self.at..end];
+            self.at = end;
+            Ok(chunk)
+        }
+        fn pages_at(&mut self, first: u64, count: usize) -> Result<&[u8], SeamError> {
+            let start = (first as usize * PS).min(self.bytes.len());
+            let end = (start + count * PS).min(self.bytes.len());
+            Ok(&self.bytes[start..end])
+        }
+        fn space(&self) -> Option<SpaceMeta> {
+            Some(SpaceMeta {
+                space_id: 7,
+                flags: 21,
+                physical_size: PS,
+                full_crc32: true,
+                compressed: false,
+                page_compressed: false,
+            })
+        }
+    }
+
+    struct Stub {
+        bytes: Vec<u8>,
+    }
+
+    impl Reader for Stub {
+        fn tablespace(&self, _: &Path) -> Result<Box<dyn ChunkReader>, SeamError> {
+            Ok(Box::new(Pages {
+                bytes: self.bytes.clone(),
+                at: 0,
+            }))
+        }
+        fn plain(&self, _: &Path) -> Result<Box<dyn ChunkReader>, SeamError> {
+            unreachable!("only tablespaces here")
+        }
+    }
+
+    fn tablespace(n: u32, lsn: impl Fn(u32) -> u64) -> Vec<u8> {
+        let mut bytes = Vec::with_capacity(n as usize * PS);
+        for i in 0..n {
+            let mut page = vec![(i % 251) as u8; PS];
+            page[16..24].copy_from_slice(&lsn(i).to_be_bytes());
+            bytes.extend_from_slice(&page);
+        }
+        bytes
+    }
+
+    fn delta_of(bytes: Vec<u8>, plan: DeltaPlan) -> (Vec<(u32, Vec<u8>)>, String) {
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().join("b");
+        let target = SinkTarget::dir(&out, &SinkOptions::default()).unwrap();
+        let job = Job {
+            src: "/live/db/t.ibd".into(),
+            rel: "db/t.ibd".into(),
+            kind: Kind::Tablespace,
+            size: bytes.len() as u64,
+        };
+        let cancel = AtomicBool::new(false);
+        copy_all(
+            vec![job],
+            2,
+            &Stub { bytes },
+            &target,
+            &|_, _| {},
+            &cancel,
+            Some(plan),
+        )
+        .unwrap();
+        target.finish().unwrap();
+        let delta = std::fs::read(out.join("db/t.ibd.delta")).unwrap();
+        let pages = xb_innodb::delta::read(&delta, PS)
+            .unwrap()
+            .into_iter()
+            .map(|(n, p)| (n, p.to_vec()))
+            .collect();
+        let meta = std::fs::read_to_string(out.join("db/t.ibd.meta")).unwrap();
+        (pages, meta)
+    }
+
+    #[test]
+    fn a_delta_holds_exactly_the_pages_at_or_after_the_base_across_full_blocks() {
+        let cap = xb_innodb::delta::block_capacity(PS) as u32;
+        // every other page changed: two full blocks and a short last one
+        let n = 2 * (2 * cap) + 10;
+        let bytes = tablespace(n, |i| if i % 2 == 0 { 5000 + u64::from(i) } else { 10 });
+        let (pages, meta) = delta_of(
+            bytes.clone(),
+            DeltaPlan {
+                from_lsn: 5000,
+                changed: None,
+            },
+        );
+        let want: Vec<u32> = (0..n).filter(|i| i % 2 == 0).collect();
+        let got: Vec<u32> = pages.iter().map(|(n, _)| *n).collect();
+        assert_eq!(got, want);
+        for (no, page) in &pages {
+            let at = *no as usize * PS;
+            assert_eq!(page[..], bytes[at..at + PS], "page {no} is the file's");
+        }
+        assert!(
+            meta.contains("space_id = 7\n") && meta.contains("page_size = 4096\n"),
+            "{meta}"
+        );
+    }
+
+    #[test]
+    fn exactly_full_blocks_end_with_an_empty_last_block() {
+        let cap = xb_innodb::delta::block_capacity(PS) as u32;
+        let bytes = tablespace(cap, |_| 9000);
+        let (pages, _) = delta_of(
+            bytes,
+            DeltaPlan {
+                from_lsn: 1,
+                changed: None,
+            },
+        );
+        assert_eq!(pages.len(), cap as usize);
+    }
+
+    #[test]
+    fn with_a_changed_page_list_only_the_listed_pages_are_read() {
+        let bytes = tablespace(50, |_| 9000);
+        let mut list = Vec::new();
+        for p in [3u32, 4, 5, 40, 49, 60] {
+            list.extend_from_slice(&7u32.to_be_bytes());
+            list.extend_from_slice(&p.to_be_bytes());
+        }
+        // another space's pages are not this file's
+        list.extend_from_slice(&8u32.to_be_bytes());
+        list.extend_from_slice(&1u32.to_be_bytes());
+        let changed = ChangedPages::parse(&list).unwrap();
+        let (pages, _) = delta_of(
+            bytes,
+            DeltaPlan {
+                from_lsn: 1,
+                changed: Some(std::sync::Arc::new(changed)),
+            },
+        );
+        let got: Vec<u32> = pages.iter().map(|(n, _)| *n).collect();
+        // page 60 is past the end: an empty page stands in for it
+        assert_eq!(got, vec![3, 4, 5, 40, 49, 60]);
+        assert!(pages[5].1.iter().all(|&b| b == 0));
+    }
 }
