@@ -217,12 +217,14 @@ fn copy_one(
 /// A delta block lists its pages in a header before them, and every block
 /// but the last holds a fixed number (4095 at 16 KiB: 64 MiB), so a
 /// one-pass writer must hold a whole block. Instead the pages are found
-/// first (a scan that keeps only page numbers, or the server's
-/// changed-page list) and then read again block by block, each run going
-/// straight from the read buffer to the target. A page read the second
-/// time may be newer, never older (LSNs only grow); a page that was below
-/// the base LSN in the scan and changed since changed after the redo
-/// copy's start, so the copied redo carries it.
+/// first (a scan, or the server's changed-page list), then the blocks are
+/// written: the scan keeps the first [`HELD_BYTES`] of changed pages it
+/// meets (all of them, for a table with a night's changes), and only the
+/// rest are read again, each run going straight from the read buffer to
+/// the target. A page read the second time may be newer, never older
+/// (LSNs only grow); a page that was below the base LSN in the scan and
+/// changed since changed after the redo copy's start, so the copied redo
+/// carries it.
 ///
 /// A file whose page 0 is not written yet (created since the last
 /// checkpoint, so the copied redo creates it) has no space id to put in a
@@ -260,7 +262,8 @@ fn copy_delta(
         }
     };
     let mut total = 0u64;
-    // 1. which pages
+    // 1. which pages; the first ones found are kept
+    let mut held: Vec<u8> = Vec::new();
     let pages: Vec<u32> = match &plan.changed {
         Some(changed) => {
             // the progress counts the file as read
@@ -279,6 +282,9 @@ fn copy_delta(
                 for page in chunk.chunks_exact(ps) {
                     if xb_innodb::delta::page_lsn(page) >= plan.from_lsn {
                         found.push(page_no);
+                        if held.len() + ps <= HELD_BYTES {
+                            held.extend_from_slice(page);
+                        }
                     }
                     page_no = page_no.saturating_add(1);
                 }
@@ -288,6 +294,7 @@ fn copy_delta(
             found
         }
     };
+    let held_pages = held.len() / ps;
     // 2. the delta, block by block
     let bad = |e: xb_innodb::delta::DeltaError| {
         CopyError::Read(SeamError::Io {
@@ -305,11 +312,19 @@ fn copy_delta(
         blocks.push(&[]);
     }
     let zero = vec![0u8; ps];
+    let mut written = 0usize;
     for (i, block) in blocks.iter().enumerate() {
         let last = i + 1 == blocks.len();
         let header = xb_innodb::delta::block_header(ps, block, last).map_err(bad)?;
         out.write(&header).map_err(CopyError::Write)?;
-        for (first, n) in xb_innodb::pagetrack::runs(block, per_read) {
+        // the pages the scan kept come first
+        let kept = held_pages.saturating_sub(written).min(block.len());
+        if kept > 0 {
+            out.write(&held[written * ps..(written + kept) * ps])
+                .map_err(CopyError::Write)?;
+        }
+        written += block.len();
+        for (first, n) in xb_innodb::pagetrack::runs(&block[kept..], per_read) {
             stopped()?;
             let chunk = src.pages_at(u64::from(first), n).map_err(CopyError::Read)?;
             total += chunk.len() as u64;
@@ -343,6 +358,10 @@ fn copy_delta(
     tracing::debug!(file = %job.rel, bytes = total, pages = pages.len(), "delta copied");
     Ok((total, src.retries()))
 }
+
+/// Changed pages a delta copy keeps from its scan per worker, so that a
+/// table with few changes is read once; the rest are read again.
+const HELD_BYTES: usize = 4 << 20;
 
 /// What an incremental copies of each tablespace.
 #[derive(Debug, Clone)]
