@@ -52,6 +52,14 @@ pub enum DeltaError {
     /// Bytes after the last block.
     #[error("{0} bytes follow the last (\"XTRA\") block")]
     Trailing(usize),
+    /// Reading the delta failed (streaming reader only).
+    #[error("read error at byte {offset}: {reason}")]
+    Read {
+        /// Where the read started.
+        offset: usize,
+        /// The I/O error.
+        reason: String,
+    },
 }
 
 fn check_page_size(page_size: usize) -> Result<(), DeltaError> {
@@ -223,6 +231,146 @@ pub fn read(bytes: &[u8], page_size: usize) -> Result<Vec<(u32, &[u8])>, DeltaEr
                 0 => Ok(out),
                 extra => Err(DeltaError::Trailing(extra)),
             };
+        }
+    }
+}
+
+/// Reads a `.delta` from a stream, one page at a time: a header page, then
+/// its data pages, then the next header page, so a multi-gigabyte delta
+/// never sits in memory. Checks what [`read`] checks (magic, order,
+/// truncation, trailing bytes), each when the reader reaches it: pages
+/// handed out before an error were valid, the error tells the caller the
+/// delta as a whole is not.
+#[derive(Debug)]
+pub struct DeltaReader<R> {
+    inner: R,
+    page_size: usize,
+    /// Page numbers of the current block not handed out yet, in order.
+    pending: std::collections::VecDeque<u32>,
+    /// The current block is the last one.
+    last: bool,
+    /// The last block's pages are all out and the end was checked.
+    done: bool,
+    /// Bytes consumed so far.
+    offset: usize,
+    previous: Option<u32>,
+}
+
+impl<R: std::io::Read> DeltaReader<R> {
+    /// A reader of pages of `page_size` bytes (the `.meta`'s `page_size`).
+    ///
+    /// # Errors
+    /// [`DeltaError::PageSize`].
+    pub fn new(inner: R, page_size: usize) -> Result<Self, DeltaError> {
+        check_page_size(page_size)?;
+        Ok(DeltaReader {
+            inner,
+            page_size,
+            pending: std::collections::VecDeque::new(),
+            last: false,
+            done: false,
+            offset: 0,
+            previous: None,
+        })
+    }
+
+    /// Reads exactly `buf.len()` bytes; `Ok(false)` at a clean end of input
+    /// (nothing read), [`DeltaError::Truncated`] inside `buf`.
+    fn fill(&mut self, buf: &mut [u8]) -> Result<bool, DeltaError> {
+        let mut got = 0;
+        while got < buf.len() {
+            match self.inner.read(&mut buf[got..]) {
+                Ok(0) if got == 0 => return Ok(false),
+                Ok(0) => {
+                    return Err(DeltaError::Truncated {
+                        len: self.offset + got,
+                    });
+                }
+                Ok(n) => got += n,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) => {
+                    return Err(DeltaError::Read {
+                        offset: self.offset + got,
+                        reason: e.to_string(),
+                    });
+                }
+            }
+        }
+        self.offset += got;
+        Ok(true)
+    }
+
+    /// Reads the next header page into `pending`.
+    fn next_block(&mut self, scratch: &mut [u8]) -> Result<(), DeltaError> {
+        let at = self.offset;
+        if !self.fill(scratch)? {
+            return Err(DeltaError::Truncated { len: at });
+        }
+        self.last = match [scratch[0], scratch[1], scratch[2], scratch[3]] {
+            MAGIC => false,
+            MAGIC_LAST => true,
+            _ => return Err(DeltaError::Magic { offset: at }),
+        };
+        let capacity = self.page_size / 4 - 1;
+        for i in 1..=capacity {
+            let no = be32(scratch, 4 * i);
+            if no == LIST_END {
+                break;
+            }
+            self.pending.push_back(no);
+        }
+        Ok(())
+    }
+
+    /// The next page: its number, with its bytes in `page` (which must be
+    /// one page long); `None` after the last page of a whole delta.
+    ///
+    /// # Errors
+    /// [`DeltaError`] naming what is wrong and where; [`DeltaError::PageSize`]
+    /// when `page` is not one page long.
+    pub fn next_page(&mut self, page: &mut [u8]) -> Result<Option<u32>, DeltaError> {
+        if page.len() != self.page_size {
+            return Err(DeltaError::PageSize(page.len()));
+        }
+        loop {
+            if self.done {
+                return Ok(None);
+            }
+            if let Some(no) = self.pending.pop_front() {
+                if let Some(previous) = self.previous.filter(|&p| p >= no) {
+                    return Err(DeltaError::Order { previous, page: no });
+                }
+                self.previous = Some(no);
+                if !self.fill(page)? {
+                    return Err(DeltaError::Truncated { len: self.offset });
+                }
+                return Ok(Some(no));
+            }
+            if self.last {
+                let mut extra = 0usize;
+                let mut probe = [0u8; 4096];
+                loop {
+                    match self.inner.read(&mut probe) {
+                        Ok(0) => break,
+                        Ok(n) => extra += n,
+                        Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                        Err(e) => {
+                            return Err(DeltaError::Read {
+                                offset: self.offset + extra,
+                                reason: e.to_string(),
+                            });
+                        }
+                    }
+                }
+                if extra != 0 {
+                    return Err(DeltaError::Trailing(extra));
+                }
+                self.done = true;
+                continue;
+            }
+            // the header is read through `page`, which the caller gets
+            // back only with a data page in it
+            self.next_block(page)?;
         }
     }
 }
@@ -416,6 +564,97 @@ mod tests {
             DeltaWriter::new(3000).unwrap_err(),
             DeltaError::PageSize(3000)
         );
+    }
+
+    /// Every page of `d` through the streaming reader, fed `chunk` bytes
+    /// at a time.
+    fn stream(d: &[u8], chunk: usize) -> Result<Vec<(u32, Vec<u8>)>, DeltaError> {
+        struct Chunks<'a>(&'a [u8], usize);
+        impl std::io::Read for Chunks<'_> {
+            fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+                let n = self.0.len().min(self.1).min(buf.len());
+                buf[..n].copy_from_slice(&self.0[..n]);
+                self.0 = &self.0[n..];
+                Ok(n)
+            }
+        }
+        let mut r = DeltaReader::new(Chunks(d, chunk), P)?;
+        let mut out = Vec::new();
+        let mut page = vec![0u8; P];
+        while let Some(no) = r.next_page(&mut page)? {
+            out.push((no, page.clone()));
+        }
+        // a finished reader stays finished
+        assert_eq!(r.next_page(&mut page), Ok(None));
+        Ok(out)
+    }
+
+    #[test]
+    fn the_streaming_reader_reads_what_read_reads() {
+        for pages in [
+            vec![],
+            vec![7],
+            (0..4096).map(|i| i * 2).collect::<Vec<u32>>(),
+        ] {
+            let d = delta_of(&pages);
+            let want: Vec<(u32, Vec<u8>)> = read(&d, P)
+                .unwrap()
+                .into_iter()
+                .map(|(n, p)| (n, p.to_vec()))
+                .collect();
+            assert_eq!(stream(&d, 1000).unwrap(), want);
+            assert_eq!(stream(&d, P * 3).unwrap(), want);
+        }
+    }
+
+    #[test]
+    fn the_streaming_reader_names_damage_like_read() {
+        let d = delta_of(&[1, 2, 3]);
+        for cut in [0, 5, P, P + 100, d.len() - 1] {
+            assert_eq!(
+                stream(&d[..cut], 777),
+                Err(DeltaError::Truncated { len: cut }),
+                "cut at {cut}"
+            );
+        }
+        let mut bad = d.clone();
+        bad[0] = b'Y';
+        assert_eq!(stream(&bad, 777), Err(DeltaError::Magic { offset: 0 }));
+        let mut more = d.clone();
+        more.extend([0u8; 7]);
+        assert_eq!(stream(&more, 777), Err(DeltaError::Trailing(7)));
+        let mut swapped = d.clone();
+        swapped[8..12].copy_from_slice(&9u32.to_be_bytes());
+        assert_eq!(
+            stream(&swapped, 777),
+            Err(DeltaError::Order {
+                previous: 9,
+                page: 3
+            })
+        );
+        // a non-final block must be followed by another
+        let mut early = d.clone();
+        early[..4].copy_from_slice(&MAGIC);
+        assert_eq!(
+            stream(&early, 777),
+            Err(DeltaError::Truncated { len: d.len() })
+        );
+        struct Broken;
+        impl std::io::Read for Broken {
+            fn read(&mut self, _: &mut [u8]) -> std::io::Result<usize> {
+                Err(std::io::Error::other("disk on fire"))
+            }
+        }
+        let mut r = DeltaReader::new(Broken, P).unwrap();
+        assert_eq!(
+            r.next_page(&mut vec![0; P]),
+            Err(DeltaError::Read {
+                offset: 0,
+                reason: "disk on fire".into()
+            })
+        );
+        assert_eq!(r.next_page(&mut [0; 10]), Err(DeltaError::PageSize(10)));
+        assert!(DeltaReader::new(Broken, 100).is_err());
     }
 
     #[test]
