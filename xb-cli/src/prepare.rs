@@ -25,6 +25,15 @@ pub struct PrepareArgs {
     /// Seconds recovery may take before xb gives up.
     #[arg(long, default_value_t = 3600)]
     pub timeout: u64,
+    /// Apply the redo only: no rollback of unfinished transactions, so
+    /// incremental backups can still be applied on top (use it for the base
+    /// and every incremental but the last).
+    #[arg(long)]
+    pub apply_log_only: bool,
+    /// Apply this incremental backup onto --target-dir (a base prepared with
+    /// --apply-log-only whose to_lsn is the incremental's from_lsn).
+    #[arg(long, value_name = "DIR")]
+    pub incremental_dir: Option<PathBuf>,
 }
 
 /// Runs `xb-cli prepare`; returns the process exit code (0, or the
@@ -40,8 +49,18 @@ pub fn run(args: PrepareArgs) -> u8 {
     }
     opts.use_memory = args.use_memory;
     opts.timeout = Duration::from_secs(args.timeout);
+    opts.apply_log_only = args.apply_log_only;
+    if let Some(inc) = args.incremental_dir {
+        opts = opts.incremental_dir(inc);
+    }
     match prepare(&opts) {
         Ok(report) => {
+            if let Some(m) = &report.merged {
+                eprintln!(
+                    "xb: merged the incremental: {} delta(s), {} page(s) ({} new tablespace(s), {} renamed), {} file(s) copied, {} dropped",
+                    m.deltas, m.pages, m.new_spaces, m.moved, m.copied, m.removed
+                );
+            }
             eprintln!(
                 "xb: prepared {}: redo applied from LSN {} to {} (backup end point {}), {} DDL marker(s), server took {:.1}s",
                 args.target_dir.display(),

@@ -126,6 +126,48 @@ pub enum PrepareError {
         /// What went wrong.
         reason: String,
     },
+    /// `--incremental-dir` onto a base that is not `log-applied`: one whose
+    /// unfinished transactions were rolled back (`full-prepared`) no longer
+    /// matches the source's pages, one never prepared lacks its own redo.
+    #[error(
+        "{dir} has backup_type = {backup_type}: an incremental backup applies only onto a base prepared with --apply-log-only (backup_type = log-applied)"
+    )]
+    BaseNotLogApplied {
+        /// The base directory.
+        dir: PathBuf,
+        /// What its `xtrabackup_checkpoints` says.
+        backup_type: String,
+    },
+    /// `--incremental-dir` names a backup that is not an incremental one.
+    #[error("{dir} has backup_type = {backup_type}, expected incremental")]
+    NotIncremental {
+        /// The directory given as `--incremental-dir`.
+        dir: PathBuf,
+        /// What its `xtrabackup_checkpoints` says.
+        backup_type: String,
+    },
+    /// The incremental does not start where the base ends.
+    #[error(
+        "{inc} starts at from_lsn {inc_from_lsn}, but {base} ends at to_lsn {base_to_lsn}: this incremental does not follow this base"
+    )]
+    IncrementalMismatch {
+        /// The base directory.
+        base: PathBuf,
+        /// Its `to_lsn`.
+        base_to_lsn: u64,
+        /// The incremental directory.
+        inc: PathBuf,
+        /// Its `from_lsn`.
+        inc_from_lsn: u64,
+    },
+    /// A `.delta` (or its `.meta`) is damaged or missing.
+    #[error("{file}: damaged incremental delta: {reason}")]
+    BadDelta {
+        /// The `.delta` or `.meta` file.
+        file: PathBuf,
+        /// What is wrong.
+        reason: String,
+    },
     /// An I/O error on a named path.
     #[error("{path}: {source}")]
     Io {
@@ -161,14 +203,17 @@ impl PrepareError {
     /// 30 not a backup that can be prepared (missing, incomplete, already
     /// prepared), 31 a damaged backup, 32 a backup this version cannot
     /// prepare, 33 no fitting server binary, 34 recovery failed, 35 refused
-    /// as unsafe (nothing changed), 36 I/O.
+    /// as unsafe (nothing changed), 36 I/O, 37 an incremental that does not
+    /// fit the base (wrong type, order, or a base rolled back).
     #[must_use]
     pub fn code(&self) -> u8 {
         match self {
             PrepareError::NotABackup { .. }
             | PrepareError::Incomplete { .. }
             | PrepareError::WrongBackupType { .. } => 30,
-            PrepareError::BadCheckpoints { .. } | PrepareError::LogTooShort { .. } => 31,
+            PrepareError::BadCheckpoints { .. }
+            | PrepareError::LogTooShort { .. }
+            | PrepareError::BadDelta { .. } => 31,
             PrepareError::UnsupportedLog { .. } => 32,
             PrepareError::ServerNotFound { .. }
             | PrepareError::UnknownSourceVersion { .. }
@@ -177,6 +222,9 @@ impl PrepareError {
             PrepareError::ServerFailed { .. } => 34,
             PrepareError::UnsafeMarker { .. } | PrepareError::RemoteLog { .. } => 35,
             PrepareError::Io { .. } => 36,
+            PrepareError::BaseNotLogApplied { .. }
+            | PrepareError::NotIncremental { .. }
+            | PrepareError::IncrementalMismatch { .. } => 37,
         }
     }
 
@@ -224,6 +272,18 @@ impl PrepareError {
                 "The backup's .isl files are as they were; prepare this backup with the vendor's tool (mariadb-backup --prepare), or take a new backup."
             }
             PrepareError::Io { .. } => "Check the path exists and is writable.",
+            PrepareError::BaseNotLogApplied { .. } => {
+                "Prepare a fresh copy of the full backup with --apply-log-only, then apply the incrementals in order, each with --apply-log-only but the last."
+            }
+            PrepareError::NotIncremental { .. } => {
+                "--incremental-dir takes an incremental backup (one taken with --incremental-basedir); --target-dir takes its base."
+            }
+            PrepareError::IncrementalMismatch { .. } => {
+                "Apply the incrementals in the order they were taken: each one's from_lsn is the to_lsn of the backup it was based on."
+            }
+            PrepareError::BadDelta { .. } => {
+                "The incremental backup is damaged; take a new one. The base may already be partly merged: start again from a copy of the full backup."
+            }
         }
     }
 }

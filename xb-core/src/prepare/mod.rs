@@ -38,6 +38,7 @@
 //! reader the backup copied it with, so prepare parses no format itself.
 
 mod error;
+mod incremental;
 mod markers;
 mod recovery;
 mod remote;
@@ -51,11 +52,20 @@ use xb_innodb::redo::{RedoError, RedoFormat, RedoLog};
 
 use error::io_err;
 pub use error::{PrepareError, UnsafeMarkerPath};
+pub use incremental::{INCREMENTAL, MERGING, Merged};
 
 use crate::checkpoints::Checkpoints;
 
 /// Name of the file that marks a backup that did not complete.
 pub const INCOMPLETE_MARKER: &str = "xtrabackup_incomplete";
+
+/// `backup_type` of a backup whose redo was applied and nothing else
+/// (`--apply-log-only`, and every mariadb-backup prepare): a base for
+/// incrementals.
+pub const LOG_APPLIED: &str = "log-applied";
+/// `backup_type` of a backup whose unfinished transactions were rolled
+/// back too: ready to restore, no base for incrementals.
+pub const FULL_PREPARED: &str = "full-prepared";
 
 /// What `prepare` needs.
 #[derive(Debug, Clone)]
@@ -78,6 +88,17 @@ pub struct PrepareOptions {
     pub use_memory: String,
     /// How long recovery may take before we give up (default one hour).
     pub timeout: Duration,
+    /// Apply the redo only: no rollback of unfinished transactions, no
+    /// purge, nothing written but redo apply, so that the pages stay in the
+    /// source's LSN space and incrementals can be applied on top
+    /// (XtraBackup's `--apply-log-only`). The backup is then marked
+    /// `log-applied`; without it, `full-prepared`.
+    pub apply_log_only: bool,
+    /// An incremental backup to apply onto `target_dir`, which must be a
+    /// full backup prepared with `apply_log_only` (or by mariadb-backup) up
+    /// to exactly the incremental's `from_lsn` (XtraBackup's
+    /// `--incremental-dir`). See the `incremental` module.
+    pub incremental_dir: Option<PathBuf>,
 }
 
 impl PrepareOptions {
@@ -90,6 +111,8 @@ impl PrepareOptions {
             server_defaults_file: None,
             use_memory: "256M".into(),
             timeout: Duration::from_secs(3600),
+            apply_log_only: false,
+            incremental_dir: None,
         }
     }
 
@@ -97,6 +120,20 @@ impl PrepareOptions {
     #[must_use]
     pub fn server_binary(mut self, path: impl Into<PathBuf>) -> Self {
         self.server_binary = Some(path.into());
+        self
+    }
+
+    /// Sets [`PrepareOptions::apply_log_only`].
+    #[must_use]
+    pub fn apply_log_only(mut self, yes: bool) -> Self {
+        self.apply_log_only = yes;
+        self
+    }
+
+    /// Sets [`PrepareOptions::incremental_dir`].
+    #[must_use]
+    pub fn incremental_dir(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.incremental_dir = Some(dir.into());
         self
     }
 
@@ -123,6 +160,8 @@ pub struct PrepareReport {
     pub ddl_markers_applied: usize,
     /// Time the server took to recover and shut down.
     pub server_time: Duration,
+    /// What merging `--incremental-dir` did, when one was given.
+    pub merged: Option<Merged>,
 }
 
 /// The backup's copied redo, named as errors name it: `#innodb_redo/`
@@ -201,6 +240,17 @@ fn log_extent(dir: &Path) -> Result<(RedoFormat, u64, u64), PrepareError> {
     Ok((log.format(), checkpoint, end))
 }
 
+/// What `xtrabackup_checkpoints` says after a prepare: `log-applied` when
+/// only the redo was applied (incrementals may follow), `full-prepared`
+/// when unfinished transactions were rolled back too (XtraBackup's words).
+fn prepared_type(opts: &PrepareOptions) -> &'static str {
+    if opts.apply_log_only {
+        LOG_APPLIED
+    } else {
+        FULL_PREPARED
+    }
+}
+
 /// Prepares the backup in `opts.target_dir` (see the module docs).
 ///
 /// # Errors
@@ -219,31 +269,57 @@ pub fn prepare(opts: &PrepareOptions) -> Result<PrepareReport, PrepareError> {
         file: cp_file.clone(),
         reason,
     })?;
-    if cps.backup_type != "full-backuped" {
-        return Err(PrepareError::WrongBackupType {
-            dir,
-            backup_type: cps.backup_type,
-        });
-    }
-    let (redo_format, first_lsn, log_end_lsn) = log_extent(&dir)?;
-    if log_end_lsn < cps.last_lsn {
+    // The backup whose redo recovery runs: the incremental's when one is
+    // merged (checked here, before anything changes), else the target's.
+    let inc = match &opts.incremental_dir {
+        Some(inc) => {
+            let inc = fs::canonicalize(inc).map_err(io_err(inc))?;
+            let inc_cps = incremental::check(&dir, &cps, &inc)?;
+            Some((inc, inc_cps))
+        }
+        None if cps.backup_type != "full-backuped" => {
+            return Err(PrepareError::WrongBackupType {
+                dir,
+                backup_type: cps.backup_type,
+            });
+        }
+        None => None,
+    };
+    let redo_dir = inc.as_ref().map_or(dir.as_path(), |(p, _)| p.as_path());
+    let needed_lsn = inc.as_ref().map_or(cps.last_lsn, |(_, c)| c.last_lsn);
+    let (redo_format, first_lsn, log_end_lsn) = log_extent(redo_dir)?;
+    if log_end_lsn < needed_lsn {
         return Err(PrepareError::LogTooShort {
-            file: log_path(&dir),
+            file: log_path(redo_dir),
             log_end: log_end_lsn,
-            needed: cps.last_lsn,
+            needed: needed_lsn,
         });
     }
     // Everything above only read the backup; the server is chosen (and a
     // wrong one refused) before the first change below.
-    let source = server::source_version(&dir, redo_format)?;
+    let source = server::source_version(redo_dir, redo_format)?;
     let (server, server_version) = server::find_server(opts, &source)?;
+    let merged = match &inc {
+        Some((inc, inc_cps)) => {
+            // a failure half-way leaves a base no prepare takes for one
+            let mut merging = cps.clone();
+            merging.backup_type = MERGING.into();
+            fs::write(&cp_file, merging.render()).map_err(io_err(&cp_file))?;
+            let merged = incremental::apply(&dir, inc)?;
+            tracing::info!(base = %dir.display(), inc = %inc.display(), deltas = merged.deltas, pages = merged.pages, new_spaces = merged.new_spaces, moved = merged.moved, copied = merged.copied, removed = merged.removed, "incremental merged");
+            cps.to_lsn = inc_cps.to_lsn;
+            cps.last_lsn = inc_cps.last_lsn;
+            Some(merged)
+        }
+        None => None,
+    };
     let ddl_markers_applied = markers::apply_ddl_markers(&dir)?;
     let redirect = remote::Redirect::apply(&dir, redo_format)?;
-    tracing::info!(dir = %dir.display(), server = %server.display(), server_version = %server_version.text, source_version = %source.text, first_lsn, last_lsn = cps.last_lsn, remote_tables = redirect.isl_count(), "starting recovery");
+    tracing::info!(dir = %dir.display(), server = %server.display(), server_version = %server_version.text, source_version = %source.text, first_lsn, last_lsn = cps.last_lsn, remote_tables = redirect.isl_count(), apply_log_only = opts.apply_log_only, "starting recovery");
     // on an error the redirect is dropped, which puts everything back
     let server_time = recovery::recover_with_server(opts, &dir, &server)?;
     redirect.restore(true)?;
-    cps.backup_type = "log-applied".into();
+    cps.backup_type = prepared_type(opts).into();
     fs::write(&cp_file, cps.render()).map_err(io_err(&cp_file))?;
     Ok(PrepareReport {
         first_lsn,
@@ -252,6 +328,7 @@ pub fn prepare(opts: &PrepareOptions) -> Result<PrepareReport, PrepareError> {
         last_lsn: cps.last_lsn,
         ddl_markers_applied,
         server_time,
+        merged,
     })
 }
 

@@ -82,6 +82,13 @@ pub(super) const LOCKDOWN: &[(&str, &str)] = &[
     ),
 ];
 
+/// What `--apply-log-only` adds after [`LOCKDOWN`] (so these win): the
+/// server applies the redo and writes nothing else.
+pub(super) const APPLY_LOG_ONLY: &[(&str, &str)] = &[(
+    "innodb-force-recovery=3",
+    "apply-log-only: unfinished transactions are not rolled back (3) and purge does not run (2 and up)",
+)];
+
 /// The empty file, in the private run directory, that `init-file` names
 /// for recovery: an inherited init-file's SQL could change anything, and
 /// MySQL refuses to start on `init-file=` with no name ("Failed to open the
@@ -124,6 +131,11 @@ fn option_file(
     ));
     for (line, why) in LOCKDOWN {
         text.push_str(&format!("# {why}\n{line}\n"));
+    }
+    if opts.apply_log_only {
+        for (line, why) in APPLY_LOG_ONLY {
+            text.push_str(&format!("# {why}\n{line}\n"));
+        }
     }
     Ok(text)
 }
