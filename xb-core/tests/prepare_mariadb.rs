@@ -44,7 +44,7 @@ async fn xb_prepare_and_vendor_prepare_give_identical_tables() {
     assert!(report.log_end_lsn >= report.last_lsn, "{report:?}");
     assert!(report.first_lsn <= report.to_lsn, "{report:?}");
     let cps = std::fs::read_to_string(xb_dir.join("xtrabackup_checkpoints")).unwrap();
-    assert!(cps.starts_with("backup_type = log-applied\n"), "{cps}");
+    assert!(cps.starts_with("backup_type = full-prepared\n"), "{cps}");
     // The server really recovered the copied log, from the backup's checkpoint.
     let log = std::fs::read_to_string(xb_dir.join("xb_prepare.log")).unwrap();
     assert!(

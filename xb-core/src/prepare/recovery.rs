@@ -83,10 +83,36 @@ pub(super) const LOCKDOWN: &[(&str, &str)] = &[
 ];
 
 /// What `--apply-log-only` adds after [`LOCKDOWN`] (so these win): the
-/// server applies the redo and writes nothing else.
+/// server applies the redo and writes nothing else, so every page keeps an
+/// LSN of the source's log and the next incremental's pages and redo apply
+/// on top (a page the recovery server wrote with an LSN of its own would
+/// make the next recovery skip the source's changes to it).
+///
+/// `innodb_force_recovery` levels, from the servers' sources and checked by
+/// experiment (every page LSN of the backup after recovery compared with
+/// the end of the copied log, `incremental_prepare_vendor_made` does it on
+/// every run):
+/// * 2 stops purge, 3 also the rollback of unfinished transactions: with
+///   the default (0) MariaDB 10.11 rolled back two transactions of a
+///   backup under load and wrote 435 pages beyond the log's end; with 3
+///   or 4, none;
+/// * 4 also stops change-buffer merges and statistics updates (both write
+///   pages); MariaDB 10.5/10.11 default to `innodb_change_buffering=none`,
+///   but a source may have turned it on, so 4;
+/// * 5 (no undo scan) and 6 (no redo apply at all) go too far.
+///
+/// MariaDB 10.5 and 10.11 at 4 still apply all of the redo, flush it and
+/// shut down cleanly, writing about 70 bytes of redo of their own (the
+/// shutdown checkpoint) and no page. MySQL 9.7 at 3 or 4 applies the redo
+/// too, but writes one page at start-up whatever the level: the
+/// transaction-system page (`ibdata1` page 5, its trx id counter), about
+/// 10 bytes past the log's end. That page is only at risk when the source
+/// changes it within those bytes after the backup, but MySQL incrementals
+/// have not been proven here (see ARCHITECTURE.md).
 pub(super) const APPLY_LOG_ONLY: &[(&str, &str)] = &[(
-    "innodb-force-recovery=3",
-    "apply-log-only: unfinished transactions are not rolled back (3) and purge does not run (2 and up)",
+    "innodb-force-recovery=4",
+    "apply-log-only: no purge (2), no rollback of unfinished transactions (3), \
+     no change-buffer merge or statistics (4): only the redo is applied",
 )];
 
 /// The empty file, in the private run directory, that `init-file` names
