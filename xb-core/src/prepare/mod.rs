@@ -27,7 +27,15 @@
 //!    recovery has run to the end of the copied log;
 //! 6. shut it down cleanly (SIGTERM) so every page is flushed and the log
 //!    holds a clean checkpoint;
-//! 7. record `backup_type = log-applied` (what mariadb-backup writes).
+//! 7. record `backup_type = full-prepared`, or `log-applied` after
+//!    `--apply-log-only` (XtraBackup's words; mariadb-backup, which never
+//!    rolls back, writes `log-applied`).
+//!
+//! With `incremental_dir`, step 1 also checks the incremental against the
+//! base and the log measured is the incremental's; before step 3 the
+//! incremental is merged into the base (`incremental`). With
+//! `apply_log_only` the server of step 5 applies the redo and nothing else
+//! (`recovery::APPLY_LOG_ONLY`).
 //!
 //! Supported today: MariaDB 10.5–10.7 backups (`ib_logfile0` in the 10.5
 //! block format), MariaDB 10.8+ backups (`ib_logfile0` in the server's own
