@@ -11,14 +11,13 @@
 mod common;
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
 use std::time::Duration;
 
 use common::*;
 use mysql_async::prelude::Queryable;
 use xb_testing::load::{LoadSpec, WriteLoad, prepare as load_data};
 use xb_testing::server::{Flavor, TestServer};
-use xb_testing::vendor::{copy_dir, server_binary};
+use xb_testing::vendor::copy_dir;
 
 /// `mariadb-backup --backup`, incremental on `base` when given.
 fn vendor_backup(src: &TestServer, target: &Path, base: Option<&Path>) {
@@ -74,22 +73,6 @@ async fn run_sql(src: &TestServer, stmts: &[&str]) {
             .await
             .unwrap_or_else(|e| panic!("{s}: {e}"));
     }
-}
-
-/// `xb-cli prepare --target-dir BASE ARGS…` with the source's server.
-fn xb_prepare_args(src: &TestServer, base: &Path, args: &[&str], inc: Option<&Path>) -> Output {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_xb-cli"));
-    cmd.args(["prepare", "--target-dir"])
-        .arg(base)
-        .arg("--server-binary")
-        .arg(server_binary(src))
-        .arg("--server-defaults-file")
-        .arg(src.run_dir().join("my.cnf"))
-        .args(args);
-    if let Some(inc) = inc {
-        cmd.arg("--incremental-dir").arg(inc);
-    }
-    cmd.output().unwrap()
 }
 
 fn backup_type(dir: &Path) -> String {

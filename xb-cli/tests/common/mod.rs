@@ -121,6 +121,23 @@ pub fn xb_prepare(src: &TestServer, target: &Path) {
     xb_prepare_with_defaults(src, target, &src.run_dir().join("my.cnf"));
 }
 
+/// `xb-cli prepare --target-dir BASE ARGS…` (and `--incremental-dir INC`)
+/// with the source's server binary and option file; the output, to check.
+pub fn xb_prepare_args(src: &TestServer, base: &Path, args: &[&str], inc: Option<&Path>) -> Output {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_xb-cli"));
+    cmd.args(["prepare", "--target-dir"])
+        .arg(base)
+        .arg("--server-binary")
+        .arg(xb_testing::vendor::server_binary(src))
+        .arg("--server-defaults-file")
+        .arg(src.run_dir().join("my.cnf"))
+        .args(args);
+    if let Some(inc) = inc {
+        cmd.arg("--incremental-dir").arg(inc);
+    }
+    cmd.output().unwrap()
+}
+
 /// [`xb_prepare`] with `defaults` as `--server-defaults-file` (the source's
 /// own settings, as a DBA would pass them).
 pub fn xb_prepare_with_defaults(src: &TestServer, target: &Path, defaults: &Path) {

@@ -290,17 +290,30 @@ fn page0_from_meta(meta: &DeltaMeta, size_in_pages: u32) -> Option<Vec<u8>> {
     Some(p)
 }
 
-/// Pages of a new tablespace file (MariaDB's `FIL_IBD_FILE_INITIAL_SIZE`).
-const INITIAL_PAGES: u64 = 4;
+/// Pages of a new tablespace file as the source's server creates it
+/// (`FIL_IBD_FILE_INITIAL_SIZE`): 4 on MariaDB, 7 on MySQL 8.0+. The
+/// server refuses a shorter file ("should be at least 65536" on MariaDB
+/// 10.5, "114688" on MySQL 9.7), and a new table's page 0 may say less
+/// (MySQL writes `FSP_SIZE` through the redo, after the file).
+#[must_use]
+pub(super) fn initial_pages(format: xb_innodb::redo::RedoFormat) -> u64 {
+    match format {
+        xb_innodb::redo::RedoFormat::MySql8030 => 7,
+        _ => 4,
+    }
+}
 
 /// Gives a new file its page 0 from the `.meta` when the delta left it
-/// zero (see [`page0_from_meta`]).
-fn ensure_page0(meta: &DeltaMeta, out: &File, out_path: &Path) -> Result<(), PrepareError> {
+/// zero (see [`page0_from_meta`]), and at least `min_pages`.
+fn ensure_page0(
+    meta: &DeltaMeta,
+    out: &File,
+    out_path: &Path,
+    min_pages: u64,
+) -> Result<(), PrepareError> {
     let size = meta.page_size as usize;
     let mut page0 = vec![0u8; size];
-    // as long as the server makes a new tablespace at least (MariaDB 10.5
-    // refuses a shorter one: "should be at least 65536")
-    let min = INITIAL_PAGES * size as u64;
+    let min = min_pages * size as u64;
     if out.metadata().map_err(io_err(out_path))?.len() < min {
         out.set_len(min).map_err(io_err(out_path))?;
     }
@@ -355,7 +368,7 @@ fn kept_names(inc_dir: &Path) -> Result<BTreeSet<String>, PrepareError> {
 /// # Errors
 /// [`PrepareError::BadDelta`] naming a damaged `.delta`,
 /// [`PrepareError::Io`] naming the file.
-pub(super) fn apply(base: &Path, inc: &Path) -> Result<Merged, PrepareError> {
+pub(super) fn apply(base: &Path, inc: &Path, min_pages: u64) -> Result<Merged, PrepareError> {
     let deltas = find_deltas(inc)?;
     let mut merged = Merged::default();
 
@@ -367,7 +380,7 @@ pub(super) fn apply(base: &Path, inc: &Path) -> Result<Merged, PrepareError> {
     for d in &deltas {
         let target = base.join(&d.rel);
         if space_id_of(&target) == Some(d.meta.space_id) {
-            plan.push((d, target.clone(), target));
+            plan.push((d, target.clone(), target, false));
             continue;
         }
         let index = match &mut by_id {
@@ -375,28 +388,31 @@ pub(super) fn apply(base: &Path, inc: &Path) -> Result<Merged, PrepareError> {
             None => by_id.insert(index_spaces(base)?),
         };
         let tmp = tmp_path(&target);
-        match index.remove(&d.meta.space_id) {
+        let fresh = match index.remove(&d.meta.space_id) {
             Some(from) if is_ibd(&target) => {
                 tracing::debug!(from = %from.display(), to = %target.display(), space_id = d.meta.space_id, "tablespace renamed since the base");
                 fs::rename(&from, &tmp).map_err(io_err(&from))?;
                 merged.moved += 1;
+                false
             }
             _ => {
                 File::create(&tmp).map_err(io_err(&tmp))?;
                 merged.new_spaces += 1;
+                true
             }
-        }
-        plan.push((d, tmp, target));
+        };
+        plan.push((d, tmp, target, fresh));
     }
-    for (d, write_to, target) in &plan {
+    for (d, write_to, target, fresh) in &plan {
         let out = OpenOptions::new()
             .read(true)
             .write(true)
             .open(write_to)
             .map_err(io_err(write_to))?;
         merged.pages += write_pages(d, &out, write_to)?;
-        if space_id_of(write_to) != Some(d.meta.space_id) {
-            ensure_page0(&d.meta, &out, write_to)?;
+        // a new file: as long as the server makes one, and a page 0
+        if *fresh || space_id_of(write_to) != Some(d.meta.space_id) {
+            ensure_page0(&d.meta, &out, write_to, min_pages)?;
         }
         out.sync_all().map_err(io_err(write_to))?;
         if write_to != target {
@@ -595,7 +611,7 @@ mod tests {
             Checkpoints::parse(&fs::read_to_string(b.join("xtrabackup_checkpoints")).unwrap())
                 .unwrap();
         check(b, &cps, i).unwrap();
-        let m = apply(b, i).unwrap();
+        let m = apply(b, i, 4).unwrap();
         assert_eq!((m.deltas, m.pages, m.new_spaces, m.moved), (3, 4, 1, 1));
         let same = fs::read(b.join("db/same.ibd")).unwrap();
         assert_eq!(same.len(), 4 * P);
@@ -678,7 +694,7 @@ mod tests {
         let run = |bytes: &[u8], meta_text: &str| {
             fs::write(i.join("db/t.ibd.delta"), bytes).unwrap();
             fs::write(i.join("db/t.ibd.meta"), meta_text).unwrap();
-            let e = apply(b, i).unwrap_err();
+            let e = apply(b, i, 4).unwrap_err();
             assert!(matches!(e, PrepareError::BadDelta { .. }), "{e}");
             assert!(e.to_string().contains("db/t.ibd."), "{e}");
             e.to_string()

@@ -313,7 +313,7 @@ pub fn prepare(opts: &PrepareOptions) -> Result<PrepareReport, PrepareError> {
             let mut merging = cps.clone();
             merging.backup_type = MERGING.into();
             fs::write(&cp_file, merging.render()).map_err(io_err(&cp_file))?;
-            let merged = incremental::apply(&dir, inc)?;
+            let merged = incremental::apply(&dir, inc, incremental::initial_pages(redo_format))?;
             tracing::info!(base = %dir.display(), inc = %inc.display(), deltas = merged.deltas, pages = merged.pages, new_spaces = merged.new_spaces, moved = merged.moved, copied = merged.copied, removed = merged.removed, "incremental merged");
             cps.to_lsn = inc_cps.to_lsn;
             cps.last_lsn = inc_cps.last_lsn;

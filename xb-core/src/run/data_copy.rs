@@ -214,6 +214,12 @@ fn copy_one(
 /// size) untransformed beside it: what an incremental backup holds of a
 /// tablespace. Every page is read and validated.
 ///
+/// Page 0 is always in the delta: it carries the space's id, flags and
+/// size, which the apply step needs for a tablespace the base does not
+/// have (MySQL writes a new file's page 0 at creation with LSN 0, and its
+/// other pages only later), and when its LSN is older than the base it is
+/// the page the base already has.
+///
 /// A delta block lists its pages in a header before them, and every block
 /// but the last holds a fixed number (4095 at 16 KiB: 64 MiB), so a
 /// one-pass writer must hold a whole block. Instead the pages are found
@@ -268,7 +274,13 @@ fn copy_delta(
         Some(changed) => {
             // the progress counts the file as read
             on_bytes(&job.rel, job.size);
-            changed.of(space.space_id).to_vec()
+            let listed = changed.of(space.space_id);
+            let mut pages = Vec::with_capacity(listed.len() + 1);
+            if listed.first() != Some(&0) {
+                pages.push(0);
+            }
+            pages.extend_from_slice(listed);
+            pages
         }
         None => {
             let mut found = Vec::new();
@@ -280,7 +292,7 @@ fn copy_delta(
                     break;
                 }
                 for page in chunk.chunks_exact(ps) {
-                    if xb_innodb::delta::page_lsn(page) >= plan.from_lsn {
+                    if page_no == 0 || xb_innodb::delta::page_lsn(page) >= plan.from_lsn {
                         found.push(page_no);
                         if held.len() + ps <= HELD_BYTES {
                             held.extend_from_slice(page);
@@ -546,7 +558,14 @@ mod tests {
         let cap = xb_innodb::delta::block_capacity(PS) as u32;
         // every other page changed: two full blocks and a short last one
         let n = 2 * (2 * cap) + 10;
-        let bytes = tablespace(n, |i| if i % 2 == 0 { 5000 + u64::from(i) } else { 10 });
+        // page 0 is old, and in the delta all the same
+        let bytes = tablespace(n, |i| {
+            if i % 2 == 0 && i > 0 {
+                5000 + u64::from(i)
+            } else {
+                10
+            }
+        });
         let (pages, meta) = delta_of(
             bytes.clone(),
             DeltaPlan {
@@ -601,8 +620,8 @@ mod tests {
             },
         );
         let got: Vec<u32> = pages.iter().map(|(n, _)| *n).collect();
-        // page 60 is past the end: an empty page stands in for it
-        assert_eq!(got, vec![3, 4, 5, 40, 49, 60]);
-        assert!(pages[5].1.iter().all(|&b| b == 0));
+        // page 0 always; page 60 is past the end: an empty page stands in
+        assert_eq!(got, vec![0, 3, 4, 5, 40, 49, 60]);
+        assert!(pages[6].1.iter().all(|&b| b == 0));
     }
 }
