@@ -84,6 +84,8 @@ struct Ctx {
     incremental_lsn: Option<u64>,
     /// `--page-tracking`.
     page_tracking: bool,
+    /// Where the server's page tracking starts, with `--page-tracking`.
+    tracking_from: Option<u64>,
     /// The pages changed since the base, when the server's tracking could
     /// list them (set once the redo copy's start is known).
     changed: std::sync::OnceLock<Arc<xb_innodb::pagetrack::ChangedPages>>,
@@ -161,6 +163,7 @@ pub async fn backup(
         lock_ddl_per_table: opts.lock_ddl_per_table,
         incremental_lsn,
         page_tracking: opts.page_tracking,
+        tracking_from,
         changed: std::sync::OnceLock::new(),
         connect: opts.connect.clone(),
         watch: watcher.verdict(),

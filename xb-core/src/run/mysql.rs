@@ -187,7 +187,16 @@ impl Flavour for MySql {
     ) -> Result<ConsistentPoint, BackupError> {
         let status = match self.point.take() {
             Some(s) => s,
-            None => log_status::read(step.session.conn()).await?,
+            None => {
+                if let Some(t) = step.ctx.tracking_from {
+                    step.progress
+                        .phase("wait for the checkpoint to pass the start of page tracking");
+                    let patience = std::time::Duration::from_secs(30);
+                    super::page_track::wait_for_checkpoint(step.session.conn(), t, patience)
+                        .await?;
+                }
+                log_status::read(step.session.conn()).await?
+            }
         };
         Ok(ConsistentPoint {
             lsn: status.lsn,

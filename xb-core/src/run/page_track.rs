@@ -45,6 +45,37 @@ pub async fn start(conn: &mut Conn) -> Result<u64, BackupError> {
     Ok(u64::try_from(lsn.unwrap_or(0)).unwrap_or(0))
 }
 
+/// Waits up to `patience` for the server's checkpoint to reach `lsn`;
+/// true when it did. A backup whose `to_lsn` (the checkpoint at its
+/// consistent point) is older than the start of tracking cannot be the base
+/// of a tracked incremental, so the first backup with tracking waits for
+/// the page cleaner to pass it, as XtraBackup does.
+///
+/// # Errors
+/// [`BackupError::Sql`].
+pub async fn wait_for_checkpoint(
+    conn: &mut Conn,
+    lsn: u64,
+    patience: std::time::Duration,
+) -> Result<bool, BackupError> {
+    let sql = "SHOW GLOBAL STATUS LIKE 'Innodb_redo_log_checkpoint_lsn'";
+    let until = std::time::Instant::now() + patience;
+    loop {
+        let row: Option<(String, String)> = conn
+            .query_first(sql)
+            .await
+            .map_err(|e| BackupError::sql(sql, &e))?;
+        let now: u64 = row.and_then(|(_, v)| v.parse().ok()).unwrap_or(0);
+        if now >= lsn {
+            return Ok(true);
+        }
+        if std::time::Instant::now() >= until {
+            return Ok(false);
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+}
+
 /// The pages changed from `from` to `to`, or why there is no such list
 /// (for the warning that says every page is read instead).
 ///
