@@ -22,6 +22,18 @@
 //!      non-InnoDB file whole); a schema directory INC lacks was dropped
 //!      and goes too (directories named `#…` are InnoDB's and stay).
 //!
+//! Why pages of INC older than BASE's may replace them: INC's redo starts
+//! at INC's checkpoint (`to_lsn`), which may lie before the end of the log
+//! BASE was prepared with (MySQL under load: the same checkpoint as
+//! BASE's), so a delta page can be older than BASE's copy of it. Both
+//! belong to the source's one log, and recovery applies to each page every
+//! record of INC's redo above the page's LSN: a delta page is brought
+//! forward by the records it lacks, and a BASE page no delta replaces (the
+//! source wrote no newer copy of it) receives exactly the records BASE's
+//! own recovery had not applied. That holds only while every page of BASE
+//! carries an LSN of the source's log: the reason `--apply-log-only`
+//! writes nothing else (`recovery::apply_log_only`).
+//!
 //! A failure in step 2 leaves BASE half-merged (as with the vendors'
 //! tools): BASE's `xtrabackup_checkpoints` then says
 //! [`MERGING`], so no later prepare takes it for a usable base.

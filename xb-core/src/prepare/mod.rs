@@ -35,7 +35,7 @@
 //! base and the log measured is the incremental's; before step 3 the
 //! incremental is merged into the base (`incremental`). With
 //! `apply_log_only` the server of step 5 applies the redo and nothing else
-//! (`recovery::APPLY_LOG_ONLY`).
+//! (`recovery::apply_log_only`).
 //!
 //! Supported today: MariaDB 10.5–10.7 backups (`ib_logfile0` in the 10.5
 //! block format), MariaDB 10.8+ backups (`ib_logfile0` in the server's own
@@ -325,7 +325,7 @@ pub fn prepare(opts: &PrepareOptions) -> Result<PrepareReport, PrepareError> {
     let redirect = remote::Redirect::apply(&dir, redo_format)?;
     tracing::info!(dir = %dir.display(), server = %server.display(), server_version = %server_version.text, source_version = %source.text, first_lsn, last_lsn = cps.last_lsn, remote_tables = redirect.isl_count(), apply_log_only = opts.apply_log_only, "starting recovery");
     // on an error the redirect is dropped, which puts everything back
-    let server_time = recovery::recover_with_server(opts, &dir, &server)?;
+    let server_time = recovery::recover_with_server(opts, &dir, &server, redo_format)?;
     redirect.restore(true)?;
     cps.backup_type = prepared_type(opts).into();
     fs::write(&cp_file, cps.render()).map_err(io_err(&cp_file))?;

@@ -9,6 +9,8 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use xb_innodb::redo::RedoFormat;
+
 use super::PrepareOptions;
 use super::error::{PrepareError, io_err};
 
@@ -82,11 +84,12 @@ pub(super) const LOCKDOWN: &[(&str, &str)] = &[
     ),
 ];
 
-/// What `--apply-log-only` adds after [`LOCKDOWN`] (so these win): the
-/// server applies the redo and writes nothing else, so every page keeps an
-/// LSN of the source's log and the next incremental's pages and redo apply
-/// on top (a page the recovery server wrote with an LSN of its own would
-/// make the next recovery skip the source's changes to it).
+/// What `--apply-log-only` adds after [`LOCKDOWN`] (so these win) on a
+/// MariaDB backup: the server applies the redo and writes nothing else, so
+/// every page keeps an LSN of the source's log and the next incremental's
+/// pages and redo apply on top (a page the recovery server wrote with an
+/// LSN of its own would make the next recovery skip the source's changes
+/// to it).
 ///
 /// `innodb_force_recovery` levels, from the servers' sources and checked by
 /// experiment (every page LSN of the backup after recovery compared with
@@ -99,21 +102,72 @@ pub(super) const LOCKDOWN: &[(&str, &str)] = &[
 /// * 4 also stops change-buffer merges and statistics updates (both write
 ///   pages); MariaDB 10.5/10.11 default to `innodb_change_buffering=none`,
 ///   but a source may have turned it on, so 4;
-/// * 5 (no undo scan) and 6 (no redo apply at all) go too far.
+/// * 5 (no undo scan) and 6 (no redo apply at all) go too far for MariaDB.
 ///
 /// MariaDB 10.5 and 10.11 at 4 still apply all of the redo, flush it and
 /// shut down cleanly, writing about 70 bytes of redo of their own (the
-/// shutdown checkpoint) and no page. MySQL 9.7 at 3 or 4 applies the redo
-/// too, but writes one page at start-up whatever the level: the
-/// transaction-system page (`ibdata1` page 5, its trx id counter), about
-/// 10 bytes past the log's end. That page is only at risk when the source
-/// changes it within those bytes after the backup, but MySQL incrementals
-/// have not been proven here (see ARCHITECTURE.md).
+/// shutdown checkpoint) and no page. MySQL needs more:
+/// [`APPLY_LOG_ONLY_MYSQL`].
 pub(super) const APPLY_LOG_ONLY: &[(&str, &str)] = &[(
     "innodb-force-recovery=4",
     "apply-log-only: no purge (2), no rollback of unfinished transactions (3), \
      no change-buffer merge or statistics (4): only the redo is applied",
 )];
+
+/// What `--apply-log-only` adds after [`LOCKDOWN`] on a MySQL 8.0.30+
+/// backup: `innodb_force_recovery=5`, no undo log scan.
+///
+/// Level 4 is not enough for MySQL: level 3 stops InnoDB's own rollback of
+/// unfinished transactions, but a transaction the source had *prepared*
+/// (the first phase of the binlog's two-phase commit, which every commit
+/// passes through on a source with a binlog) is resolved by the server
+/// layer, whatever the level: without a binlog (`skip-log-bin`) it rolls
+/// every such transaction back ("Crash recovery finished in InnoDB engine.
+/// Successfully rolled back 1 internal transaction(s)" at
+/// `log_error_verbosity=3`). Found by experiment with MySQL 9.7, a full
+/// backup under a sysbench-like load: that rollback wrote 8 index and undo
+/// pages (`xbload/sbtest2.ibd`, `undo_002`) with LSNs up to 755 bytes past
+/// the end of the copied log. The source committed that transaction, and
+/// the next incremental's redo (which starts at the incremental's
+/// checkpoint, before those LSNs) holds the commit and the later changes
+/// to those pages; recovery skips a page's records up to the page's LSN,
+/// so it applied the rest onto the rolled-back pages the incremental's
+/// delta did not replace (`undo_002` pages 31 and 384, `sbtest2.ibd` page
+/// 37), and the server died with SIGSEGV while applying the redo. With
+/// the base prepared at 5 the same incremental applies, and the chain
+/// equals the source at each point (`backup_incremental`,
+/// `mysql_chain_under_load_restores_at_each_point_with_xb_prepare`).
+///
+/// At 5 InnoDB does not scan the undo logs, so it resurrects no
+/// transaction and the server layer finds none prepared ("No attempts to
+/// commit, rollback or prepare any transactions"); the undo pages stay as
+/// the redo left them and the next recovery (5 again for an incremental
+/// with `--apply-log-only`, 0 for the last step) finds the transactions
+/// there again and resolves them then. Redo apply is unchanged at 5 (6 skips it).
+///
+/// What MySQL 9.7 still writes at 5, as at any level, a few hundred bytes
+/// past the log's end: the transaction-system page (`ibdata1` page 5, its
+/// trx id counter) and the root of `mysql.innodb_dynamic_metadata` (index
+/// id 2 in `mysql.ibd`: table counters InnoDB persists from the redo).
+/// Both are tables of fields the source rewrites whole, and a later delta
+/// carries either page once the source has flushed it; only a record of
+/// the source's for one of them within those bytes after the base's log
+/// could be skipped, leaving a value a later write of the source replaces.
+pub(super) const APPLY_LOG_ONLY_MYSQL: &[(&str, &str)] = &[(
+    "innodb-force-recovery=5",
+    "apply-log-only (MySQL): only the redo is applied: no undo log scan (5), so no \
+     transaction is rolled back, not even one the source had prepared (which the server \
+     layer rolls back at every lower level)",
+)];
+
+/// The `--apply-log-only` settings for a backup whose redo is in `format`.
+#[must_use]
+pub(super) fn apply_log_only(format: RedoFormat) -> &'static [(&'static str, &'static str)] {
+    match format {
+        RedoFormat::MySql8030 => APPLY_LOG_ONLY_MYSQL,
+        _ => APPLY_LOG_ONLY,
+    }
+}
 
 /// The empty file, in the private run directory, that `init-file` names
 /// for recovery: an inherited init-file's SQL could change anything, and
@@ -130,6 +184,7 @@ fn option_file(
     dir: &Path,
     run: &Path,
     uid_root: bool,
+    format: RedoFormat,
 ) -> Result<String, PrepareError> {
     let mut text = String::new();
     if let Some(extra) = &opts.server_defaults_file {
@@ -159,7 +214,7 @@ fn option_file(
         text.push_str(&format!("# {why}\n{line}\n"));
     }
     if opts.apply_log_only {
-        for (line, why) in APPLY_LOG_ONLY {
+        for (line, why) in apply_log_only(format) {
             text.push_str(&format!("# {why}\n{line}\n"));
         }
     }
@@ -200,11 +255,13 @@ fn log_tail(file: &Path) -> String {
     lines[lines.len().saturating_sub(25)..].join("\n")
 }
 
-/// Runs the server on the backup until it is ready, then stops it cleanly.
+/// Runs the server on the backup (whose redo is in `format`) until it is
+/// ready, then stops it cleanly.
 pub(super) fn recover_with_server(
     opts: &PrepareOptions,
     dir: &Path,
     server: &Path,
+    format: RedoFormat,
 ) -> Result<Duration, PrepareError> {
     let run = tempfile::Builder::new()
         .prefix("xb-prepare-")
@@ -215,7 +272,7 @@ pub(super) fn recover_with_server(
     let uid_root = fs::metadata("/proc/self")
         .map(|m| std::os::unix::fs::MetadataExt::uid(&m) == 0)
         .unwrap_or(false);
-    let text = option_file(opts, dir, run.path(), uid_root)?;
+    let text = option_file(opts, dir, run.path(), uid_root, format)?;
     let no_init = run.path().join(NO_INIT_FILE);
     fs::write(&no_init, b"").map_err(io_err(&no_init))?;
     fs::write(&cnf, text).map_err(io_err(&cnf))?;
@@ -343,7 +400,14 @@ mod tests {
         )
         .unwrap();
         let opts = PrepareOptions::new(d.path()).server_defaults_file(&user);
-        let text = option_file(&opts, d.path(), Path::new("/run/x"), false).unwrap();
+        let text = option_file(
+            &opts,
+            d.path(),
+            Path::new("/run/x"),
+            false,
+            RedoFormat::MySql8030,
+        )
+        .unwrap();
         assert!(text.starts_with(&format!("!include {}\n", user.display())));
         let want = [
             ("init-file", "/run/x/no-init.sql"),
@@ -379,6 +443,42 @@ mod tests {
         // every lockdown line says why it is there, on the line above
         for (line, why) in LOCKDOWN {
             assert!(text.contains(&format!("# {why}\n{line}\n")), "{line}");
+        }
+    }
+
+    /// `--apply-log-only` rolls back nothing: MySQL at level 5 (the server
+    /// layer rolls back prepared transactions below it), MariaDB at 4; an
+    /// inherited level loses either way, and a full prepare runs at 0.
+    #[test]
+    fn apply_log_only_level_by_family_wins_over_inherited_settings() {
+        let d = tempfile::tempdir().unwrap();
+        fs::write(
+            d.path().join("backup-my.cnf"),
+            "[mysqld]\ninnodb_force_recovery=6\n",
+        )
+        .unwrap();
+        let cases = [
+            (RedoFormat::MySql8030, "5"),
+            (RedoFormat::MariaDb108, "4"),
+            (RedoFormat::MariaDb105, "4"),
+        ];
+        for (format, level) in cases {
+            let opts = PrepareOptions::new(d.path()).apply_log_only(true);
+            let text = option_file(&opts, d.path(), Path::new("/run/x"), false, format).unwrap();
+            assert_eq!(
+                effective(&text, "innodb-force-recovery").as_deref(),
+                Some(level),
+                "{format:?} in\n{text}"
+            );
+            for (line, why) in apply_log_only(format) {
+                assert!(text.contains(&format!("# {why}\n{line}\n")), "{line}");
+            }
+            let opts = PrepareOptions::new(d.path());
+            let text = option_file(&opts, d.path(), Path::new("/run/x"), false, format).unwrap();
+            assert_eq!(
+                effective(&text, "innodb-force-recovery").as_deref(),
+                Some("0")
+            );
         }
     }
 }
