@@ -10,7 +10,7 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Duration;
 
 use common::*;
@@ -90,36 +90,6 @@ fn checkpoint_value(dir: &Path, key: &str) -> u64 {
         .unwrap()
         .parse()
         .unwrap()
-}
-
-/// Pages of the backup's InnoDB files whose FIL_PAGE_LSN is above `lsn`
-/// (16 KiB pages): after an `--apply-log-only` recovery there must be none,
-/// or the recovery server wrote pages in an LSN space of its own, which
-/// the next incremental's redo would then skip.
-fn pages_above(dir: &Path, lsn: u64) -> Vec<(PathBuf, u64, u64)> {
-    let mut out = Vec::new();
-    let mut todo = vec![dir.to_path_buf()];
-    while let Some(d) = todo.pop() {
-        for e in std::fs::read_dir(&d).unwrap() {
-            let p = e.unwrap().path();
-            if p.is_dir() {
-                todo.push(p);
-                continue;
-            }
-            let name = p.file_name().unwrap().to_string_lossy().into_owned();
-            if !(name.ends_with(".ibd") || name == "ibdata1" || name.starts_with("undo0")) {
-                continue;
-            }
-            let bytes = std::fs::read(&p).unwrap();
-            for (no, page) in bytes.chunks_exact(16_384).enumerate() {
-                let page_lsn = u64::from_be_bytes(page[16..24].try_into().unwrap());
-                if page_lsn > lsn {
-                    out.push((p.clone(), no as u64, page_lsn));
-                }
-            }
-        }
-    }
-    out
 }
 
 /// The runbook on one MariaDB flavour.

@@ -138,6 +138,46 @@ pub fn xb_prepare_args(src: &TestServer, base: &Path, args: &[&str], inc: Option
     cmd.output().unwrap()
 }
 
+/// Pages of the backup's InnoDB files whose FIL_PAGE_LSN is above `lsn`
+/// (16 KiB pages): after an `--apply-log-only` recovery there must be none,
+/// or the recovery server wrote pages in an LSN space of its own, which
+/// the next incremental's redo would then skip.
+pub fn pages_above(dir: &Path, lsn: u64) -> Vec<(PathBuf, u64, u64)> {
+    let mut out = Vec::new();
+    let mut todo = vec![dir.to_path_buf()];
+    while let Some(d) = todo.pop() {
+        for e in std::fs::read_dir(&d).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                todo.push(p);
+                continue;
+            }
+            let name = p.file_name().unwrap().to_string_lossy().into_owned();
+            if !(name.ends_with(".ibd") || name == "ibdata1" || name.starts_with("undo0")) {
+                continue;
+            }
+            let bytes = std::fs::read(&p).unwrap();
+            for (no, page) in bytes.chunks_exact(16_384).enumerate() {
+                let page_lsn = u64::from_be_bytes(page[16..24].try_into().unwrap());
+                if page_lsn > lsn {
+                    out.push((p.clone(), no as u64, page_lsn));
+                }
+            }
+        }
+    }
+    out
+}
+
+/// The LSN the copied log ends at, from `xb-cli prepare`'s report ("redo
+/// applied from LSN A to B"): where the recovery server's own LSNs begin.
+pub fn prepared_log_end(stderr: &str) -> u64 {
+    let tail = stderr
+        .split("redo applied from LSN ")
+        .nth(1)
+        .unwrap_or_else(|| panic!("no report in:\n{stderr}"));
+    tail.split_whitespace().nth(2).unwrap().parse().unwrap()
+}
+
 /// [`xb_prepare`] with `defaults` as `--server-defaults-file` (the source's
 /// own settings, as a DBA would pass them).
 pub fn xb_prepare_with_defaults(src: &TestServer, target: &Path, defaults: &Path) {
