@@ -270,7 +270,16 @@ fn copy_delta(
     let mut total = 0u64;
     // 1. which pages; the first ones found are kept
     let mut held: Vec<u8> = Vec::new();
-    let pages: Vec<u32> = match &plan.changed {
+    // the system, dictionary and undo tablespaces are always scanned: the
+    // apply-log-only recovery server writes a few of their pages past the
+    // copied log (ibdata1 page 5, the dynamic-metadata root in mysql.ibd),
+    // and only a page copied from the source replaces such a page; a
+    // changed-page list does not name a page flushed after its end
+    let listed = plan
+        .changed
+        .as_ref()
+        .filter(|_| !is_system_space(space.space_id));
+    let pages: Vec<u32> = match listed {
         Some(changed) => {
             // the progress counts the file as read
             on_bytes(&job.rel, job.size);
@@ -374,6 +383,12 @@ fn copy_delta(
 /// Changed pages a delta copy keeps from its scan per worker, so that a
 /// table with few changes is read once; the rest are read again.
 const HELD_BYTES: usize = 4 << 20;
+
+/// The system tablespace (0), MySQL's data dictionary (`mysql.ibd`,
+/// 0xFFFFFFFE) and undo tablespaces (ids from 0xFFFFFFF0 down).
+fn is_system_space(id: u32) -> bool {
+    id == 0 || id >= 0xFFFF_FF00
+}
 
 /// What an incremental copies of each tablespace.
 #[derive(Debug, Clone)]

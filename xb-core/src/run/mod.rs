@@ -313,14 +313,23 @@ async fn phases<F: Flavour>(
     );
     ctx.lag.arm(ctx.facts.redo_capacity, copier.copied_source());
     if let (true, Some(from)) = (ctx.page_tracking, ctx.incremental_lsn) {
-        // changes after the redo copy's start are in the copied redo
+        // The list must name every page changed before the redo copy's
+        // start (later changes are in the copied redo). The server files a
+        // page under the LSN it was flushed at, which can be past the
+        // checkpoint that made it clean, so the list is asked up to the
+        // server's current LSN, never less than the copy's start: more
+        // pages than needed, none missing.
         let datadir = std::path::Path::new(&ctx.facts.datadir);
-        match page_track::changed_pages(session.conn(), datadir, from, start_lsn).await {
+        let now = server::status_lsn(session.conn(), false)
+            .await?
+            .unwrap_or(start_lsn)
+            .max(start_lsn);
+        match page_track::changed_pages(session.conn(), datadir, from, now).await {
             Ok(Ok(pages)) => {
                 tracing::info!(
                     pages = pages.len(),
                     from,
-                    to = start_lsn,
+                    to = now,
                     "changed pages listed by the server"
                 );
                 let _ = ctx.changed.set(Arc::new(pages));

@@ -27,6 +27,10 @@ async fn one<T: mysql_async::prelude::FromValue + Send + 'static>(
         .map_err(|e| BackupError::sql(sql, &e))
 }
 
+/// What `mysqlbackup_page_track_get_changed_pages` answers for a range its
+/// tracking has not reached yet.
+const NOT_YET: i64 = 3803;
+
 /// Turns tracking on (or finds it on); returns the LSN it covers from.
 ///
 /// # Errors
@@ -104,7 +108,16 @@ pub async fn changed_pages(
         .await
         .map_err(|e| BackupError::sql(&set, &e))?;
     let get = format!("SELECT mysqlbackup_page_track_get_changed_pages({from}, {to})");
-    let rc: Option<i64> = one(conn, &get).await?;
+    // the server answers "not tracked yet" (3803) until its tracking has
+    // caught up with `to`; that takes moments
+    let until = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let rc = loop {
+        let rc: Option<i64> = one(conn, &get).await?;
+        if rc != Some(NOT_YET) || std::time::Instant::now() >= until {
+            break rc;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    };
     let file = datadir.join("#meb").join(format!("{id}.idx"));
     if rc != Some(0) {
         let _ = std::fs::remove_file(&file);
