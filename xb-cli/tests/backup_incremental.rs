@@ -104,10 +104,17 @@ async fn chain(src: &TestServer, spec: &LoadSpec, extra: &[&str]) -> Vec<PathBuf
         let inc = src.scratch(&format!("inc{}", i + 1));
         if i == 1 {
             let stream = src.scratch("inc2.xbstream");
-            // this one reads every page, whatever `extra` says
+            // this one reads every page, whatever `extra` says, and goes
+            // through compression and encryption
+            let key = src.scratch("inc2.key");
+            std::fs::write(&key, b"0123456789abcdef0123456789abcdef").unwrap();
+            let key = key.to_string_lossy().into_owned();
             let args = [
                 "--stream=xbstream",
                 "--compress=zstd",
+                "--encrypt=AES256",
+                "--encrypt-key-file",
+                &key,
                 "--incremental-basedir",
                 &base,
             ];
@@ -118,10 +125,27 @@ async fn chain(src: &TestServer, spec: &LoadSpec, extra: &[&str]) -> Vec<PathBuf
                 .arg(&stream)
                 .arg("-C")
                 .arg(&inc)
-                .arg("--decompress")
+                .args([
+                    "--decompress",
+                    "--decrypt=AES256",
+                    "--encrypt-key-file",
+                    &key,
+                ])
                 .output()
                 .unwrap();
             assert!(x.status.success(), "{}", String::from_utf8_lossy(&x.stderr));
+            // deltas compressed and encrypted, their .meta as the vendor
+            // tools read it
+            let raw = std::fs::read(&stream).unwrap();
+            let has = |s: &[u8]| raw.windows(s.len()).any(|w| w == s);
+            assert!(
+                has(b"sbtest1.ibd.delta.zst.xbcrypt"),
+                "the delta is transformed"
+            );
+            assert!(
+                has(b"sbtest1.ibd.meta") && has(b"space_id = "),
+                "the .meta is in the clear"
+            );
         } else {
             let mut args = vec![
                 "--target-dir",
