@@ -304,6 +304,12 @@ fn copy_delta(
                     if page_no == 0 || xb_innodb::delta::page_lsn(page) >= plan.from_lsn {
                         found.push(page_no);
                         if held.len() + ps <= HELD_BYTES {
+                            // one allocation of the whole budget: growing
+                            // by doubling left each worker's allocator
+                            // holding several sizes (RSS 80 MiB in the bench)
+                            if held.capacity() == 0 {
+                                held.reserve_exact(HELD_BYTES);
+                            }
                             held.extend_from_slice(page);
                         }
                     }
