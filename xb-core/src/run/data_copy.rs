@@ -250,12 +250,13 @@ fn copy_delta(
     let mut src = reader.tablespace(&job.src).map_err(CopyError::Read)?;
     let Some(space) = src.space() else {
         drop(src);
-        let whole = match job.rel.strip_suffix(".ibd") {
-            Some(stem) => Job {
-                rel: format!("{stem}.new"),
+        let whole = if job.rel.ends_with(".ibd") {
+            Job {
+                rel: super::ddl_yield::marker(&job.rel, "new"),
                 ..job.clone()
-            },
-            None => job.clone(),
+            }
+        } else {
+            job.clone()
         };
         return copy_one(&whole, reader, target, on_bytes, cancel);
     };
@@ -304,9 +305,7 @@ fn copy_delta(
                     if page_no == 0 || xb_innodb::delta::page_lsn(page) >= plan.from_lsn {
                         found.push(page_no);
                         if held.len() + ps <= HELD_BYTES {
-                            // one allocation of the whole budget: growing
-                            // by doubling left each worker's allocator
-                            // holding several sizes (RSS 80 MiB in the bench)
+                            // one allocation of the whole budget
                             if held.capacity() == 0 {
                                 held.reserve_exact(HELD_BYTES);
                             }

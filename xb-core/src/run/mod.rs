@@ -82,9 +82,8 @@ struct Ctx {
     lock_ddl_per_table: bool,
     /// The base LSN of an incremental backup.
     incremental_lsn: Option<u64>,
+    /// Where the server's page tracking starts; `Some` exactly with
     /// `--page-tracking`.
-    page_tracking: bool,
-    /// Where the server's page tracking starts, with `--page-tracking`.
     tracking_from: Option<u64>,
     /// The pages changed since the base, when the server's tracking could
     /// list them (set once the redo copy's start is known).
@@ -162,7 +161,6 @@ pub async fn backup(
         filter: opts.filter.clone(),
         lock_ddl_per_table: opts.lock_ddl_per_table,
         incremental_lsn,
-        page_tracking: opts.page_tracking,
         tracking_from,
         changed: std::sync::OnceLock::new(),
         connect: opts.connect.clone(),
@@ -312,7 +310,7 @@ async fn phases<F: Flavour>(
         "redo copy started"
     );
     ctx.lag.arm(ctx.facts.redo_capacity, copier.copied_source());
-    if let (true, Some(from)) = (ctx.page_tracking, ctx.incremental_lsn) {
+    if let (Some(_), Some(from)) = (ctx.tracking_from, ctx.incremental_lsn) {
         // The list must name every page changed before the redo copy's
         // start (later changes are in the copied redo). The server files a
         // page under the LSN it was flushed at, which can be past the
@@ -320,7 +318,7 @@ async fn phases<F: Flavour>(
         // server's current LSN, never less than the copy's start: more
         // pages than needed, none missing.
         let datadir = std::path::Path::new(&ctx.facts.datadir);
-        let now = server::status_lsn(session.conn(), false)
+        let now = server::status_lsn(session.conn(), ctx.facts.mariadb)
             .await?
             .unwrap_or(start_lsn)
             .max(start_lsn);

@@ -62,14 +62,11 @@ pub async fn wait_for_checkpoint(
     lsn: u64,
     patience: std::time::Duration,
 ) -> Result<bool, BackupError> {
-    let sql = "SHOW GLOBAL STATUS LIKE 'Innodb_redo_log_checkpoint_lsn'";
     let until = std::time::Instant::now() + patience;
     loop {
-        let row: Option<(String, String)> = conn
-            .query_first(sql)
-            .await
-            .map_err(|e| BackupError::sql(sql, &e))?;
-        let now: u64 = row.and_then(|(_, v)| v.parse().ok()).unwrap_or(0);
+        let now = super::server::status_u64(conn, "Innodb_redo_log_checkpoint_lsn")
+            .await?
+            .unwrap_or(0);
         if now >= lsn {
             return Ok(true);
         }

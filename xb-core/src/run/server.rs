@@ -349,15 +349,28 @@ async fn check_privileges(
 /// # Errors
 /// [`BackupError::Sql`].
 pub async fn status_lsn(conn: &mut Conn, mariadb: bool) -> Result<Option<u64>, BackupError> {
-    let sql = if mariadb {
-        "SHOW GLOBAL STATUS LIKE 'Innodb_lsn_current'"
-    } else {
-        "SHOW GLOBAL STATUS LIKE 'Innodb_redo_log_current_lsn'"
-    };
+    status_u64(
+        conn,
+        if mariadb {
+            "Innodb_lsn_current"
+        } else {
+            "Innodb_redo_log_current_lsn"
+        },
+    )
+    .await
+}
+
+/// A numeric global status variable; `None` when the server has no such
+/// variable (or it is not a number).
+///
+/// # Errors
+/// [`BackupError::Sql`].
+pub async fn status_u64(conn: &mut Conn, name: &str) -> Result<Option<u64>, BackupError> {
+    let sql = format!("SHOW GLOBAL STATUS LIKE '{name}'");
     let row: Option<(String, String)> = conn
-        .query_first(sql)
+        .query_first(&sql)
         .await
-        .map_err(|e| BackupError::sql(sql, &e))?;
+        .map_err(|e| BackupError::sql(&sql, &e))?;
     Ok(row.and_then(|(_, v)| v.parse().ok()))
 }
 
