@@ -4,7 +4,7 @@
 //! id and a page number (both big-endian u32), one per page changed in the
 //! asked LSN range. Pure format code: the caller reads the bytes.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 /// Why a changed-page list cannot be used.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -19,6 +19,8 @@ pub struct PageListError {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ChangedPages {
     by_space: HashMap<u32, Vec<u32>>,
+    /// Spaces the list cannot speak for (see [`ChangedPages::uncover`]).
+    uncovered: HashSet<u32>,
 }
 
 impl ChangedPages {
@@ -40,7 +42,23 @@ impl ChangedPages {
             pages.sort_unstable();
             pages.dedup();
         }
-        Ok(ChangedPages { by_space })
+        Ok(ChangedPages {
+            by_space,
+            uncovered: HashSet::new(),
+        })
+    }
+
+    /// Marks `space` as one whose changes the list may not name: pages the
+    /// server writes without redo (a bulk index build) are not filed
+    /// reliably, so a space that had an index built is read whole.
+    pub fn uncover(&mut self, space: u32) {
+        self.uncovered.insert(space);
+    }
+
+    /// True when the list names every changed page of `space`.
+    #[must_use]
+    pub fn covers(&self, space: u32) -> bool {
+        !self.uncovered.contains(&space)
     }
 
     /// The changed pages of `space` (none: nothing changed in it).

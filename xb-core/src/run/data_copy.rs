@@ -279,7 +279,7 @@ fn copy_delta(
     let listed = plan
         .changed
         .as_ref()
-        .filter(|_| !is_system_space(space.space_id));
+        .filter(|c| !is_system_space(space.space_id) && c.covers(space.space_id));
     let pages: Vec<u32> = match listed {
         Some(changed) => {
             // the progress counts the file as read

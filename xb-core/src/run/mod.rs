@@ -88,6 +88,9 @@ struct Ctx {
     /// The pages changed since the base, when the server's tracking could
     /// list them (set once the redo copy's start is known).
     changed: std::sync::OnceLock<Arc<xb_innodb::pagetrack::ChangedPages>>,
+    /// The indexes the base held (its [`page_track::INDEX_FILE`]), when
+    /// this is a tracked incremental on a base that recorded them.
+    base_indexes: Option<page_track::Indexes>,
     connect: ConnectOptions,
     /// A lost session or server, once the watcher saw one.
     watch: Arc<watch::Verdict>,
@@ -140,6 +143,10 @@ pub async fn backup(
     } else {
         None
     };
+    let base_indexes = match (&opts.incremental, tracking_from) {
+        (Some(IncrementalBase::Dir(dir)), Some(_)) => page_track::read_indexes(dir),
+        _ => None,
+    };
     let compressed = opts.sink.compression.is_some();
     let encrypted = opts.sink.encrypt_key.is_some();
     let output = targets::Output::open(opts.destination, &opts.sink)?;
@@ -162,6 +169,7 @@ pub async fn backup(
         lock_ddl_per_table: opts.lock_ddl_per_table,
         incremental_lsn,
         tracking_from,
+        base_indexes,
         changed: std::sync::OnceLock::new(),
         connect: opts.connect.clone(),
         watch: watcher.verdict(),
@@ -310,35 +318,6 @@ async fn phases<F: Flavour>(
         "redo copy started"
     );
     ctx.lag.arm(ctx.facts.redo_capacity, copier.copied_source());
-    if let (Some(_), Some(from)) = (ctx.tracking_from, ctx.incremental_lsn) {
-        // The list must name every page changed before the redo copy's
-        // start (later changes are in the copied redo). The server files a
-        // page under the LSN it was flushed at, which can be past the
-        // checkpoint that made it clean, so the list is asked up to the
-        // server's current LSN, never less than the copy's start: more
-        // pages than needed, none missing.
-        let datadir = std::path::Path::new(&ctx.facts.datadir);
-        let now = server::status_lsn(session.conn(), ctx.facts.mariadb)
-            .await?
-            .unwrap_or(start_lsn)
-            .max(start_lsn);
-        match page_track::changed_pages(session.conn(), datadir, from, now).await {
-            Ok(Ok(pages)) => {
-                tracing::info!(
-                    pages = pages.len(),
-                    from,
-                    to = now,
-                    "changed pages listed by the server"
-                );
-                let _ = ctx.changed.set(Arc::new(pages));
-            }
-            Ok(Err(why)) => progress.warning(&format!("{why}: every page is read")),
-            Err(e) => {
-                drop(copier.abort());
-                return Err(e);
-            }
-        }
-    }
     let mut step = Step {
         ctx,
         session,
@@ -346,7 +325,7 @@ async fn phases<F: Flavour>(
         copier: Some(&copier),
         found: Found::default(),
     };
-    let point = match locked_phases(&mut flavour, &mut step).await {
+    let point = match locked_phases(&mut flavour, &mut step, start_lsn).await {
         Ok(p) => p,
         Err(e) => {
             drop(step);
@@ -409,9 +388,15 @@ async fn phases<F: Flavour>(
 async fn locked_phases<F: Flavour>(
     flavour: &mut F,
     step: &mut Step<'_>,
+    copy_start: u64,
 ) -> Result<ConsistentPoint, BackupError> {
     // 3. protect DDL
     flavour.protect_ddl(step).await?;
+    if !step.ctx.facts.mariadb {
+        // with DDL held off: the indexes this backup holds, and which of
+        // the server's list of changed pages can be trusted
+        page_track::indexes_and_list(step, copy_start).await?;
+    }
     // 4. copy InnoDB: what the datadir holds and what the server says it has
     let ctx: &Ctx = step.ctx;
     let (facts, filter) = (&ctx.facts, &ctx.filter);

@@ -38,7 +38,11 @@ pub struct SinkOptions {
 }
 
 /// The plain end of the chain, for files that stay readable as they are.
-const PLAIN_FILES: &[&str] = &["xtrabackup_checkpoints", super::incremental::SOURCE_FILE];
+const PLAIN_FILES: &[&str] = &[
+    "xtrabackup_checkpoints",
+    super::incremental::SOURCE_FILE,
+    super::page_track::INDEX_FILE,
+];
 
 /// A target made of an `xb_sink` chain.
 pub struct SinkTarget {
