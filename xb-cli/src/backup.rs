@@ -10,7 +10,7 @@ use xb_core::plan::BackupPlan;
 use xb_core::run::lag::LagNow;
 use xb_core::run::{BackupError, ConnectOptions, Progress};
 
-use crate::optfile;
+use xb_core::optfile;
 
 /// Options of `xb-cli backup`.
 #[derive(Debug, clap::Args)]

@@ -4,10 +4,11 @@
 mod argv;
 mod backup;
 mod extract;
-mod optfile;
 mod prepare;
+mod restore;
 
 use clap::{Parser, Subcommand};
+use xb_core::restore::Mode;
 
 /// Hot physical backups of MySQL-family servers.
 #[derive(Debug, Parser)]
@@ -25,6 +26,11 @@ enum Command {
     Prepare(prepare::PrepareArgs),
     /// Unpack an xbstream into a directory (like `xbstream -x`).
     Extract(extract::ExtractArgs),
+    /// Copy a prepared backup into a server's (empty) datadir.
+    CopyBack(restore::RestoreArgs),
+    /// Move a prepared backup into a server's (empty) datadir: no second
+    /// copy's space needed; the backup is used up.
+    MoveBack(restore::RestoreArgs),
 }
 
 fn main() -> std::process::ExitCode {
@@ -62,6 +68,12 @@ fn main() -> std::process::ExitCode {
             code => return std::process::ExitCode::from(code),
         },
         Command::Extract(args) => extract::run(args),
+        Command::CopyBack(args) => {
+            return std::process::ExitCode::from(restore::run(args, Mode::Copy));
+        }
+        Command::MoveBack(args) => {
+            return std::process::ExitCode::from(restore::run(args, Mode::Move));
+        }
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

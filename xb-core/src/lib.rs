@@ -18,6 +18,8 @@
 
 pub mod checkpoints;
 pub mod error;
+pub mod optfile;
 pub mod plan;
 pub mod prepare;
+pub mod restore;
 pub mod run;

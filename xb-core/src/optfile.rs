@@ -1,9 +1,36 @@
 //! A small reader for MySQL option files (`--defaults-file`): the groups
 //! xb cares about, `key = value` lines, `-`/`_` equivalence, quotes, comments
 //! and `!include`. Later values win, as in the server's own reader.
+//!
+//! One implementation for the whole workspace: `xb-cli backup` reads the
+//! client groups through it, [`crate::restore`] the server's groups.
 
 use std::collections::BTreeMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
+
+/// Why an option file could not be read.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum OptionFileError {
+    /// The file (or one it includes) cannot be read.
+    #[error("cannot read option file {}: {source}", path.display())]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// The error.
+        source: std::io::Error,
+    },
+    /// A line is not an option.
+    #[error("{}: line {line}: {reason}", path.display())]
+    Malformed {
+        /// The file.
+        path: PathBuf,
+        /// Line number, from 1.
+        line: usize,
+        /// What is wrong.
+        reason: &'static str,
+    },
+}
 
 /// Options collected from the wanted groups.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
@@ -32,11 +59,12 @@ fn unquote(v: &str) -> String {
 
 fn parse_into(
     text: &str,
-    base: &Path,
+    path: &Path,
     groups: &[&str],
     out: &mut Options,
     depth: u32,
-) -> anyhow::Result<()> {
+) -> Result<(), OptionFileError> {
+    let base = path.parent().unwrap_or(Path::new("."));
     let mut active = false;
     for (no, raw) in text.lines().enumerate() {
         let line = raw.trim();
@@ -44,11 +72,19 @@ fn parse_into(
             continue;
         }
         if let Some(inc) = line.strip_prefix("!include ") {
-            anyhow::ensure!(depth < 10, "option files include each other too deeply");
+            if depth >= 10 {
+                return Err(OptionFileError::Malformed {
+                    path: path.to_path_buf(),
+                    line: no + 1,
+                    reason: "option files include each other too deeply",
+                });
+            }
             let p = base.join(inc.trim());
-            let t = std::fs::read_to_string(&p)
-                .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", p.display()))?;
-            parse_into(&t, p.parent().unwrap_or(base), groups, out, depth + 1)?;
+            let t = std::fs::read_to_string(&p).map_err(|source| OptionFileError::Read {
+                path: p.clone(),
+                source,
+            })?;
+            parse_into(&t, &p, groups, out, depth + 1)?;
             continue;
         }
         if line.starts_with("!includedir") {
@@ -65,7 +101,13 @@ fn parse_into(
             Some((k, v)) => (k.trim(), unquote(v)),
             None => (line, String::new()),
         };
-        anyhow::ensure!(!k.is_empty(), "line {}: option without a name", no + 1);
+        if k.is_empty() {
+            return Err(OptionFileError::Malformed {
+                path: path.to_path_buf(),
+                line: no + 1,
+                reason: "option without a name",
+            });
+        }
         let k = k
             .strip_prefix("loose-")
             .or_else(|| k.strip_prefix("loose_"))
@@ -78,18 +120,14 @@ fn parse_into(
 /// Reads `path`, keeping the options of `groups`.
 ///
 /// # Errors
-/// The file cannot be read, or a line is malformed.
-pub fn read_groups(path: &Path, groups: &[&str]) -> anyhow::Result<Options> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| anyhow::anyhow!("cannot read option file {}: {e}", path.display()))?;
+/// [`OptionFileError`]: the file cannot be read, or a line is malformed.
+pub fn read_groups(path: &Path, groups: &[&str]) -> Result<Options, OptionFileError> {
+    let text = std::fs::read_to_string(path).map_err(|source| OptionFileError::Read {
+        path: path.to_path_buf(),
+        source,
+    })?;
     let mut out = Options::default();
-    parse_into(
-        &text,
-        path.parent().unwrap_or(Path::new(".")),
-        groups,
-        &mut out,
-        0,
-    )?;
+    parse_into(&text, path, groups, &mut out, 0)?;
     Ok(out)
 }
 
@@ -114,6 +152,15 @@ mod tests {
         assert_eq!(o.get("socket").as_deref(), Some("/tmp/s"));
         assert_eq!(o.get("port").as_deref(), Some("3310"));
         assert_eq!(o.get("lock-wait-timeout").as_deref(), Some("5"));
-        assert!(read_groups(&d.path().join("missing"), &["client"]).is_err());
+        assert!(matches!(
+            read_groups(&d.path().join("missing"), &["client"]),
+            Err(OptionFileError::Read { .. })
+        ));
+        std::fs::write(&f, "[client]\n= 1\n").unwrap();
+        let e = read_groups(&f, &["client"]).unwrap_err();
+        assert!(
+            e.to_string().ends_with("line 2: option without a name"),
+            "{e}"
+        );
     }
 }
