@@ -501,9 +501,20 @@ async fn refusals_write_nothing_and_name_the_fix() {
     let out = xb_restore(
         "copy-back",
         &prepared,
-        &["--datadir", d, "--force-non-empty-directories"],
+        &[
+            "--datadir",
+            d,
+            "--force-non-empty-directories",
+            "--chown",
+            "nobody",
+        ],
     );
     assert_success(&out);
+    // given to --chown's user, what was there before left alone
+    let uid = |p: &Path| std::fs::metadata(p).unwrap().uid();
+    assert_eq!(uid(&datadir.join("ibdata1")), 65534);
+    assert_eq!(uid(&datadir.join("mysql")), 65534);
+    assert_eq!(uid(&datadir.join("notes.txt")), 0);
     assert_eq!(
         std::fs::read_to_string(datadir.join("notes.txt")).unwrap(),
         "keep me"
@@ -512,4 +523,59 @@ async fn refusals_write_nothing_and_name_the_fix() {
     assert!(datadir.join("mysql/global_priv.frm").is_file());
     // the backup is still whole: copy-back leaves it as it was
     assert!(prepared.join("ibdata1").is_file());
+    a_failed_move_back_leaves_the_backup_whole(&prepared);
+}
+
+/// Regular files under `dir` with their size and inode.
+fn files(dir: &Path) -> BTreeMap<PathBuf, (u64, u64)> {
+    tree(dir)
+        .into_iter()
+        .filter(|(p, _)| dir.join(p).is_file())
+        .map(|(p, (len, _, ino))| (p, (len, ino)))
+        .collect()
+}
+
+/// A `move-back` on one file system (hard links) that fails part-way (the
+/// file system runs out of inodes after a few files): exit 46, the datadir
+/// marked, and every file the move had linked is back in the backup, the
+/// same inode.
+fn a_failed_move_back_leaves_the_backup_whole(prepared: &Path) {
+    let dir = scratch_dir("xb-inodes-");
+    let mnt = dir.path().join("fs");
+    let fs = SmallFs::mount(&mnt, "1g");
+    let backup = mnt.join("backup");
+    xb_testing::vendor::copy_dir(prepared, &backup).unwrap();
+    let df = Command::new("df")
+        .args(["--output=iused"])
+        .arg(&mnt)
+        .output()
+        .unwrap();
+    let used: u64 = String::from_utf8_lossy(&df.stdout)
+        .lines()
+        .nth(1)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    // tmpfs counts a hard link as an inode: the datadir, the marker, the
+    // placeholder log, and three more (a link or two and a directory)
+    let ok = Command::new("mount")
+        .args(["-o", &format!("remount,nr_inodes={}", used + 6)])
+        .arg(&mnt)
+        .status()
+        .unwrap();
+    assert!(ok.success());
+    let before = files(&backup);
+    let new = mnt.join("new");
+    let out = xb_restore("move-back", &backup, &["--datadir", new.to_str().unwrap()]);
+    assert_failure_mentions(&out, &["No space left on device", "xb_restore_incomplete"]);
+    assert_eq!(out.status.code(), Some(46));
+    assert!(new.join("xb_restore_incomplete").is_file());
+    assert_eq!(
+        files(&backup),
+        before,
+        "the failed move-back lost backup files"
+    );
+    assert!(!new.join("ibdata1").exists());
+    drop(fs);
 }

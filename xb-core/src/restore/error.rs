@@ -183,7 +183,7 @@ impl RestoreError {
                 "Run the restore as a user that may write there (usually root), or fix the directory's permissions."
             }
             RestoreError::Failed { .. } => {
-                "Fix the cause (free space, a failing disk), remove everything the restore wrote (the datadir's contents, and any file it put outside it), and run it again. After a failed move-back the backup has lost the files moved so far: restore from another copy of it."
+                "Fix the cause (free space, a failing disk), remove everything the restore wrote (the datadir's contents, and any file it put outside it), and run it again. A failed move-back has put back into the backup what it had moved (unless the error says otherwise)."
             }
             RestoreError::Io { .. } => "Check the backup directory exists and is readable.",
         }

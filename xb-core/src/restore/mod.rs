@@ -33,8 +33,10 @@
 //! and the marker file [`MARKER`] saying why.
 //!
 //! `move-back` moves files instead (a hard link and an unlink: never over an
-//! existing file), copying and removing across file systems. If it fails,
-//! what it moved goes back to the backup where a rename can take it.
+//! existing file), copying across file systems. If it fails, what it
+//! linked goes back into the backup by a rename, and what it copied was
+//! never removed from the backup (that happens only after the redo is in
+//! place), so a failed move-back leaves the backup whole.
 
 mod backup;
 mod error;

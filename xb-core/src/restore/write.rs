@@ -120,25 +120,30 @@ fn copy(src: &Path, dst: &Path) -> Result<u64, Fail> {
     Ok(n)
 }
 
+/// How a file was moved.
+enum Moved {
+    /// A hard link to the new name and an unlink of the old: a rename
+    /// puts it back.
+    Linked,
+    /// Copied (across file systems, or where links are not allowed); the
+    /// backup's file is removed only once the whole restore has succeeded.
+    Copied,
+}
+
 /// Moves `src` to the new name `dst`: a hard link and an unlink, which
 /// never replaces an existing `dst` (a rename would); across file systems
-/// (or where links are not allowed) a copy and an unlink. Returns the
-/// bytes and whether it was a link (which a rename can undo).
-fn relocate(src: &Path, dst: &Path) -> Result<(u64, bool), Fail> {
-    let linked = match fs::hard_link(src, dst) {
-        Ok(()) => true,
+/// (or where links are not allowed) a copy, the unlink left to the caller.
+fn relocate(src: &Path, dst: &Path) -> Result<(u64, Moved), Fail> {
+    match fs::hard_link(src, dst) {
+        Ok(()) => {}
         Err(e) if e.kind() == io::ErrorKind::AlreadyExists => return Err((dst.to_path_buf(), e)),
-        Err(_) => false,
-    };
-    let n = if linked {
-        let f = File::open(dst).map_err(at(dst))?;
-        f.sync_all().map_err(at(dst))?;
-        f.metadata().map_err(at(dst))?.len()
-    } else {
-        copy(src, dst)?
-    };
+        Err(_) => return Ok((copy(src, dst)?, Moved::Copied)),
+    }
+    let f = File::open(dst).map_err(at(dst))?;
+    f.sync_all().map_err(at(dst))?;
+    let n = f.metadata().map_err(at(dst))?.len();
     fs::remove_file(src).map_err(at(src))?;
-    Ok((n, linked))
+    Ok((n, Moved::Linked))
 }
 
 /// One restore in progress.
@@ -149,6 +154,8 @@ struct Job<'a> {
     tree: Tree,
     /// Files moved by a link, `(from, to)`: put back after a failure.
     moved: Mutex<Vec<(PathBuf, PathBuf)>>,
+    /// Backup files a move copied: removed once everything is in place.
+    copied: Mutex<Vec<PathBuf>>,
     bytes: AtomicU64,
     total: u64,
     done: AtomicUsize,
@@ -164,12 +171,18 @@ impl Job<'_> {
         let n = match self.mode {
             Mode::Copy => copy(&src, dest)?,
             Mode::Move => {
-                let (n, linked) = relocate(&src, dest)?;
-                if linked {
-                    self.moved
+                let (n, how) = relocate(&src, dest)?;
+                match how {
+                    Moved::Linked => self
+                        .moved
                         .lock()
                         .unwrap_or_else(PoisonError::into_inner)
-                        .push((src, dest.to_path_buf()));
+                        .push((src, dest.to_path_buf())),
+                    Moved::Copied => self
+                        .copied
+                        .lock()
+                        .unwrap_or_else(PoisonError::into_inner)
+                        .push(src),
                 }
                 n
             }
@@ -317,6 +330,11 @@ fn run(job: &Job<'_>, dirs: &Dirs, parallel: usize) -> Result<(), Fail> {
         }
         _ => {}
     }
+    // a move across file systems gives up the backup's copies only now
+    let copied = std::mem::take(&mut *job.copied.lock().unwrap_or_else(PoisonError::into_inner));
+    for src in copied {
+        fs::remove_file(&src).map_err(at(&src))?;
+    }
     fs::remove_file(&plan.marker).map_err(at(&plan.marker))?;
     File::open(&dirs.datadir)
         .and_then(|f| f.sync_all())
@@ -345,6 +363,7 @@ pub(super) fn write(
             touched: Mutex::new(BTreeSet::new()),
         },
         moved: Mutex::new(Vec::new()),
+        copied: Mutex::new(Vec::new()),
         bytes: AtomicU64::new(0),
         total: total_bytes(backup, plan),
         done: AtomicUsize::new(0),
