@@ -1,6 +1,6 @@
 //! A small reader for MySQL option files (`--defaults-file`): the groups
-//! xb cares about, `key = value` lines, `-`/`_` equivalence, quotes, comments
-//! and `!include`. Later values win, as in the server's own reader.
+//! xb cares about, `key = value` lines, `-`/`_` equivalence, quotes, comments,
+//! `!include` and `!includedir`. Later values win, as in the server's own reader.
 //!
 //! One implementation for the whole workspace: `xb-cli backup` reads the
 //! client groups through it, [`crate::restore`] the server's groups.
@@ -72,22 +72,34 @@ fn parse_into(
             continue;
         }
         if let Some(inc) = line.strip_prefix("!include ") {
-            if depth >= 10 {
-                return Err(OptionFileError::Malformed {
-                    path: path.to_path_buf(),
-                    line: no + 1,
-                    reason: "option files include each other too deeply",
-                });
-            }
-            let p = base.join(inc.trim());
-            let t = std::fs::read_to_string(&p).map_err(|source| OptionFileError::Read {
-                path: p.clone(),
-                source,
-            })?;
-            parse_into(&t, &p, groups, out, depth + 1)?;
+            parse_into_file(
+                &base.join(inc.trim()),
+                groups,
+                out,
+                depth + 1,
+                (no + 1, path),
+            )?;
             continue;
         }
-        if line.starts_with("!includedir") {
+        if let Some(inc) = line.strip_prefix("!includedir ") {
+            // every `*.cnf` of the directory, in name order, as the
+            // servers read Debian's /etc/mysql/my.cnf
+            let d = base.join(inc.trim());
+            let read = |e: std::io::Error| OptionFileError::Read {
+                path: d.clone(),
+                source: e,
+            };
+            let mut files = Vec::new();
+            for e in std::fs::read_dir(&d).map_err(read)? {
+                let p = e.map_err(read)?.path();
+                if p.extension().is_some_and(|x| x == "cnf") && p.is_file() {
+                    files.push(p);
+                }
+            }
+            files.sort();
+            for p in files {
+                parse_into_file(&p, groups, out, depth + 1, (no + 1, path))?;
+            }
             continue;
         }
         if let Some(g) = line.strip_prefix('[').and_then(|l| l.strip_suffix(']')) {
@@ -115,6 +127,28 @@ fn parse_into(
         out.0.insert(k.replace('-', "_"), v);
     }
     Ok(())
+}
+
+/// Reads the file `path` included at line `from.0` of `from.1`.
+fn parse_into_file(
+    path: &Path,
+    groups: &[&str],
+    out: &mut Options,
+    depth: u32,
+    from: (usize, &Path),
+) -> Result<(), OptionFileError> {
+    if depth > 10 {
+        return Err(OptionFileError::Malformed {
+            path: from.1.to_path_buf(),
+            line: from.0,
+            reason: "option files include each other too deeply",
+        });
+    }
+    let text = std::fs::read_to_string(path).map_err(|source| OptionFileError::Read {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    parse_into(&text, path, groups, out, depth)
 }
 
 /// Reads `path`, keeping the options of `groups`.
@@ -156,6 +190,19 @@ mod tests {
             read_groups(&d.path().join("missing"), &["client"]),
             Err(OptionFileError::Read { .. })
         ));
+        // Debian's layout: a directory of *.cnf, read in name order
+        let conf = d.path().join("conf.d");
+        std::fs::create_dir(&conf).unwrap();
+        std::fs::write(conf.join("50-server.cnf"), "[mysqld]\ndatadir=/srv/a\n").unwrap();
+        std::fs::write(conf.join("60-local.cnf"), "[mariadbd]\ndatadir=/srv/b\n").unwrap();
+        std::fs::write(conf.join("README"), "[mysqld]\ndatadir=/not/read\n").unwrap();
+        std::fs::write(&f, "[mysqld]\nuser=mysql\n!includedir conf.d\n").unwrap();
+        let o = read_groups(&f, &["mysqld", "mariadbd"]).unwrap();
+        assert_eq!(o.get("datadir").as_deref(), Some("/srv/b"));
+        assert_eq!(o.get("user").as_deref(), Some("mysql"));
+        std::fs::write(&f, "!include my.cnf\n").unwrap();
+        let e = read_groups(&f, &["client"]).unwrap_err();
+        assert!(e.to_string().contains("too deeply"), "{e}");
         std::fs::write(&f, "[client]\n= 1\n").unwrap();
         let e = read_groups(&f, &["client"]).unwrap_err();
         assert!(

@@ -18,12 +18,12 @@
 //!
 //! A half-written datadir must not start as if it were complete. What the
 //! servers do with one was found by starting them on a prepared backup
-//! restored without its redo (MariaDB 10.5, 10.11, MySQL 9.7):
+//! restored without its redo (MariaDB 10.5, 10.11, 11.8, MySQL 9.7):
 //! MariaDB 10.5 starts without `ib_logfile0` (it makes a new, empty log),
-//! 10.11 refuses ("File ./ib_logfile0 was not found"); every MariaDB refuses
-//! an `ib_logfile0` whose size is not a multiple of 512 or whose header is
-//! invalid, and refuses to create a system tablespace next to an existing
-//! log. MySQL 9.7 refuses without `#innodb_redo/` ("Neither found
+//! 10.11 and 11.8 refuse ("File ./ib_logfile0 was not found"); every MariaDB
+//! refuses an `ib_logfile0` whose size is not a multiple of 512 or whose
+//! header is invalid, and refuses to create a system tablespace next to an
+//! existing log. MySQL 9.7 refuses without `#innodb_redo/` ("Neither found
 //! #innodb_redo subdirectory, nor ib_logfile* files") but starts afresh
 //! with an empty one. So on MariaDB a placeholder `ib_logfile0` the server
 //! refuses is written before anything else and replaced by the real log

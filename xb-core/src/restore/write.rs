@@ -192,11 +192,7 @@ impl Job<'_> {
         self.tree.touch(dest);
         let bytes = self.bytes.fetch_add(n, Ordering::Relaxed) + n;
         let done = self.done.fetch_add(1, Ordering::Relaxed) + 1;
-        let pct = if self.total == 0 {
-            100
-        } else {
-            bytes * 100 / self.total
-        };
+        let pct = (bytes * 100).checked_div(self.total).unwrap_or(100);
         tracing::info!(file = %dest.display(), bytes = n, done, of = self.plan.len(), pct, "restored");
         Ok(())
     }
@@ -321,14 +317,13 @@ fn run(job: &Job<'_>, dirs: &Dirs, parallel: usize) -> Result<(), Fail> {
     let redo: Vec<&Item> = plan.items.iter().filter(|i| i.kind == Kind::Redo).collect();
     job.items(&redo, parallel)?;
     job.tree.sync()?;
-    match (&plan.redo, plan.redo.staging()) {
-        (Redo::File { dest } | Redo::Dir { dest }, Some(stage)) => {
-            fs::rename(&stage, dest).map_err(at(dest))?;
-            File::open(&dirs.log_home)
-                .and_then(|f| f.sync_all())
-                .map_err(at(&dirs.log_home))?;
-        }
-        _ => {}
+    if let (Redo::File { dest } | Redo::Dir { dest }, Some(stage)) =
+        (&plan.redo, plan.redo.staging())
+    {
+        fs::rename(&stage, dest).map_err(at(dest))?;
+        File::open(&dirs.log_home)
+            .and_then(|f| f.sync_all())
+            .map_err(at(&dirs.log_home))?;
     }
     // a move across file systems gives up the backup's copies only now
     let copied = std::mem::take(&mut *job.copied.lock().unwrap_or_else(PoisonError::into_inner));
