@@ -410,7 +410,8 @@ async fn move_back_from_an_extracted_stream() {
 
 /// What a restore refuses, each with its exit code, a message naming the
 /// fix, and nothing written: a backup never prepared, one prepared with
-/// `--apply-log-only`, an incomplete one, a datadir that is not empty.
+/// `--apply-log-only`, an incomplete one, an unknown `--chown` user, a
+/// destination that cannot be written, a datadir that is not empty.
 /// `--force-non-empty-directories` adds files next to others but never
 /// replaces one.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -475,6 +476,36 @@ async fn refusals_write_nothing_and_name_the_fix() {
         42,
         &["no such user"],
     );
+    // a destination on a read-only file system (root ignores mode bits)
+    let ro = work.path().join("ro");
+    let ro_fs = SmallFs::mount(&ro, "1m");
+    let remount = |how: &str| {
+        let ok = Command::new("mount")
+            .args(["-o", &format!("remount,{how}")])
+            .arg(&ro)
+            .status()
+            .unwrap();
+        assert!(ok.success());
+    };
+    remount("ro");
+    let out = xb_restore(
+        "copy-back",
+        &prepared,
+        &["--datadir", ro.join("data").to_str().unwrap()],
+    );
+    assert_failure_mentions(
+        &out,
+        &[&format!("{} is not writable", ro.display()), "hint: "],
+    );
+    assert_eq!(out.status.code(), Some(45));
+    remount("rw");
+    assert_eq!(
+        std::fs::read_dir(&ro).unwrap().count(),
+        0,
+        "wrote to {}",
+        ro.display()
+    );
+    drop(ro_fs);
 
     // a datadir with a file in it
     std::fs::create_dir_all(&datadir).unwrap();
