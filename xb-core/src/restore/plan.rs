@@ -12,7 +12,7 @@
 //!   [`crate::run::external::backup_rel`], the rule the backup used.
 //!
 //! Backup-only files stay behind, as XtraBackup and mariadb-backup leave
-//! them (`xtrabackup_*`, `backup-my.cnf`, and xb's own `xb_source`,
+//! them (`xtrabackup_*`, `backup-my.cnf`, and xb's own `xb_source`, `xb_indexes`,
 //! `xb_prepare.log`), and so do left-overs of a compressed or encrypted
 //! stream (`.qp`, `.zst`, `.lz4`, `.xbcrypt`), of an incremental (`.delta`,
 //! `.meta`) or of a vendor's copy (`.pmap`, `.tmp`). `ib_buffer_pool` is
@@ -211,7 +211,10 @@ impl Plan {
 /// Backup-only files at the backup's root, by name.
 fn backup_only(name: &str) -> bool {
     name.starts_with("xtrabackup_")
-        || matches!(name, "backup-my.cnf" | "xb_source" | "xb_prepare.log")
+        || matches!(
+            name,
+            "backup-my.cnf" | "xb_source" | "xb_indexes" | "xb_prepare.log"
+        )
         || name == MARKER
 }
 
@@ -429,6 +432,7 @@ mod tests {
             "xtrabackup_tablespaces",
             "backup-my.cnf",
             "xb_source",
+            "xb_indexes",
             "xb_prepare.log",
             "db/t.ibd.zst",
             "db/t.ibd.qp",
