@@ -444,7 +444,7 @@ mod tests {
         let p = plan(&l, &dirs()).unwrap();
         assert_eq!(p.len(), 1, "{:?}", p.items);
         assert_eq!(p.items[0].src, "db/xtrabackup_not_top_level");
-        assert_eq!(p.skipped.len(), 12);
+        assert_eq!(p.skipped.len(), 13);
         assert_eq!(p.redo, Redo::None);
     }
 

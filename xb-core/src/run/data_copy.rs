@@ -209,6 +209,22 @@ fn copy_one(
     Ok((total, src.retries()))
 }
 
+/// Notes `page` for the delta when it changed since `from` (page 0 always
+/// goes in: it carries the space's flags and size), holding its bytes
+/// while the budget of [`HELD_BYTES`] lasts so they need no second read.
+fn keep_page(found: &mut Vec<u32>, held: &mut Vec<u8>, page_no: u32, page: &[u8], from: u64) {
+    if page_no == 0 || xb_innodb::delta::page_lsn(page) >= from {
+        found.push(page_no);
+        if held.len() + page.len() <= HELD_BYTES {
+            // one allocation of the whole budget
+            if held.capacity() == 0 {
+                held.reserve_exact(HELD_BYTES);
+            }
+            held.extend_from_slice(page);
+        }
+    }
+}
+
 /// Copies the pages of one tablespace whose `FIL_PAGE_LSN` is at least
 /// the base LSN into `<rel>.delta`, and its `<rel>.meta` (space id, page
 /// size) untransformed beside it: what an incremental backup holds of a
@@ -280,20 +296,31 @@ fn copy_delta(
         .changed
         .as_ref()
         .filter(|c| !is_system_space(space.space_id) && c.covers(space.space_id));
-    let pages: Vec<u32> = match listed {
+    let per_read = (xb_innodb::pagereader::BATCH_BYTES / ps).max(1);
+    let mut found = Vec::new();
+    match listed {
         Some(changed) => {
             // the progress counts the file as read
             on_bytes(&job.rel, job.size);
+            // the list names every page the server wrote since a point at
+            // or before the base, so the LSN test still picks the changed
+            // ones among them
             let listed = changed.of(space.space_id);
-            let mut pages = Vec::with_capacity(listed.len() + 1);
+            let mut candidates = Vec::with_capacity(listed.len() + 1);
             if listed.first() != Some(&0) {
-                pages.push(0);
+                candidates.push(0);
             }
-            pages.extend_from_slice(listed);
-            pages
+            candidates.extend_from_slice(listed);
+            for (first, n) in xb_innodb::pagetrack::runs(&candidates, per_read) {
+                stopped()?;
+                let chunk = src.pages_at(u64::from(first), n).map_err(CopyError::Read)?;
+                total += chunk.len() as u64;
+                for (page_no, page) in (first..).zip(chunk.chunks_exact(ps)) {
+                    keep_page(&mut found, &mut held, page_no, page, plan.from_lsn);
+                }
+            }
         }
         None => {
-            let mut found = Vec::new();
             let mut page_no = 0u32;
             loop {
                 stopped()?;
@@ -302,24 +329,15 @@ fn copy_delta(
                     break;
                 }
                 for page in chunk.chunks_exact(ps) {
-                    if page_no == 0 || xb_innodb::delta::page_lsn(page) >= plan.from_lsn {
-                        found.push(page_no);
-                        if held.len() + ps <= HELD_BYTES {
-                            // one allocation of the whole budget
-                            if held.capacity() == 0 {
-                                held.reserve_exact(HELD_BYTES);
-                            }
-                            held.extend_from_slice(page);
-                        }
-                    }
+                    keep_page(&mut found, &mut held, page_no, page, plan.from_lsn);
                     page_no = page_no.saturating_add(1);
                 }
                 total += chunk.len() as u64;
                 on_bytes(&job.rel, chunk.len() as u64);
             }
-            found
         }
-    };
+    }
+    let pages = found;
     let held_pages = held.len() / ps;
     // 2. the delta, block by block
     let bad = |e: xb_innodb::delta::DeltaError| {
@@ -332,7 +350,6 @@ fn copy_delta(
         .create(&format!("{}.delta", job.rel), 0)
         .map_err(CopyError::Write)?;
     let cap = xb_innodb::delta::block_capacity(ps);
-    let per_read = (xb_innodb::pagereader::BATCH_BYTES / ps).max(1);
     let mut blocks: Vec<&[u32]> = pages.chunks(cap).collect();
     if blocks.last().is_none_or(|b| b.len() == cap) {
         blocks.push(&[]);
@@ -621,8 +638,9 @@ mod tests {
     }
 
     #[test]
-    fn with_a_changed_page_list_only_the_listed_pages_are_read() {
-        let bytes = tablespace(50, |_| 9000);
+    fn with_a_changed_page_list_only_the_listed_pages_that_changed_are_kept() {
+        // page 4 was written since the list's start but before the base
+        let bytes = tablespace(50, |p| if p == 4 { 50 } else { 9000 });
         let mut list = Vec::new();
         for p in [3u32, 4, 5, 40, 49, 60] {
             list.extend_from_slice(&7u32.to_be_bytes());
@@ -635,13 +653,13 @@ mod tests {
         let (pages, _) = delta_of(
             bytes,
             DeltaPlan {
-                from_lsn: 1,
+                from_lsn: 100,
                 changed: Some(std::sync::Arc::new(changed)),
             },
         );
         let got: Vec<u32> = pages.iter().map(|(n, _)| *n).collect();
-        // page 0 always; page 60 is past the end: an empty page stands in
-        assert_eq!(got, vec![0, 3, 4, 5, 40, 49, 60]);
-        assert!(pages[6].1.iter().all(|&b| b == 0));
+        // page 0 always; page 4 is older than the base; page 60 is past
+        // the end of the file
+        assert_eq!(got, vec![0, 3, 5, 40, 49]);
     }
 }
