@@ -3,7 +3,8 @@
 # about 1 % of its pages changed since the base, tools alternating per round.
 #
 #   benches/e2e/incremental.sh [--flavor mariadb1011|mysql97] [--size-gb N]
-#                              [--rounds R] [--changed-pct P] [--workdir DIR] [--keep]
+#                              [--rounds R] [--changed-pct P | --changed-pages N]
+#                              [--workdir DIR] [--keep]
 #
 # mariadb1011: xb-cli backup --incremental-basedir against mariadb-backup
 #   --backup --incremental-basedir (its default of 1 thread, and --parallel=4,
@@ -14,16 +15,17 @@
 # Prints median wall, CPU, peak RSS and bytes written per run, and the ratios.
 set -euo pipefail
 here=$(cd "$(dirname "$0")/../.." && pwd)
-flavor=mariadb1011 size_gb=2 rounds=3 pct=1 work= keep=0
+flavor=mariadb1011 size_gb=2 rounds=3 pct=1 npages= work= keep=0
 while [ $# -gt 0 ]; do
     case $1 in
         --flavor) flavor=$2; shift 2 ;;
         --size-gb) size_gb=$2; shift 2 ;;
         --rounds) rounds=$2; shift 2 ;;
         --changed-pct) pct=$2; shift 2 ;;
+        --changed-pages) npages=$2; shift 2 ;;
         --workdir) work=$2; shift 2 ;;
         --keep) keep=1; shift ;;
-        *) echo "usage: $0 [--flavor mariadb1011|mysql97] [--size-gb N] [--rounds R] [--changed-pct P] [--workdir DIR] [--keep]" >&2; exit 2 ;;
+        *) echo "usage: $0 [--flavor mariadb1011|mysql97] [--size-gb N] [--rounds R] [--changed-pct P | --changed-pages N] [--workdir DIR] [--keep]" >&2; exit 2 ;;
     esac
 done
 case $flavor in mariadb1011|mysql97) ;; *) echo "--flavor is mariadb1011 or mysql97" >&2; exit 2 ;; esac
@@ -63,7 +65,9 @@ fi
 rm -rf "$work/base"
 "$xb" backup "${conn[@]}" "${tracking[@]}" --target-dir="$work/base" 2>"$work/base.log"
 # about pct % of the pages: one row updated on that many distinct pages
-pages=$(( $(du -sb "$data/sbtest" | cut -f1) / 16384 * pct / 100 ))
+# (--changed-pages: the same number at every data size, to see what the
+# time follows)
+pages=${npages:-$(( $(du -sb "$data/sbtest" | cut -f1) / 16384 * pct / 100 ))}
 per_table=$(( pages / 8 ))
 step=$(( rows / (per_table + 1) ))
 echo "changing ~$pages pages (one row every $step ids in each table)" >&2
