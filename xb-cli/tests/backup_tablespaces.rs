@@ -47,19 +47,6 @@ async fn mysql_undo_and_general_tablespaces_are_in_the_backup_and_restore() {
     xb_prepare_and_compare(&src, &target, &["ts"]).await;
 }
 
-/// The files under `dir` (at any depth), each with its bytes and
-/// modification time.
-/// A directory outside any server's datadir (under the tests' scratch
-/// root), removed when dropped.
-fn outside_dir(prefix: &str) -> tempfile::TempDir {
-    let base = std::env::var_os("XB_TEST_TMP").map_or_else(std::env::temp_dir, PathBuf::from);
-    std::fs::create_dir_all(&base).unwrap();
-    tempfile::Builder::new()
-        .prefix(prefix)
-        .tempdir_in(base)
-        .unwrap()
-}
-
 /// The write load of the remote-table runbooks: schema `far`, two tables
 /// created with `DATA DIRECTORY = remote`.
 fn far_load(remote: &Path) -> LoadSpec {
@@ -113,7 +100,7 @@ async fn mysql_files(server: &TestServer) -> Vec<(String, String, String)> {
 /// inside its datadir and has the source's rows in every table.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn mysql_tablespaces_outside_the_datadir_are_backed_up_and_restore_after_xb_prepare() {
-    let remote_dir = outside_dir("xb-remote-");
+    let remote_dir = scratch_dir("xb-remote-");
     let remote = remote_dir.path().to_path_buf();
     let r = remote.display();
     let mut src = TestServer::start_with_args(
@@ -383,7 +370,7 @@ fn snapshot_isl(target: &Path) -> Vec<(PathBuf, String)> {
 /// touches the source's files, and the restore has the source's rows.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn mysql_undo_and_system_tablespaces_outside_the_datadir_restore() {
-    let elsewhere = outside_dir("xb-system-");
+    let elsewhere = scratch_dir("xb-system-");
     let (undo, home) = (elsewhere.path().join("undo"), elsewhere.path().join("home"));
     for d in [&undo, &home] {
         std::fs::create_dir_all(d).unwrap();

@@ -29,16 +29,6 @@ fn xb_restore(verb: &str, backup: &Path, args: &[&str]) -> Output {
         .unwrap()
 }
 
-/// A directory under the tests' scratch root, removed when dropped.
-fn scratch_dir(prefix: &str) -> tempfile::TempDir {
-    let base = std::env::var_os("XB_TEST_TMP").map_or_else(std::env::temp_dir, PathBuf::from);
-    std::fs::create_dir_all(&base).unwrap();
-    tempfile::Builder::new()
-        .prefix(prefix)
-        .tempdir_in(base)
-        .unwrap()
-}
-
 /// An option file as a DBA keeps one for the new server: `[mysqld]` with
 /// `datadir` and `extra` lines.
 fn option_file(dir: &Path, datadir: &Path, extra: &str) -> PathBuf {

@@ -351,3 +351,14 @@ pub fn data_copy_started(target: &Path) -> bool {
         .iter()
         .any(|f| target.join(f).exists())
 }
+
+/// A directory under the tests' scratch root (outside any server's
+/// datadir), removed when dropped.
+pub fn scratch_dir(prefix: &str) -> tempfile::TempDir {
+    let base = std::env::var_os("XB_TEST_TMP").map_or_else(std::env::temp_dir, PathBuf::from);
+    std::fs::create_dir_all(&base).unwrap();
+    tempfile::Builder::new()
+        .prefix(prefix)
+        .tempdir_in(base)
+        .unwrap()
+}
