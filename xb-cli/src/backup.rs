@@ -93,6 +93,26 @@ pub struct BackupArgs {
     /// backup taken with it keeps tracking on for the next one.
     #[arg(long)]
     pub page_tracking: bool,
+    /// When the server is a replica, record its source's coordinates at the
+    /// backup's consistent point in `xtrabackup_slave_info`: the statements
+    /// that point a server restored from this backup at the same source.
+    /// On a server that is not a replica: a warning, and no file.
+    #[arg(long, visible_alias = "replica-info")]
+    pub slave_info: bool,
+    /// Stop the replica's SQL thread before non-InnoDB tables are copied and
+    /// wait until it has no temporary table open; it is started again at
+    /// the end (also when the backup fails), if it ran before.
+    #[arg(long, visible_alias = "safe-replica-backup")]
+    pub safe_slave_backup: bool,
+    /// Seconds --safe-slave-backup waits for the replica's temporary tables
+    /// to close before the backup fails (exit 26).
+    #[arg(
+        long,
+        visible_alias = "safe-replica-backup-timeout",
+        default_value_t = 300,
+        value_name = "SECONDS"
+    )]
+    pub safe_slave_backup_timeout: u64,
     /// Seconds to wait for the server's backup lock.
     #[arg(long, default_value_t = 86_400)]
     pub lock_wait_timeout: u64,
@@ -232,6 +252,11 @@ pub async fn run(args: BackupArgs) -> anyhow::Result<u8> {
         .lock_wait_timeout(args.lock_wait_timeout)
         .lock_ddl_per_table(args.lock_ddl_per_table)
         .page_tracking(args.page_tracking)
+        .slave_info(args.slave_info)
+        .safe_slave_backup(
+            args.safe_slave_backup
+                .then(|| std::time::Duration::from_secs(args.safe_slave_backup_timeout)),
+        )
         .command_line(std::env::args().skip(1).collect());
     plan = match (&args.stream, &args.target_dir) {
         (Some(_), _) => plan.stream(Box::new(std::io::BufWriter::with_capacity(

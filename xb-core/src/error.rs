@@ -187,6 +187,20 @@ pub enum BackupError {
         "--page-tracking needs MySQL's component_mysqlbackup, which this server has not installed"
     )]
     PageTrackingUnavailable,
+    /// `--safe-slave-backup`: replicated temporary tables stayed open on
+    /// the replica for the whole `--safe-slave-backup-timeout`, so no
+    /// moment came when its non-InnoDB tables could be copied without a
+    /// temporary table a restored replica would lack. Its SQL threads were
+    /// started again as they were.
+    #[error(
+        "the replica still has {open_temp_tables} open temporary table(s) after {seconds} s (--safe-slave-backup-timeout)"
+    )]
+    SafeSlaveTimeout {
+        /// `Slave_open_temp_tables` / `Replica_open_temp_tables` at the end.
+        open_temp_tables: u64,
+        /// The timeout.
+        seconds: u64,
+    },
     /// A TokuDB step failed. Its checkpoint lock and read lock were released
     /// before this error was returned (or the message says why not).
     #[error("{0}")]
@@ -381,6 +395,9 @@ impl BackupError {
             BackupError::DdlOnSharedTablespace { .. } => {
                 "Nothing was claimed complete. Take the backup again when no DDL runs on that table, or without --lock-ddl-per-table (the default LOCK INSTANCE FOR BACKUP holds DDL off for the whole copy).".into()
             }
+            BackupError::SafeSlaveTimeout { .. } => {
+                "The replica's SQL thread runs again as before. Temporary tables on a replica come from statement-based replication of sessions on its source that keep them open: wait for those sessions to end, raise --safe-slave-backup-timeout, or replicate with binlog_format=ROW; then take the backup again.".into()
+            }
             BackupError::TokuDb(e) if toku_no_space(e) => NO_SPACE_HINT.into(),
             BackupError::TokuDb(_) => {
                 "Both TokuDB locks are released (by xb, or by the server when the session ended); check the server's error log and @@tokudb_data_dir/@@tokudb_log_dir, then take the backup again.".into()
@@ -415,6 +432,7 @@ impl BackupError {
             }
             BackupError::IncrementalBase { .. } => 25,
             BackupError::PageTrackingUnavailable => 14,
+            BackupError::SafeSlaveTimeout { .. } => 26,
         }
     }
 }
@@ -509,6 +527,25 @@ mod tests {
         let refused = BackupError::sql("LOCK INSTANCE FOR BACKUP", &server(1227));
         assert_eq!(refused.server_code(), Some(1227));
         assert_eq!(refused.code(), 13);
+    }
+
+    #[test]
+    fn a_replica_that_never_became_safe_has_its_own_code() {
+        let e = BackupError::SafeSlaveTimeout {
+            open_temp_tables: 2,
+            seconds: 300,
+        };
+        assert_eq!(e.code(), 26);
+        assert!(
+            e.to_string()
+                .contains("2 open temporary table(s) after 300 s"),
+            "{e}"
+        );
+        assert!(
+            e.hint().contains("--safe-slave-backup-timeout"),
+            "{}",
+            e.hint()
+        );
     }
 
     #[test]

@@ -45,6 +45,8 @@ pub struct BackupPlanBuilder {
     lock_ddl_per_table: bool,
     incremental: Option<crate::run::IncrementalBase>,
     page_tracking: bool,
+    slave_info: bool,
+    safe_slave_backup: Option<Duration>,
     sink: crate::run::targets::SinkOptions,
 }
 
@@ -63,6 +65,8 @@ impl BackupPlan {
             lock_ddl_per_table: false,
             incremental: None,
             page_tracking: false,
+            slave_info: false,
+            safe_slave_backup: None,
             sink: crate::run::targets::SinkOptions::default(),
         }
     }
@@ -154,6 +158,23 @@ impl BackupPlanBuilder {
         self
     }
 
+    /// Record the source's coordinates when the server is a replica (see
+    /// [`crate::run::BackupOptions::slave_info`]).
+    #[must_use]
+    pub fn slave_info(mut self, on: bool) -> Self {
+        self.slave_info = on;
+        self
+    }
+
+    /// Stop the replica's SQL thread while non-InnoDB tables are copied,
+    /// waiting at most `timeout` for its temporary tables to close (see
+    /// [`crate::run::BackupOptions::safe_slave_backup`]).
+    #[must_use]
+    pub fn safe_slave_backup(mut self, timeout: Option<Duration>) -> Self {
+        self.safe_slave_backup = timeout;
+        self
+    }
+
     /// An incremental backup on top of `base` (a backup directory, or an
     /// LSN): only the pages changed since are copied. The base is checked
     /// against the server before anything is copied.
@@ -229,6 +250,8 @@ impl BackupPlanBuilder {
         opts.lock_ddl_per_table = self.lock_ddl_per_table;
         opts.incremental = self.incremental;
         opts.page_tracking = self.page_tracking;
+        opts.slave_info = self.slave_info;
+        opts.safe_slave_backup = self.safe_slave_backup;
         opts.sink = self.sink;
         if opts.sink.threads == 0 {
             opts.sink.threads = 2;

@@ -56,6 +56,13 @@ pub struct BackupOptions {
     /// backup with this option), so an incremental reads only the pages
     /// changed since its base.
     pub page_tracking: bool,
+    /// When the server is a replica, record its source's coordinates at
+    /// the consistent point in `xtrabackup_slave_info` (`--slave-info`).
+    pub slave_info: bool,
+    /// Stop the replica's SQL thread before the non-InnoDB tables are
+    /// copied and wait at most this long for its temporary tables to close
+    /// (`--safe-slave-backup`; XtraBackup's default timeout is 300 s).
+    pub safe_slave_backup: Option<Duration>,
 }
 
 impl BackupOptions {
@@ -73,6 +80,8 @@ impl BackupOptions {
             lock_ddl_per_table: false,
             incremental: None,
             page_tracking: false,
+            slave_info: false,
+            safe_slave_backup: None,
             sink: targets::SinkOptions::default(),
         }
     }

@@ -3,7 +3,8 @@
 //! [`Session`] owns the main connection, the second session that holds
 //! per-table metadata locks (MySQL `--lock-ddl-per-table`), and a list of
 //! what has been taken on the server: backup stage, instance lock, read
-//! lock, TokuDB checkpoint lock, RocksDB checkpoint. Steps take and release
+//! lock, TokuDB checkpoint lock, RocksDB checkpoint, a replica's SQL
+//! threads stopped by `--safe-slave-backup`. Steps take and release
 //! through it; the orchestration calls [`Session::release_all`] once on
 //! every error path, so no flavour writes its own clean-up. A session
 //! dropped while still holding something (a panic, an embedder dropping
@@ -37,6 +38,9 @@ pub enum Held {
     TokuCheckpointLock,
     /// A RocksDB checkpoint directory and the user lock guarding it.
     RocksCheckpoint,
+    /// The replica's SQL threads, stopped by `--safe-slave-backup`;
+    /// "released" by starting again the ones that ran.
+    ReplicaSqlThread,
 }
 
 impl Held {
@@ -49,6 +53,7 @@ impl Held {
             Held::ReadLock => "FLUSH TABLES WITH READ LOCK",
             Held::TokuCheckpointLock => "TokuDB checkpoint lock",
             Held::RocksCheckpoint => "RocksDB checkpoint",
+            Held::ReplicaSqlThread => "the replica's stopped SQL thread",
         }
     }
 }
@@ -59,6 +64,9 @@ pub struct Session {
     conn: Conn,
     held: Vec<Held>,
     table_locks: Option<(Conn, u64)>,
+    /// What starts the replica's SQL threads again while
+    /// [`Held::ReplicaSqlThread`] is held.
+    sql_thread_restart: Vec<String>,
     /// The connections the watcher looks for ([`super::watch`]).
     watched: Arc<Watched>,
 }
@@ -78,6 +86,7 @@ impl Session {
             conn,
             held: Vec::new(),
             table_locks: None,
+            sql_thread_restart: Vec::new(),
             watched,
         })
     }
@@ -132,6 +141,14 @@ impl Session {
         self.held.retain(|h| *h != what);
     }
 
+    /// Records the replica's SQL threads as stopped by the backup (before
+    /// the statements that stop them run, as [`Self::take`]): `restart`
+    /// starts again the ones that ran, at the end or on any failure.
+    pub fn hold_stopped_sql_threads(&mut self, restart: Vec<String>) {
+        self.sql_thread_restart = restart;
+        self.assume(Held::ReplicaSqlThread);
+    }
+
     /// Keeps the session that holds per-table metadata locks until release,
     /// watched like the main one.
     ///
@@ -165,6 +182,18 @@ impl Session {
             Held::ReadLock => self.exec("UNLOCK TABLES").await,
             Held::TokuCheckpointLock => self.exec(xb_tokudb::CHECKPOINT_LOCK_OFF).await,
             Held::RocksCheckpoint => super::rocksdb::remove(&mut self.conn).await,
+            Held::ReplicaSqlThread => {
+                // every thread is tried: one that fails to start must not
+                // leave the others stopped
+                let mut first = Ok(());
+                for sql in std::mem::take(&mut self.sql_thread_restart) {
+                    let r = self.exec(&sql).await;
+                    if first.is_ok() {
+                        first = r;
+                    }
+                }
+                first
+            }
         }
     }
 

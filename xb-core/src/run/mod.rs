@@ -12,12 +12,15 @@
 //!    ([`data_copy`]); then the tablespaces the DDL protection did not cover
 //!    (`Flavour::after_innodb`); then the server's list again:
 //!    anything not copied fails the backup, naming it;
-//! 5. **copy non-InnoDB** under the lock they need
+//! 5. **copy non-InnoDB** under the lock they need (with
+//!    `--safe-slave-backup` a replica's SQL thread is stopped first, until
+//!    the end, [`replica`])
 //!    (`Flavour::copy_non_innodb`; TokuDB's steps run here on
 //!    servers with that plugin, `tokudb`);
 //! 6. **consistent point**: commits are blocked; binlog coordinates, GTID
 //!    and LSN (`Flavour::consistent_point`; a MyRocks checkpoint
-//!    is made here, [`rocksdb`]);
+//!    is made here, [`rocksdb`]); with `--slave-info` the source's
+//!    coordinates of a replica ([`replica`]);
 //! 7. **redo reaches the point**: the copier copies up to that LSN and
 //!    closes the backup's log;
 //! 8. **release**: `xtrabackup_checkpoints` and `xtrabackup_binlog_info` are
@@ -49,6 +52,7 @@ pub mod meta;
 mod mysql;
 mod page_track;
 pub mod redo_copy;
+mod replica;
 pub mod rocksdb;
 pub mod seams;
 pub mod server;
@@ -67,7 +71,7 @@ pub use server::ConnectOptions;
 
 pub use crate::error::BackupError;
 use flavour::{ConsistentPoint, Flavour, Found, NonInnodb, Step};
-use locks::Session;
+use locks::{Held, Session};
 use redo_copy::{RedoCopier, RedoFeed};
 use seams::Target;
 
@@ -96,6 +100,10 @@ struct Ctx {
     watch: Arc<watch::Verdict>,
     /// The redo copy's lag behind the server, sampled by the watcher.
     lag: Arc<lag::LagMeter>,
+    /// `--slave-info`.
+    slave_info: bool,
+    /// `--safe-slave-backup` and its timeout.
+    safe_slave_backup: Option<Duration>,
 }
 
 /// What the flavour's phases hand to the finish.
@@ -174,6 +182,8 @@ pub async fn backup(
         connect: opts.connect.clone(),
         watch: watcher.verdict(),
         lag,
+        slave_info: opts.slave_info,
+        safe_slave_backup: opts.safe_slave_backup,
     };
     // 2.–8., by the server's flavour
     let phases = if ctx.facts.mariadb {
@@ -325,7 +335,7 @@ async fn phases<F: Flavour>(
         copier: Some(&copier),
         found: Found::default(),
     };
-    let point = match locked_phases(&mut flavour, &mut step, start_lsn).await {
+    let (point, slave_info) = match locked_phases(&mut flavour, &mut step, start_lsn).await {
         Ok(p) => p,
         Err(e) => {
             drop(step);
@@ -366,6 +376,9 @@ async fn phases<F: Flavour>(
             &meta::binlog_info(f, *p, g),
         )?;
     }
+    if let Some(text) = &slave_info {
+        meta::write(ctx.target.as_ref(), replica::SLAVE_INFO_FILE, text)?;
+    }
     let mut step = Step {
         ctx,
         session,
@@ -375,6 +388,16 @@ async fn phases<F: Flavour>(
     };
     flavour.release(&mut step).await?;
     flavour.after_release(&mut step).await?;
+    if step.session.holds(Held::ReplicaSqlThread) {
+        step.progress.phase("start the replica's SQL thread again");
+        if let Err(e) = step.session.release(Held::ReplicaSqlThread).await {
+            // the backup itself is complete; the replica must not stay
+            // stopped unnoticed
+            step.progress.warning(&format!(
+                "the replica's SQL thread could not be started again ({e}): run START REPLICA SQL_THREAD (MariaDB: START SLAVE SQL_THREAD) on it"
+            ));
+        }
+    }
     Ok(Done {
         start_lsn: copied.start_lsn,
         last_lsn: cps.last_lsn,
@@ -385,11 +408,13 @@ async fn phases<F: Flavour>(
 }
 
 /// Phases 3–6: everything that runs while the redo copier follows the log.
+/// Returns the consistent point and, with `--slave-info` on a replica, the
+/// text of `xtrabackup_slave_info` read at that point.
 async fn locked_phases<F: Flavour>(
     flavour: &mut F,
     step: &mut Step<'_>,
     copy_start: u64,
-) -> Result<ConsistentPoint, BackupError> {
+) -> Result<(ConsistentPoint, Option<String>), BackupError> {
     // 3. protect DDL
     flavour.protect_ddl(step).await?;
     if !step.ctx.facts.mariadb {
@@ -442,14 +467,25 @@ async fn locked_phases<F: Flavour>(
             files: display(&missing),
         });
     }
-    // 5. copy non-InnoDB
+    // 5. copy non-InnoDB (with --safe-slave-backup: no replicated
+    // temporary table open, the SQL thread stopped until the end)
+    if let Some(timeout) = step.ctx.safe_slave_backup {
+        replica::make_safe(step, timeout).await?;
+    }
     let non_innodb = NonInnodb {
         tables: manifest.non_innodb,
         aria: manifest.aria,
     };
     flavour.copy_non_innodb(step, non_innodb).await?;
-    // 6. consistent point
-    flavour.consistent_point(step).await
+    // 6. consistent point; the source's coordinates while nothing commits
+    let point = flavour.consistent_point(step).await?;
+    let slave_info = if step.ctx.slave_info {
+        let gtid = point.binlog.as_ref().map(|(_, _, g)| g.as_str());
+        replica::read_slave_info(step, gtid).await?
+    } else {
+        None
+    };
+    Ok((point, slave_info))
 }
 
 fn display(paths: &[std::path::PathBuf]) -> Vec<String> {

@@ -12,7 +12,9 @@
 //!   plugin, the TokuDB sequence instead ([`super::tokudb`]), whose read
 //!   lock is always taken;
 //! - consistent point: `performance_schema.log_status` (binlog file,
-//!   position, GTID set and the LSN in one read);
+//!   position, GTID set and the LSN in one read); with `--slave-info` on a
+//!   replica whose running channel replicates by file and position, under
+//!   `FLUSH TABLES WITH READ LOCK` so that position holds still;
 //! - release: `UNLOCK TABLES`, the metadata-lock session, `UNLOCK INSTANCE`.
 
 use std::collections::HashSet;
@@ -194,6 +196,19 @@ impl Flavour for MySql {
                     let patience = std::time::Duration::from_secs(30);
                     super::page_track::wait_for_checkpoint(step.session.conn(), t, patience)
                         .await?;
+                }
+                if step.ctx.slave_info
+                    && !step.session.holds(Held::ReadLock)
+                    && super::replica::position_needs_lock(step.session).await?
+                {
+                    // a channel replicating by file and position: its
+                    // applied position must not move past the point
+                    // before --slave-info reads it (XtraBackup does the same)
+                    step.progress.phase("FLUSH TABLES WITH READ LOCK");
+                    step.session
+                        .take(Held::ReadLock, "FLUSH TABLES WITH READ LOCK")
+                        .await?;
+                    step.found.commits_blocked();
                 }
                 log_status::read(step.session.conn()).await?
             }
