@@ -99,7 +99,7 @@ pub struct BackupArgs {
     /// On a server that is not a replica: a warning, and no file.
     #[arg(long, visible_alias = "replica-info")]
     pub slave_info: bool,
-    /// Stop the replica's SQL thread before non-InnoDB tables are copied and
+    /// Stop the replica's SQL thread before the backup takes its locks and
     /// wait until it has no temporary table open; it is started again at
     /// the end (also when the backup fails), if it ran before.
     #[arg(long, visible_alias = "safe-replica-backup")]

@@ -10,6 +10,9 @@
 //!    replica R1 with `--slave-info --safe-slave-backup` while the primary
 //!    takes writes, build R2 from that backup with the statements in its
 //!    `xtrabackup_slave_info`, so R2 replicates from the primary itself.
+//!    Before that, a temporary table the primary's session keeps open (and
+//!    R1 with it) makes `--safe-slave-backup` give up after its timeout
+//!    (exit 26) with R1's SQL thread running again.
 //! 3. `--slave-info` on a server that is not a replica: a warning and no
 //!    `xtrabackup_slave_info`, and the backup succeeds.
 //!
@@ -160,14 +163,32 @@ async fn wait_caught_up(replica: &TestServer, primary: &TestServer) {
         )
     };
     let gtid: String = p.query_first(gtid_sql).await.unwrap().unwrap();
-    let waited: Option<i64> = r
-        .exec_first(wait_sql, (gtid.clone(), CATCH_UP_SECS))
-        .await
-        .unwrap();
-    if waited != Some(0) {
-        let status = replica.sql("SHOW REPLICA STATUS\\G").unwrap_or_default();
-        panic!("the replica did not reach the primary's {gtid} in {CATCH_UP_SECS} s:\n{status}");
+    for _ in 0..CATCH_UP_SECS {
+        let waited: Option<i64> = r.exec_first(wait_sql, (gtid.clone(), 1)).await.unwrap();
+        if waited == Some(0) {
+            return;
+        }
+        // a replica whose applier stopped on an error will never get there
+        let errno = replica_status(replica, "Last_SQL_Errno").await;
+        if errno.as_deref().is_some_and(|e| e != "0") {
+            break;
+        }
     }
+    let status = replica.sql("SHOW REPLICA STATUS\\G").unwrap_or_default();
+    panic!("the replica did not reach the primary's {gtid} within {CATCH_UP_SECS} s:\n{status}");
+}
+
+/// A column of the first row of `SHOW REPLICA STATUS` (MariaDB keeps its
+/// `Slave_…` and `Master_…` column names there).
+async fn replica_status(server: &TestServer, column: &str) -> Option<String> {
+    let mut c = server.conn().await.unwrap();
+    let row: Option<mysql_async::Row> = c.query_first("SHOW REPLICA STATUS").await.unwrap();
+    let row = row?;
+    let i = row
+        .columns_ref()
+        .iter()
+        .position(|col| col.name_str() == column)?;
+    row.get_opt::<String, _>(i).and_then(Result::ok)
 }
 
 /// A table the primary gets after the backup: the replica has it only if
@@ -230,18 +251,6 @@ async fn mariadb1011_replica_from_a_primary_backup_by_gtid_slave_pos() {
     .await;
 }
 
-/// A column of the first row of `SHOW SLAVE STATUS`.
-async fn slave_status(server: &TestServer, column: &str) -> Option<String> {
-    let mut c = server.conn().await.unwrap();
-    let row: Option<mysql_async::Row> = c.query_first("SHOW SLAVE STATUS").await.unwrap();
-    let row = row?;
-    let i = row
-        .columns_ref()
-        .iter()
-        .position(|col| col.name_str() == column)?;
-    row.get_opt::<String, _>(i).and_then(Result::ok)
-}
-
 /// Runbook 2: R1 is a replica of the primary (built as in runbook 1); a
 /// backup of R1 taken with `--slave-info --safe-slave-backup` while the
 /// primary writes builds R2, which replicates from the primary using the
@@ -261,6 +270,52 @@ async fn mariadb1011_second_replica_from_a_replica_backup_with_slave_info() {
     );
     point_at_primary_by_gtid(&r1, &primary, &backup_gtid(&p_backup));
     wait_caught_up(&r1, &primary).await;
+
+    // a session on the primary keeps a temporary table open; replicated
+    // as a statement, R1 holds it too, and --safe-slave-backup gives up
+    let mut holder = primary.conn().await.unwrap();
+    holder
+        .query_drop("SET SESSION binlog_format = 'STATEMENT'")
+        .await
+        .unwrap();
+    holder
+        .query_drop("CREATE TEMPORARY TABLE s.held_open (a INT)")
+        .await
+        .unwrap();
+    let mut r1c = r1.conn().await.unwrap();
+    for _ in 0..300 {
+        let open: Option<(String, u64)> = r1c
+            .query_first("SHOW GLOBAL STATUS LIKE 'Slave_open_temp_tables'")
+            .await
+            .unwrap();
+        if open.is_some_and(|(_, n)| n > 0) {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let refused = r1.scratch("r1-refused");
+    let out = run_xb_backup(
+        &r1,
+        &[
+            "--target-dir",
+            refused.to_str().unwrap(),
+            "--safe-slave-backup",
+            "--safe-slave-backup-timeout=4",
+        ],
+    )
+    .await;
+    assert_failure_mentions(&out, &["1 open temporary table(s) after 4 s", "hint: "]);
+    assert_eq!(out.status.code(), Some(26));
+    assert_eq!(
+        replica_status(&r1, "Slave_SQL_Running").await.as_deref(),
+        Some("Yes"),
+        "R1's SQL thread runs again after the refused backup"
+    );
+    holder
+        .query_drop("DROP TEMPORARY TABLE s.held_open")
+        .await
+        .unwrap();
+    drop(holder);
 
     // the primary takes writes while R1 is backed up
     let load = WriteLoad::start(primary.opts(), &spec);
@@ -284,7 +339,7 @@ async fn mariadb1011_second_replica_from_a_replica_backup_with_slave_info() {
     load.stop().await.expect("load ran without errors");
     write_after_backup(&primary);
     assert_eq!(
-        slave_status(&r1, "Slave_SQL_Running").await.as_deref(),
+        replica_status(&r1, "Slave_SQL_Running").await.as_deref(),
         Some("Yes"),
         "R1's SQL thread runs again after the backup"
     );
@@ -312,7 +367,7 @@ async fn mariadb1011_second_replica_from_a_replica_backup_with_slave_info() {
     wait_caught_up(&r2, &primary).await;
     assert_same_tables(&r2, &primary).await;
     assert_eq!(
-        slave_status(&r2, "Master_Port").await,
+        replica_status(&r2, "Master_Port").await,
         Some(primary.port().to_string()),
         "R2 replicates from the primary itself"
     );

@@ -59,8 +59,8 @@ pub struct BackupOptions {
     /// When the server is a replica, record its source's coordinates at
     /// the consistent point in `xtrabackup_slave_info` (`--slave-info`).
     pub slave_info: bool,
-    /// Stop the replica's SQL thread before the non-InnoDB tables are
-    /// copied and wait at most this long for its temporary tables to close
+    /// Stop the replica's SQL thread before the backup takes its locks
+    /// and wait at most this long for its temporary tables to close
     /// (`--safe-slave-backup`; XtraBackup's default timeout is 300 s).
     pub safe_slave_backup: Option<Duration>,
 }

@@ -6,15 +6,15 @@
 //! 2. **start the redo copy**: the flavour opens the server's log at its
 //!    latest checkpoint (`Flavour::redo`); a thread
 //!    ([`redo_copy`]) copies and validates log from there on;
-//! 3. **protect DDL**: `Flavour::protect_ddl`;
+//! 3. **protect DDL**: `Flavour::protect_ddl` (before it, with
+//!    `--safe-slave-backup`, a replica's SQL thread is stopped until the
+//!    end, [`replica`]);
 //! 4. **copy InnoDB**: every tablespace the datadir walk finds ([`files`])
 //!    and the server reports ([`spaces`]), N workers, pages validated
 //!    ([`data_copy`]); then the tablespaces the DDL protection did not cover
 //!    (`Flavour::after_innodb`); then the server's list again:
 //!    anything not copied fails the backup, naming it;
-//! 5. **copy non-InnoDB** under the lock they need (with
-//!    `--safe-slave-backup` a replica's SQL thread is stopped first, until
-//!    the end, [`replica`])
+//! 5. **copy non-InnoDB** under the lock they need
 //!    (`Flavour::copy_non_innodb`; TokuDB's steps run here on
 //!    servers with that plugin, `tokudb`);
 //! 6. **consistent point**: commits are blocked; binlog coordinates, GTID
@@ -415,6 +415,14 @@ async fn locked_phases<F: Flavour>(
     step: &mut Step<'_>,
     copy_start: u64,
 ) -> Result<(ConsistentPoint, Option<String>), BackupError> {
+    // --safe-slave-backup: no replicated temporary table open, the SQL
+    // thread stopped until the end. Before any backup lock: a SQL thread
+    // started and stopped again while MariaDB's BACKUP STAGE BLOCK_DDL was
+    // held never stopped (STOP SLAVE hung), so the replica pauses for the
+    // whole copy instead of only its non-InnoDB part.
+    if let Some(timeout) = step.ctx.safe_slave_backup {
+        replica::make_safe(step, timeout).await?;
+    }
     // 3. protect DDL
     flavour.protect_ddl(step).await?;
     if !step.ctx.facts.mariadb {
@@ -467,11 +475,7 @@ async fn locked_phases<F: Flavour>(
             files: display(&missing),
         });
     }
-    // 5. copy non-InnoDB (with --safe-slave-backup: no replicated
-    // temporary table open, the SQL thread stopped until the end)
-    if let Some(timeout) = step.ctx.safe_slave_backup {
-        replica::make_safe(step, timeout).await?;
-    }
+    // 5. copy non-InnoDB
     let non_innodb = NonInnodb {
         tables: manifest.non_innodb,
         aria: manifest.aria,

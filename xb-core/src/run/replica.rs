@@ -9,8 +9,9 @@
 //!   statements that point a server restored from this backup at the same
 //!   source. A server that is not a replica gets a warning and no file, as
 //!   with the vendor tools.
-//! - `--safe-slave-backup`: before the non-InnoDB tables are copied, the
-//!   replica's SQL thread is stopped, and the backup waits until no
+//! - `--safe-slave-backup`: before the backup takes its locks (XtraBackup
+//!   waits until the non-InnoDB copy; see `run::backup` for why xb does
+//!   not), the replica's SQL thread is stopped, and the backup waits until no
 //!   replicated temporary table is open (a temporary table lives only in
 //!   the server's memory, so a backup taken while one is open restores a
 //!   replica that fails on the next statement using it). The SQL threads
