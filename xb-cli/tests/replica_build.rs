@@ -6,7 +6,7 @@
 //!    with its own server-id, point it at the primary with the GTID the
 //!    backup recorded in `xtrabackup_binlog_info`, let it catch up once the
 //!    load has stopped, and compare every table with the primary.
-//! 2. A second replica from a replica's backup (MariaDB 10.11): back up
+//! 2. A second replica from a replica's backup (MariaDB 10.11, MySQL 9.7): back up
 //!    replica R1 with `--slave-info --safe-slave-backup` while the primary
 //!    takes writes, build R2 from that backup with the statements in its
 //!    `xtrabackup_slave_info`, so R2 replicates from the primary itself.
@@ -402,4 +402,71 @@ async fn slave_info_on_a_server_that_is_not_a_replica_warns_and_writes_nothing()
     );
     assert!(target.join("xtrabackup_binlog_info").is_file());
     assert!(!target.join("xtrabackup_slave_info").exists());
+}
+
+/// Runbook 2 on MySQL 9.7: R1 replicates from the primary by GTID
+/// auto-position; its backup with `--slave-info --safe-slave-backup`,
+/// taken while the primary writes, holds `gtid_purged` and
+/// `SOURCE_AUTO_POSITION=1`, and R2 built from it replicates from the
+/// primary.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mysql97_second_replica_from_a_replica_backup_with_slave_info() {
+    let replica_args = |id: u32| {
+        format!("--gtid-mode=ON --enforce-gtid-consistency=ON --log-bin=binlog --server-id={id}")
+    };
+    let primary = TestServer::start_with_args(Flavor::MySql97, MYSQL_PRIMARY).unwrap();
+    create_replication_user(&primary);
+    let spec = small_load();
+    let p_backup = backup_under_load(&primary, &spec, &[]).await;
+    let r1_dir = scratch_dir("xb-r1-");
+    let r1 = restore_new_server(&primary, &p_backup, r1_dir.path(), &replica_args(2));
+    point_at_primary_by_gtid(&r1, &primary, &backup_gtid(&p_backup));
+    wait_caught_up(&r1, &primary).await;
+
+    let load = WriteLoad::start(primary.opts(), &spec);
+    load.wait_for_commits(200).await;
+    let r1_backup = r1.scratch("r1-backup");
+    let out = run_xb_backup(
+        &r1,
+        &[
+            "--target-dir",
+            r1_backup.to_str().unwrap(),
+            "--replica-info",
+            "--safe-slave-backup",
+        ],
+    )
+    .await;
+    assert_success(&out);
+    load.wait_for_commits(200).await;
+    load.stop().await.expect("load ran without errors");
+    write_after_backup(&primary);
+    assert_eq!(
+        replica_status(&r1, "Replica_SQL_Running").await.as_deref(),
+        Some("Yes"),
+        "R1's SQL thread runs again after the backup"
+    );
+
+    let info = std::fs::read_to_string(r1_backup.join("xtrabackup_slave_info")).unwrap();
+    assert!(info.starts_with("SET GLOBAL gtid_purged='"), "{info}");
+    assert!(
+        info.ends_with("';\nCHANGE REPLICATION SOURCE TO SOURCE_AUTO_POSITION=1;\n"),
+        "{info}"
+    );
+    let r2_dir = scratch_dir("xb-r2-");
+    // R1's replication settings are InnoDB tables, so R2 inherits them:
+    // it starts with replication off and forgets them first
+    let r2_args = format!("{} --skip-replica-start", replica_args(3));
+    let r2 = restore_new_server(&r1, &r1_backup, r2_dir.path(), &r2_args);
+    r2.sql(&format!(
+        "RESET REPLICA ALL; RESET BINARY LOGS AND GTIDS; {} {info} START REPLICA;",
+        source_is(&primary)
+    ))
+    .unwrap();
+    wait_caught_up(&r2, &primary).await;
+    assert_same_tables(&r2, &primary).await;
+    assert_eq!(
+        replica_status(&r2, "Source_Port").await,
+        Some(primary.port().to_string()),
+        "R2 replicates from the primary itself"
+    );
 }
