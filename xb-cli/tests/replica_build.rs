@@ -174,7 +174,29 @@ async fn wait_caught_up(replica: &TestServer, primary: &TestServer) {
             break;
         }
     }
-    let status = replica.sql("SHOW REPLICA STATUS\\G").unwrap_or_default();
+    let mut status = String::new();
+    for col in [
+        "Last_SQL_Error",
+        "Last_IO_Error",
+        "Executed_Gtid_Set",
+        "Gtid_Slave_Pos",
+    ] {
+        if let Some(v) = replica_status(replica, col).await {
+            status.push_str(&format!("{col}: {v}\n"));
+        }
+    }
+    if primary.flavor().is_mysql() {
+        let rows: Vec<(String, String)> = r
+            .query(
+                "SELECT CAST(WORKER_ID AS CHAR), LAST_ERROR_MESSAGE FROM \
+                 performance_schema.replication_applier_status_by_worker WHERE LAST_ERROR_NUMBER <> 0",
+            )
+            .await
+            .unwrap_or_default();
+        for (w, msg) in rows {
+            status.push_str(&format!("worker {w}: {msg}\n"));
+        }
+    }
     panic!("the replica did not reach the primary's {gtid} within {CATCH_UP_SECS} s:\n{status}");
 }
 

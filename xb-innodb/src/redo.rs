@@ -307,6 +307,16 @@ impl RedoScanner {
         }
     }
 
+    /// The copy ends at `lsn` (the backup's consistent point): a format
+    /// whose server keeps committing while the point is read (MySQL
+    /// 8.0.30+) cuts its log there; see [`crate::redo8030::Scanner8030::stop_at`].
+    /// MariaDB's point is read with commits blocked, so its log needs no cut.
+    pub fn stop_at(&mut self, lsn: u64) {
+        if let RedoScanner::MySql8030(s) = self {
+            s.stop_at(lsn);
+        }
+    }
+
     /// Why the last poll ended where it did, in words for an error message
     /// about a copy that stopped advancing.
     #[must_use]

@@ -288,6 +288,26 @@ impl Log8030 {
     }
 }
 
+/// The valid block `b` for `lsn`, ended at `limit` inside it: `None` when
+/// `b` is not valid or its log does not reach `limit` yet.
+fn cut_block(b: &[u8], lsn: u64, limit: u64) -> Option<Vec<u8>> {
+    let keep = usize::try_from(limit.checked_sub(lsn)?).ok()?;
+    let len = usize::from(block_ok(b, lsn)?);
+    if !(12..=508).contains(&keep) || len < keep {
+        return None;
+    }
+    let mut cut = b.to_vec();
+    cut[keep..508].fill(0);
+    cut[4..6].copy_from_slice(&u16::try_from(keep).ok()?.to_be_bytes());
+    // no record group starts in what is left past the cut
+    if usize::from(be16(&cut, 6)) >= keep {
+        cut[6..8].copy_from_slice(&0u16.to_be_bytes());
+    }
+    let crc = crc32c::crc32c(&cut[..508]);
+    cut[508..512].copy_from_slice(&crc.to_be_bytes());
+    Some(cut)
+}
+
 /// Is `b` the valid block for `lsn`? Returns its `data_len`.
 fn block_ok(b: &[u8], lsn: u64) -> Option<u16> {
     let no = be32(b, 0) & 0x7FFF_FFFF;
@@ -307,6 +327,8 @@ pub struct Scanner8030 {
     end: u64,
     partial: Option<Vec<u8>>,
     buf: Vec<u8>,
+    /// The LSN the copy ends at, once known ([`Scanner8030::stop_at`]).
+    limit: Option<u64>,
     /// Why the last poll stopped where it did.
     pub stop: crate::be::BlockStop,
 }
@@ -324,7 +346,35 @@ impl Scanner8030 {
             end: lsn,
             partial: None,
             buf: Vec::new(),
+            limit: None,
             stop: crate::be::BlockStop::End,
+        }
+    }
+
+    /// Ends the copy at `lsn`, the backup's consistent point: log past it
+    /// is not handed out, and the block holding it ends there (its
+    /// `data_len` cut, the rest zeroed, its checksum made again), so the
+    /// server's recovery stops exactly there.
+    ///
+    /// MySQL keeps committing while a backup reads its consistent point
+    /// (`performance_schema.log_status`); the binlog position and GTID set
+    /// recorded are those of that LSN, and a transaction committed in log
+    /// copied past it would be in the restored data but not in those
+    /// coordinates (a replica set up from them fails on it; a binlog
+    /// replay applies it twice). `lsn` must not be behind what was handed
+    /// out already, and is an mtr boundary (log_status reports one).
+    pub fn stop_at(&mut self, lsn: u64) {
+        self.limit = Some(lsn);
+        if let Some(b) = self.partial.take() {
+            // the kept-back block may already reach past the limit
+            let start = self.end / BLOCK * BLOCK;
+            self.partial = Some(match cut_block(&b, start, lsn) {
+                Some(cut) => {
+                    self.end = self.end.min(lsn);
+                    cut
+                }
+                None => b,
+            });
         }
     }
 
@@ -388,6 +438,20 @@ impl Scanner8030 {
             let mut partial = None;
             for (i, b) in self.buf.chunks_exact(512).enumerate() {
                 let lsn = self.next + (i as u64) * BLOCK;
+                if let Some(limit) = self.limit.filter(|&l| l < lsn + BLOCK) {
+                    // the block that holds the end point: kept back, cut
+                    // there once the log reaches it
+                    if let Some(cut) = (limit > lsn).then(|| cut_block(b, lsn, limit)).flatten() {
+                        partial = Some((cut, limit));
+                        self.stop = crate::be::BlockStop::Partial;
+                    } else if let Some(n) = block_ok(b, lsn) {
+                        partial = Some((b.to_vec(), lsn + u64::from(n)));
+                        self.stop = crate::be::BlockStop::Partial;
+                    } else {
+                        self.stop = crate::be::BlockStop::End;
+                    }
+                    break;
+                }
                 match block_ok(b, lsn) {
                     Some(512) => full = i + 1,
                     Some(n) => {
@@ -571,6 +635,65 @@ mod tests {
             Ok(())
         });
         (r, out, s.stop)
+    }
+
+    #[test]
+    fn a_copy_stopped_at_the_end_point_ends_inside_its_block() {
+        // log runs three blocks past the end point, which is 200 bytes
+        // into its block
+        let point = S + 4 * 512 + 200;
+        let d = redo_dir(1, S + 8 * 512, S);
+        let mut log = Log8030::open(d.path()).unwrap();
+        let mut s = Scanner8030::new(S);
+        s.stop_at(point);
+        let mut out = Vec::new();
+        let reached = s
+            .poll(&mut log, &mut |b| {
+                out.extend_from_slice(b);
+                Ok(())
+            })
+            .unwrap();
+        assert_eq!(reached, point);
+        assert_eq!(out.len(), 4 * 512, "only the blocks before the end point's");
+        s.tail(&mut |b| {
+            out.extend_from_slice(b);
+            Ok(())
+        })
+        .unwrap();
+        assert_eq!(out.len(), 5 * 512);
+        let last = &out[4 * 512..];
+        assert_eq!(
+            block_ok(last, S + 4 * 512),
+            Some(200),
+            "cut, and its checksum good"
+        );
+        assert!(
+            last[200..508].iter().all(|&b| b == 0),
+            "nothing past the point"
+        );
+    }
+
+    #[test]
+    fn a_kept_back_block_past_the_end_point_is_cut_too() {
+        // the last poll kept back a block written past the point
+        let point = S + 2 * 512 + 50;
+        let d = redo_dir(1, S + 2 * 512, S); // then a block of 100 bytes
+        let mut log = Log8030::open(d.path()).unwrap();
+        let mut s = Scanner8030::new(S);
+        let mut out = Vec::new();
+        s.poll(&mut log, &mut |b| {
+            out.extend_from_slice(b);
+            Ok(())
+        })
+        .unwrap();
+        s.stop_at(point);
+        assert_eq!(s.lsn(), point);
+        s.tail(&mut |b| {
+            out.extend_from_slice(b);
+            Ok(())
+        })
+        .unwrap();
+        assert_eq!(block_ok(&out[2 * 512..], S + 2 * 512), Some(50));
     }
 
     #[test]

@@ -71,6 +71,10 @@ impl RedoFeed for Feed {
         self.scanner.trust_up_to(lsn);
     }
 
+    fn stop_at(&mut self, lsn: u64) {
+        self.scanner.stop_at(lsn);
+    }
+
     fn stopped_because(&self) -> &'static str {
         self.scanner.stopped_because()
     }

@@ -210,6 +210,7 @@ impl Flavour for MySql {
                         .await?;
                     step.found.commits_blocked();
                 }
+                hold_redo_copy(step.copier);
                 log_status::read(step.session.conn()).await?
             }
         };
@@ -270,4 +271,13 @@ async fn count(conn: &mut Conn, sql: &str) -> Result<u64, BackupError> {
         .await
         .map_err(|e| BackupError::sql(sql, &e))?;
     Ok(n.unwrap_or(0))
+}
+
+/// Before the end point is read: the redo copier stops handing out log, so
+/// the copy can end exactly at that point (MySQL keeps committing while
+/// `log_status` is read; see `Scanner8030::stop_at`).
+pub(super) fn hold_redo_copy(copier: Option<&super::redo_copy::RedoCopier>) {
+    if let Some(c) = copier {
+        tokio::task::block_in_place(|| c.hold(std::time::Duration::from_secs(30)));
+    }
 }

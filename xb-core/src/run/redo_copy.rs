@@ -43,6 +43,9 @@ pub trait RedoFeed: Send {
     /// backup's end point, read before `FLUSH ENGINE LOGS` or the like):
     /// log up to there is final wherever it lies.
     fn trust_up_to(&mut self, _lsn: u64) {}
+    /// The copy ends exactly at `lsn`: no log past it is handed out (see
+    /// [`xb_innodb::redo::RedoScanner::stop_at`]).
+    fn stop_at(&mut self, _lsn: u64) {}
     /// Why the last poll ended where it did (for a copy that stops
     /// advancing: the error says what the log holds there).
     fn stopped_because(&self) -> &'static str {
@@ -146,6 +149,10 @@ struct Shared {
     stopped_because: Mutex<&'static str>,
     target: AtomicU64,
     cancel: AtomicBool,
+    /// Asked: hand out nothing more until a target is set.
+    hold: AtomicBool,
+    /// The thread is holding (no poll in flight).
+    held: AtomicBool,
     wake: (Mutex<bool>, Condvar),
 }
 
@@ -188,8 +195,17 @@ impl RedoCopier {
                     .map_err(|source| RedoCopyError::Out { lsn: lsn0, source })?;
                 loop {
                     let target = sh.target.load(Ordering::Acquire);
+                    if target == 0 && sh.hold.load(Ordering::Acquire) {
+                        sh.held.store(true, Ordering::Release);
+                        if sh.cancel.load(Ordering::Acquire) {
+                            return Ok(sh.copied.load(Ordering::Acquire));
+                        }
+                        std::thread::sleep(Duration::from_millis(2));
+                        continue;
+                    }
                     if target != 0 {
                         feed.trust_up_to(target);
+                        feed.stop_at(target);
                     }
                     let mut out_err = None;
                     let reached = feed.poll(&mut |buf| keep_err(out.write(buf), &mut out_err));
@@ -278,6 +294,22 @@ impl RedoCopier {
     #[must_use]
     pub fn is_running(&self) -> bool {
         self.thread.as_ref().is_some_and(|t| !t.is_finished())
+    }
+
+    /// Stops handing out log until [`Self::finish_at`] names the end point,
+    /// and returns once no read is in flight: everything copied so far was
+    /// in the log before the end point is read, so the copy can end exactly
+    /// at it. Waits at most `patience` (a thread that has stopped or
+    /// failed is not waited for: `finish_at` reports it).
+    pub fn hold(&self, patience: Duration) {
+        self.shared.hold.store(true, Ordering::Release);
+        let until = std::time::Instant::now() + patience;
+        while !self.shared.held.load(Ordering::Acquire)
+            && self.is_running()
+            && std::time::Instant::now() < until
+        {
+            std::thread::sleep(Duration::from_millis(1));
+        }
     }
 
     /// Asks the thread to copy up to `target` and stop; waits at most

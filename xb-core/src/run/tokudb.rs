@@ -107,6 +107,7 @@ impl ReadLockHook<Conn> for UnderReadLock<'_> {
         let files = std::mem::take(&mut self.files);
         let stats =
             tokio::task::block_in_place(|| copy_jobs(self.ctx, self.progress, files, self.copier))?;
+        super::mysql::hold_redo_copy(self.copier);
         let status = log_status::read(conn).await?;
         self.done = Some(Locked {
             status,
