@@ -278,6 +278,6 @@ async fn count(conn: &mut Conn, sql: &str) -> Result<u64, BackupError> {
 /// `log_status` is read; see `Scanner8030::stop_at`).
 pub(super) fn hold_redo_copy(copier: Option<&super::redo_copy::RedoCopier>) {
     if let Some(c) = copier {
-        tokio::task::block_in_place(|| c.hold(std::time::Duration::from_secs(30)));
+        tokio::task::block_in_place(|| c.hold());
     }
 }

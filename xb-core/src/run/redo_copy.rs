@@ -299,15 +299,13 @@ impl RedoCopier {
     /// Stops handing out log until [`Self::finish_at`] names the end point,
     /// and returns once no read is in flight: everything copied so far was
     /// in the log before the end point is read, so the copy can end exactly
-    /// at it. Waits at most `patience` (a thread that has stopped or
-    /// failed is not waited for: `finish_at` reports it).
-    pub fn hold(&self, patience: Duration) {
+    /// at it. A read in flight ends at the end of the log written so far,
+    /// so this waits for that read, however long a backlog it copies; a
+    /// thread that has stopped or failed is not waited for (`finish_at`
+    /// reports it).
+    pub fn hold(&self) {
         self.shared.hold.store(true, Ordering::Release);
-        let until = std::time::Instant::now() + patience;
-        while !self.shared.held.load(Ordering::Acquire)
-            && self.is_running()
-            && std::time::Instant::now() < until
-        {
+        while !self.shared.held.load(Ordering::Acquire) && self.is_running() {
             std::thread::sleep(Duration::from_millis(1));
         }
     }
