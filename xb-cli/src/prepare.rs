@@ -34,6 +34,11 @@ pub struct PrepareArgs {
     /// --apply-log-only whose to_lsn is the incremental's from_lsn).
     #[arg(long, value_name = "DIR")]
     pub incremental_dir: Option<PathBuf>,
+    /// After recovery, have the server write each InnoDB table's .cfg (and
+    /// .cfp) beside its .ibd, for ALTER TABLE … IMPORT TABLESPACE; also on a
+    /// backup already prepared. Not with --apply-log-only.
+    #[arg(long)]
+    pub export: bool,
 }
 
 /// Runs `xb-cli prepare`; returns the process exit code (0, or the
@@ -50,6 +55,7 @@ pub fn run(args: PrepareArgs) -> u8 {
     opts.use_memory = args.use_memory;
     opts.timeout = Duration::from_secs(args.timeout);
     opts.apply_log_only = args.apply_log_only;
+    opts.export = args.export;
     if let Some(inc) = args.incremental_dir {
         opts = opts.incremental_dir(inc);
     }
@@ -61,15 +67,34 @@ pub fn run(args: PrepareArgs) -> u8 {
                     m.deltas, m.pages, m.new_spaces, m.moved, m.copied, m.removed
                 );
             }
-            eprintln!(
-                "xb: prepared {}: redo applied from LSN {} to {} (backup end point {}), {} DDL marker(s), server took {:.1}s",
-                args.target_dir.display(),
-                report.first_lsn,
-                report.log_end_lsn,
-                report.last_lsn,
-                report.ddl_markers_applied,
-                report.server_time.as_secs_f64()
-            );
+            if let Some(x) = &report.export {
+                for n in &x.not_exported {
+                    eprintln!("xb: warning: {} not exported: {}", n.table, n.reason);
+                }
+                eprintln!(
+                    "xb: exported {} of {} InnoDB table(s): {} .cfg/.cfp file(s) written",
+                    x.tables - x.not_exported.len(),
+                    x.tables,
+                    x.files
+                );
+            }
+            if report.already_prepared {
+                eprintln!(
+                    "xb: {} was prepared already: no redo applied, server took {:.1}s",
+                    args.target_dir.display(),
+                    report.server_time.as_secs_f64()
+                );
+            } else {
+                eprintln!(
+                    "xb: prepared {}: redo applied from LSN {} to {} (backup end point {}), {} DDL marker(s), server took {:.1}s",
+                    args.target_dir.display(),
+                    report.first_lsn,
+                    report.log_end_lsn,
+                    report.last_lsn,
+                    report.ddl_markers_applied,
+                    report.server_time.as_secs_f64()
+                );
+            }
             eprintln!("xb: prepare completed OK");
             0
         }

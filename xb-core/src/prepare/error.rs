@@ -168,6 +168,27 @@ pub enum PrepareError {
         /// What is wrong.
         reason: String,
     },
+    /// `--export` with `--apply-log-only`: the export needs the rolled-back,
+    /// final state of each table, which only a full prepare gives.
+    #[error(
+        "{dir}: --export cannot go with --apply-log-only (the tables are exported from a full prepare only)"
+    )]
+    ExportWithApplyLogOnly {
+        /// The backup directory.
+        dir: PathBuf,
+    },
+    /// The SQL session with the prepare server failed during `--export`.
+    /// Recovery itself had finished and the server was shut down cleanly,
+    /// so the backup is marked prepared; `--export` may be run on it again.
+    #[error("{dir}: --export failed while {step}: {source}")]
+    Export {
+        /// The backup directory.
+        dir: PathBuf,
+        /// What the session was doing.
+        step: &'static str,
+        /// The driver's or the server's error.
+        source: mysql_async::Error,
+    },
     /// An I/O error on a named path.
     #[error("{path}: {source}")]
     Io {
@@ -198,19 +219,21 @@ pub enum UnsafeMarkerPath {
 }
 
 impl PrepareError {
-    /// Stable code, also the CLI's exit code (30–36; the backup's own codes
-    /// are 10–24):
-    /// 30 not a backup that can be prepared (missing, incomplete, already
-    /// prepared), 31 a damaged backup, 32 a backup this version cannot
+    /// Stable code, also the CLI's exit code (30–38; the backup's own codes
+    /// are 10–26):
+    /// 30 not a backup that can be prepared as asked (missing, incomplete,
+    /// already prepared, `--export` with `--apply-log-only`), 31 a damaged backup, 32 a backup this version cannot
     /// prepare, 33 no fitting server binary, 34 recovery failed, 35 refused
     /// as unsafe (nothing changed), 36 I/O, 37 an incremental that does not
-    /// fit the base (wrong type, order, or a base rolled back).
+    /// fit the base (wrong type, order, or a base rolled back), 38 the
+    /// `--export` session with the prepare server failed.
     #[must_use]
     pub fn code(&self) -> u8 {
         match self {
             PrepareError::NotABackup { .. }
             | PrepareError::Incomplete { .. }
-            | PrepareError::WrongBackupType { .. } => 30,
+            | PrepareError::WrongBackupType { .. }
+            | PrepareError::ExportWithApplyLogOnly { .. } => 30,
             PrepareError::BadCheckpoints { .. }
             | PrepareError::LogTooShort { .. }
             | PrepareError::BadDelta { .. } => 31,
@@ -225,6 +248,7 @@ impl PrepareError {
             PrepareError::BaseNotLogApplied { .. }
             | PrepareError::NotIncremental { .. }
             | PrepareError::IncrementalMismatch { .. } => 37,
+            PrepareError::Export { .. } => 38,
         }
     }
 
@@ -239,7 +263,13 @@ impl PrepareError {
                 "This backup did not finish and cannot be restored; take a new backup."
             }
             PrepareError::WrongBackupType { .. } => {
-                "A prepared backup needs no second prepare; restore it as it is."
+                "A prepared backup needs no second prepare; restore it as it is (a full-prepared one takes --export)."
+            }
+            PrepareError::ExportWithApplyLogOnly { .. } => {
+                "Apply every incremental first (each with --apply-log-only but the last), then give --export to the last prepare, or run --export alone on the full-prepared backup."
+            }
+            PrepareError::Export { .. } => {
+                "Read the server's error in the message and xb_prepare.log in the backup; the recovery itself is complete and the backup marked full-prepared, so run prepare --export on it again once that is fixed."
             }
             PrepareError::BadCheckpoints { .. } => {
                 "The backup's metadata is damaged; take a new backup."

@@ -46,6 +46,7 @@
 //! reader the backup copied it with, so prepare parses no format itself.
 
 mod error;
+mod export;
 mod incremental;
 mod markers;
 mod recovery;
@@ -60,6 +61,7 @@ use xb_innodb::redo::{RedoError, RedoFormat, RedoLog};
 
 use error::io_err;
 pub use error::{PrepareError, UnsafeMarkerPath};
+pub use export::{ExportReport, NotExported};
 pub use incremental::{INCREMENTAL, MERGING, Merged};
 
 use crate::checkpoints::Checkpoints;
@@ -107,6 +109,14 @@ pub struct PrepareOptions {
     /// to exactly the incremental's `from_lsn` (XtraBackup's
     /// `--incremental-dir`). See the `incremental` module.
     pub incremental_dir: Option<PathBuf>,
+    /// After recovery, while the prepare server is still up, have it write
+    /// each InnoDB table's `.cfg` (and `.cfp`) for `ALTER TABLE … IMPORT
+    /// TABLESPACE` (see the `export` module); tables that cannot be
+    /// exported are warnings in [`PrepareReport::export`]. Refused with
+    /// `apply_log_only`. On a backup already `full-prepared`, as with
+    /// XtraBackup, the server starts once more (recovery has nothing left
+    /// to do) and only exports.
+    pub export: bool,
 }
 
 impl PrepareOptions {
@@ -121,6 +131,7 @@ impl PrepareOptions {
             timeout: Duration::from_secs(3600),
             apply_log_only: false,
             incremental_dir: None,
+            export: false,
         }
     }
 
@@ -135,6 +146,13 @@ impl PrepareOptions {
     #[must_use]
     pub fn apply_log_only(mut self, yes: bool) -> Self {
         self.apply_log_only = yes;
+        self
+    }
+
+    /// Sets [`PrepareOptions::export`].
+    #[must_use]
+    pub fn export(mut self, yes: bool) -> Self {
+        self.export = yes;
         self
     }
 
@@ -170,6 +188,11 @@ pub struct PrepareReport {
     pub server_time: Duration,
     /// What merging `--incremental-dir` did, when one was given.
     pub merged: Option<Merged>,
+    /// The backup was `full-prepared` already: no redo was applied, the
+    /// server only started for `--export` (the LSNs are the recorded ones).
+    pub already_prepared: bool,
+    /// What `--export` did, when asked.
+    pub export: Option<ExportReport>,
 }
 
 /// The backup's copied redo, named as errors name it: `#innodb_redo/`
@@ -265,6 +288,9 @@ fn prepared_type(opts: &PrepareOptions) -> &'static str {
 /// [`PrepareError`] naming the file or program at fault.
 pub fn prepare(opts: &PrepareOptions) -> Result<PrepareReport, PrepareError> {
     let dir = fs::canonicalize(&opts.target_dir).map_err(io_err(&opts.target_dir))?;
+    if opts.export && opts.apply_log_only {
+        return Err(PrepareError::ExportWithApplyLogOnly { dir });
+    }
     let cp_file = dir.join("xtrabackup_checkpoints");
     if !cp_file.is_file() {
         return Err(PrepareError::NotABackup { dir });
@@ -284,6 +310,9 @@ pub fn prepare(opts: &PrepareOptions) -> Result<PrepareReport, PrepareError> {
             let inc = fs::canonicalize(inc).map_err(io_err(inc))?;
             let inc_cps = incremental::check(&dir, &cps, &inc)?;
             Some((inc, inc_cps))
+        }
+        None if opts.export && cps.backup_type == FULL_PREPARED => {
+            return export_prepared(opts, &dir, &cps);
         }
         None if cps.backup_type != "full-backuped" => {
             return Err(PrepareError::WrongBackupType {
@@ -325,18 +354,55 @@ pub fn prepare(opts: &PrepareOptions) -> Result<PrepareReport, PrepareError> {
     let redirect = remote::Redirect::apply(&dir, redo_format)?;
     tracing::info!(dir = %dir.display(), server = %server.display(), server_version = %server_version.text, source_version = %source.text, first_lsn, last_lsn = cps.last_lsn, remote_tables = redirect.isl_count(), apply_log_only = opts.apply_log_only, "starting recovery");
     // on an error the redirect is dropped, which puts everything back
-    let server_time = recovery::recover_with_server(opts, &dir, &server, redo_format)?;
+    let recovered = recovery::recover_with_server(opts, &dir, &server, redo_format)?;
     redirect.restore(true)?;
     cps.backup_type = prepared_type(opts).into();
     fs::write(&cp_file, cps.render()).map_err(io_err(&cp_file))?;
+    // recovery is complete and recorded even when the export failed
+    let export = recovered.export.transpose()?;
     Ok(PrepareReport {
         first_lsn,
         log_end_lsn,
         to_lsn: cps.to_lsn,
         last_lsn: cps.last_lsn,
         ddl_markers_applied,
-        server_time,
+        server_time: recovered.time,
         merged,
+        already_prepared: false,
+        export,
+    })
+}
+
+/// `--export` on a backup already `full-prepared` (XtraBackup allows a
+/// second `--prepare --export`): no log check or marker (both were done),
+/// the server of the recorded version starts on the backup, where
+/// recovery finds a clean log, and exports.
+fn export_prepared(
+    opts: &PrepareOptions,
+    dir: &Path,
+    cps: &Checkpoints,
+) -> Result<PrepareReport, PrepareError> {
+    let source = server::recorded_version(dir)?;
+    let format = server::redo_format_of(&source);
+    let (server, server_version) = server::find_server(opts, &source)?;
+    // tables the source kept outside its datadir: their .isl files name
+    // the source's paths again, so they are pointed at the backup as for
+    // a recovery (a prepared log names no file of the source)
+    let redirect = remote::Redirect::apply(dir, format)?;
+    tracing::info!(dir = %dir.display(), server = %server.display(), server_version = %server_version.text, "starting the server on a prepared backup for --export");
+    let recovered = recovery::recover_with_server(opts, dir, &server, format)?;
+    redirect.restore(true)?;
+    let export = recovered.export.transpose()?;
+    Ok(PrepareReport {
+        first_lsn: cps.last_lsn,
+        log_end_lsn: cps.last_lsn,
+        to_lsn: cps.to_lsn,
+        last_lsn: cps.last_lsn,
+        ddl_markers_applied: 0,
+        server_time: recovered.time,
+        merged: None,
+        already_prepared: true,
+        export,
     })
 }
 

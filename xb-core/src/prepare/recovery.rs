@@ -13,6 +13,7 @@ use xb_innodb::redo::RedoFormat;
 
 use super::PrepareOptions;
 use super::error::{PrepareError, io_err};
+use super::export::{self, ExportReport};
 
 /// The `[mysqld]` lines of backup-my.cnf (InnoDB layout of the source).
 fn backup_settings(dir: &Path) -> Result<String, PrepareError> {
@@ -255,14 +256,24 @@ fn log_tail(file: &Path) -> String {
     lines[lines.len().saturating_sub(25)..].join("\n")
 }
 
+/// What a run of the recovery server did.
+pub(super) struct Recovered {
+    /// From start to clean shutdown.
+    pub time: Duration,
+    /// The `--export` step's outcome, when asked: an error here came after
+    /// a complete recovery and a clean shutdown.
+    pub export: Option<Result<ExportReport, PrepareError>>,
+}
+
 /// Runs the server on the backup (whose redo is in `format`) until it is
-/// ready, then stops it cleanly.
+/// ready, has it export the tables with `opts.export`, then stops it
+/// cleanly.
 pub(super) fn recover_with_server(
     opts: &PrepareOptions,
     dir: &Path,
     server: &Path,
     format: RedoFormat,
-) -> Result<Duration, PrepareError> {
+) -> Result<Recovered, PrepareError> {
     let run = tempfile::Builder::new()
         .prefix("xb-prepare-")
         .tempdir()
@@ -311,6 +322,10 @@ pub(super) fn recover_with_server(
         }
         std::thread::sleep(Duration::from_millis(100));
     }
+    // ready: recovery is done and the server is the backup's only user
+    let export = opts
+        .export
+        .then(|| export::export_tables(&run.path().join("s.sock"), dir, opts.timeout));
     let status = terminate(&mut child, opts.timeout).map_err(&failed)?;
     let log = fs::read_to_string(&err_log).unwrap_or_default();
     if !status.success() || !log.contains("Shutdown complete") {
@@ -319,7 +334,10 @@ pub(super) fn recover_with_server(
     // Keep the server's account of the recovery with the backup.
     let keep = dir.join("xb_prepare.log");
     fs::copy(&err_log, &keep).map_err(io_err(&keep))?;
-    Ok(started.elapsed())
+    Ok(Recovered {
+        time: started.elapsed(),
+        export,
+    })
 }
 
 /// Sends SIGTERM (a clean shutdown for mysqld/mariadbd) and waits.

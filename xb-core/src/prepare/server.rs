@@ -137,18 +137,8 @@ pub(super) fn source_version(dir: &Path, redo: RedoFormat) -> Result<Version, Pr
         file: file.clone(),
         reason,
     };
-    let text = match fs::read_to_string(&file) {
-        Ok(text) => text,
-        Err(e) => return Err(bad(format!("cannot be read ({e})"))),
-    };
-    let value = text
-        .lines()
-        .filter_map(|l| l.split_once('='))
-        .find(|(k, _)| k.trim() == "server_version")
-        .map(|(_, v)| v.trim())
-        .ok_or_else(|| bad("has no server_version line".into()))?;
-    let version = Version::parse(value)
-        .ok_or_else(|| bad(format!("server_version = {value} is not a version")))?;
+    let version = recorded_version(dir)?;
+    let value = &version.text;
     let fits = match redo {
         RedoFormat::MySql8030 => version.family == Family::MySql,
         RedoFormat::MariaDb105 => version.family == Family::MariaDb && version.number < (10, 8, 0),
@@ -163,6 +153,41 @@ pub(super) fn source_version(dir: &Path, redo: RedoFormat) -> Result<Version, Pr
             "server_version = {value} contradicts the backup's redo log ({redo:?} format)"
         )))
     }
+}
+
+/// The redo format a server of `version` writes (as far as prepare knows
+/// servers): for a prepared backup, whose log is the recovery server's own
+/// and so no longer tells the source's.
+pub(super) fn redo_format_of(version: &Version) -> RedoFormat {
+    match version.family {
+        Family::MySql => RedoFormat::MySql8030,
+        Family::MariaDb if version.number >= (10, 8, 0) => RedoFormat::MariaDb108,
+        Family::MariaDb => RedoFormat::MariaDb105,
+    }
+}
+
+/// `server_version` of `xtrabackup_info`, unchecked against the log.
+///
+/// # Errors
+/// [`PrepareError::UnknownSourceVersion`] when the file or key is missing
+/// or unparsable.
+pub(super) fn recorded_version(dir: &Path) -> Result<Version, PrepareError> {
+    let file = dir.join("xtrabackup_info");
+    let bad = |reason: String| PrepareError::UnknownSourceVersion {
+        file: file.clone(),
+        reason,
+    };
+    let text = match fs::read_to_string(&file) {
+        Ok(text) => text,
+        Err(e) => return Err(bad(format!("cannot be read ({e})"))),
+    };
+    let value = text
+        .lines()
+        .filter_map(|l| l.split_once('='))
+        .find(|(k, _)| k.trim() == "server_version")
+        .map(|(_, v)| v.trim())
+        .ok_or_else(|| bad("has no server_version line".into()))?;
+    Version::parse(value).ok_or_else(|| bad(format!("server_version = {value} is not a version")))
 }
 
 /// How long `<binary> --version` may take (it prints and exits at once).
