@@ -1,10 +1,11 @@
 //! Runbook: build replicas from backups.
 //!
 //! 1. A new replica of a primary (MySQL 9.7 by GTID auto-position,
-//!    MariaDB 10.11 by `gtid_slave_pos`): back the primary up under a write
-//!    load, prepare, copy-back into a fresh datadir, start a server on it
-//!    with its own server-id, point it at the primary with the GTID the
-//!    backup recorded in `xtrabackup_binlog_info`, let it catch up once the
+//!    MariaDB 10.11 and 11.8 by `gtid_slave_pos`, MariaDB 10.5 by binlog
+//!    file and position): back the primary up under a write load, prepare,
+//!    copy-back into a fresh datadir, start a server on it with its own
+//!    server-id, point it at the primary with the coordinates the backup
+//!    recorded in `xtrabackup_binlog_info`, let it catch up once the
 //!    load has stopped, and compare every table with the primary.
 //! 2. A second replica from a replica's backup (MariaDB 10.11, MySQL 9.7): back up
 //!    replica R1 with `--slave-info --safe-slave-backup` while the primary
@@ -240,15 +241,60 @@ async fn assert_same_tables(replica: &TestServer, primary: &TestServer) {
     assert_eq!(got, want, "the replica's tables differ from the primary's");
 }
 
+/// How a restored replica finds its place in the primary's binlog.
+#[derive(Clone, Copy)]
+enum Coordinates {
+    /// The GTID set of `xtrabackup_binlog_info`.
+    Gtid,
+    /// Its binlog file and position (MariaDB `CHANGE MASTER TO
+    /// MASTER_LOG_FILE, MASTER_LOG_POS`).
+    FilePosition,
+}
+
+/// The binlog file and position of the backup's consistent point: the
+/// first two fields of `xtrabackup_binlog_info`.
+fn backup_file_position(backup: &Path) -> (String, u64) {
+    let info = std::fs::read_to_string(backup.join("xtrabackup_binlog_info")).unwrap();
+    let mut it = info.split('\t');
+    let file = it.next().unwrap().trim().to_string();
+    let pos = it.next().unwrap().trim().parse().unwrap();
+    (file, pos)
+}
+
+/// Points a restored MariaDB server at the primary from the binlog file
+/// and position the backup recorded, and starts replication.
+fn point_at_primary_by_position(replica: &TestServer, primary: &TestServer, backup: &Path) {
+    let (file, pos) = backup_file_position(backup);
+    let sql = format!(
+        "{} CHANGE MASTER TO MASTER_LOG_FILE='{file}', MASTER_LOG_POS={pos}, \
+         MASTER_USE_GTID=no; START SLAVE;",
+        source_is(primary)
+    );
+    replica.sql(&sql).unwrap();
+}
+
 /// Runbook 1 for one flavour.
 async fn replica_from_primary_backup(flavor: Flavor, primary_args: &str, replica_args: &str) {
+    replica_from_primary_backup_by(flavor, primary_args, replica_args, Coordinates::Gtid).await;
+}
+
+/// Runbook 1 for one flavour, the replica placed by `how`.
+async fn replica_from_primary_backup_by(
+    flavor: Flavor,
+    primary_args: &str,
+    replica_args: &str,
+    how: Coordinates,
+) {
     let primary = TestServer::start_with_args(flavor, primary_args).unwrap();
     create_replication_user(&primary);
     let backup = backup_under_load(&primary, &small_load(), &[]).await;
     write_after_backup(&primary);
     let dir = scratch_dir("xb-replica-");
     let replica = restore_new_server(&primary, &backup, dir.path(), replica_args);
-    point_at_primary_by_gtid(&replica, &primary, &backup_gtid(&backup));
+    match how {
+        Coordinates::Gtid => point_at_primary_by_gtid(&replica, &primary, &backup_gtid(&backup)),
+        Coordinates::FilePosition => point_at_primary_by_position(&replica, &primary, &backup),
+    }
     wait_caught_up(&replica, &primary).await;
     assert_same_tables(&replica, &primary).await;
 }
@@ -269,6 +315,28 @@ async fn mariadb1011_replica_from_a_primary_backup_by_gtid_slave_pos() {
         Flavor::MariaDb1011,
         BINLOG_ARGS,
         "--log-bin=binlog --server-id=2",
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mariadb118_replica_from_a_primary_backup_by_gtid_slave_pos() {
+    replica_from_primary_backup(
+        Flavor::MariaDb118,
+        BINLOG_ARGS,
+        "--log-bin=binlog --server-id=2",
+    )
+    .await;
+}
+
+/// MariaDB 10.5, and by binlog file and position instead of GTID.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mariadb105_replica_from_a_primary_backup_by_file_and_position() {
+    replica_from_primary_backup_by(
+        Flavor::MariaDb105,
+        BINLOG_ARGS,
+        "--log-bin=binlog --server-id=2",
+        Coordinates::FilePosition,
     )
     .await;
 }
