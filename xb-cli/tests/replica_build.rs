@@ -23,7 +23,7 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Stdio};
 
 use common::*;
@@ -48,16 +48,6 @@ fn small_load() -> LoadSpec {
         writers: 2,
         ..LoadSpec::default()
     }
-}
-
-/// A directory under the tests' scratch root, removed when dropped.
-fn scratch_dir(prefix: &str) -> tempfile::TempDir {
-    let base = std::env::var_os("XB_TEST_TMP").map_or_else(std::env::temp_dir, PathBuf::from);
-    std::fs::create_dir_all(&base).unwrap();
-    tempfile::Builder::new()
-        .prefix(prefix)
-        .tempdir_in(base)
-        .unwrap()
 }
 
 /// The account replicas connect with, created on the primary.
