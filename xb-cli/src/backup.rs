@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use xb_core::plan::BackupPlan;
 use xb_core::run::lag::LagNow;
-use xb_core::run::{BackupError, ConnectOptions, Progress};
+use xb_core::run::{BackupError, ConnectOptions, Progress, QueryKind, ReadLockOptions};
 
 use xb_core::optfile;
 
@@ -116,9 +116,50 @@ pub struct BackupArgs {
     /// Seconds to wait for the server's backup lock.
     #[arg(long, default_value_t = 86_400)]
     pub lock_wait_timeout: u64,
+    /// Before FLUSH TABLES WITH READ LOCK, wait up to this many seconds
+    /// for statements running longer than --ftwrl-wait-threshold to end,
+    /// and fail (exit 27) rather than queue the lock behind one: a queued
+    /// read lock stalls every statement after it. 0 asks at once.
+    #[arg(long, default_value_t = 0, value_name = "SECONDS")]
+    pub ftwrl_wait_timeout: u64,
+    /// Seconds a statement must have run to be waited for.
+    #[arg(long, default_value_t = 60, value_name = "SECONDS")]
+    pub ftwrl_wait_threshold: u64,
+    /// Which statements --ftwrl-wait-timeout waits for (update: all but
+    /// SELECT and SHOW).
+    #[arg(long, value_enum, default_value_t = QueryType::All)]
+    pub ftwrl_wait_query_type: QueryType,
+    /// When FLUSH TABLES WITH READ LOCK is not granted within this many
+    /// seconds, kill the statements that have run at least that long
+    /// (of --kill-long-query-type), each one logged. 0 never kills.
+    #[arg(long, default_value_t = 0, value_name = "SECONDS")]
+    pub kill_long_queries_timeout: u64,
+    /// Which statements --kill-long-queries-timeout may kill.
+    #[arg(long, value_enum, default_value_t = KillType::Select)]
+    pub kill_long_query_type: KillType,
     /// Print a JSON summary at the end (stdout, or stderr with --stream).
     #[arg(long)]
     pub json: bool,
+}
+
+/// `--ftwrl-wait-query-type`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum QueryType {
+    /// Every statement.
+    All,
+    /// Everything but SELECT and SHOW.
+    Update,
+    /// SELECT and SHOW.
+    Select,
+}
+
+/// `--kill-long-query-type`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum KillType {
+    /// Every statement (a killed write is rolled back).
+    All,
+    /// SELECT and SHOW only.
+    Select,
 }
 
 /// Progress for a terminal (one updating line) or logs (a line per 10 %).
@@ -253,6 +294,7 @@ pub async fn run(args: BackupArgs) -> anyhow::Result<u8> {
         .lock_ddl_per_table(args.lock_ddl_per_table)
         .page_tracking(args.page_tracking)
         .slave_info(args.slave_info)
+        .read_lock(read_lock_options(&args))
         .safe_slave_backup(
             args.safe_slave_backup
                 .then(|| std::time::Duration::from_secs(args.safe_slave_backup_timeout)),
@@ -453,4 +495,23 @@ mod tests {
         assert!(note.contains("db/t09.MYD … and 2 more"), "{note}");
         assert!(!note.contains("db/t10.MYD"), "{note}");
     }
+}
+
+/// The read-lock options from the command line.
+fn read_lock_options(args: &BackupArgs) -> ReadLockOptions {
+    use std::time::Duration;
+    let mut o = ReadLockOptions::default();
+    o.wait_timeout = Duration::from_secs(args.ftwrl_wait_timeout);
+    o.wait_threshold = Duration::from_secs(args.ftwrl_wait_threshold);
+    o.wait_query_type = match args.ftwrl_wait_query_type {
+        QueryType::All => QueryKind::All,
+        QueryType::Update => QueryKind::Update,
+        QueryType::Select => QueryKind::Select,
+    };
+    o.kill_timeout = Duration::from_secs(args.kill_long_queries_timeout);
+    o.kill_query_type = match args.kill_long_query_type {
+        KillType::All => QueryKind::All,
+        KillType::Select => QueryKind::Select,
+    };
+    o
 }

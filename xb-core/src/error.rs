@@ -187,6 +187,25 @@ pub enum BackupError {
         "--page-tracking needs MySQL's component_mysqlbackup, which this server has not installed"
     )]
     PageTrackingUnavailable,
+    /// `--ftwrl-wait-timeout`: a long statement still ran when the wait
+    /// ended. `FLUSH TABLES WITH READ LOCK` was not asked for: asked, it
+    /// would have waited for that statement with every later statement on
+    /// its tables queued behind it.
+    #[error(
+        "a statement still ran after {waited} s of --ftwrl-wait-timeout, so FLUSH TABLES WITH READ LOCK was not asked for: connection {id} (user {user}) has run for {seconds} s: {query}"
+    )]
+    LongQueryBeforeReadLock {
+        /// Its processlist id.
+        id: u64,
+        /// Its user.
+        user: String,
+        /// How long it had run.
+        seconds: u64,
+        /// The statement, shortened.
+        query: String,
+        /// Seconds waited (`--ftwrl-wait-timeout`).
+        waited: u64,
+    },
     /// `--safe-slave-backup`: replicated temporary tables stayed open on
     /// the replica for the whole `--safe-slave-backup-timeout`, so no
     /// moment came when its non-InnoDB tables could be copied without a
@@ -398,6 +417,9 @@ impl BackupError {
             BackupError::SafeSlaveTimeout { .. } => {
                 "The replica's SQL thread runs again as before. Temporary tables on a replica come from statement-based replication of sessions on its source that keep them open: wait for those sessions to end, raise --safe-slave-backup-timeout, or replicate with binlog_format=ROW; then take the backup again.".into()
             }
+            BackupError::LongQueryBeforeReadLock { id, .. } => format!(
+                "Nothing was locked and no statement queued behind the backup. Take the backup again when that statement has ended (or end it: KILL {id}), raise --ftwrl-wait-timeout, or let the backup kill such statements once the lock waits: --kill-long-queries-timeout=SECONDS (with --kill-long-query-type=all to kill writes too)."
+            ),
             BackupError::TokuDb(e) if toku_no_space(e) => NO_SPACE_HINT.into(),
             BackupError::TokuDb(_) => {
                 "Both TokuDB locks are released (by xb, or by the server when the session ended); check the server's error log and @@tokudb_data_dir/@@tokudb_log_dir, then take the backup again.".into()
@@ -433,6 +455,7 @@ impl BackupError {
             BackupError::IncrementalBase { .. } => 25,
             BackupError::PageTrackingUnavailable => 14,
             BackupError::SafeSlaveTimeout { .. } => 26,
+            BackupError::LongQueryBeforeReadLock { .. } => 27,
         }
     }
 }

@@ -47,6 +47,7 @@ pub struct BackupPlanBuilder {
     page_tracking: bool,
     slave_info: bool,
     safe_slave_backup: Option<Duration>,
+    read_lock: crate::run::ReadLockOptions,
     sink: crate::run::targets::SinkOptions,
 }
 
@@ -67,6 +68,7 @@ impl BackupPlan {
             page_tracking: false,
             slave_info: false,
             safe_slave_backup: None,
+            read_lock: crate::run::ReadLockOptions::default(),
             sink: crate::run::targets::SinkOptions::default(),
         }
     }
@@ -125,6 +127,14 @@ impl BackupPlanBuilder {
     #[must_use]
     pub fn tables(mut self, pattern: regex::Regex) -> Self {
         self.filter.tables = Some(pattern);
+        self
+    }
+
+    /// Long queries and `FLUSH TABLES WITH READ LOCK` (see
+    /// [`crate::run::ReadLockOptions`]).
+    #[must_use]
+    pub fn read_lock(mut self, opts: crate::run::ReadLockOptions) -> Self {
+        self.read_lock = opts;
         self
     }
 
@@ -252,6 +262,7 @@ impl BackupPlanBuilder {
         opts.page_tracking = self.page_tracking;
         opts.slave_info = self.slave_info;
         opts.safe_slave_backup = self.safe_slave_backup;
+        opts.read_lock = self.read_lock;
         opts.sink = self.sink;
         if opts.sink.threads == 0 {
             opts.sink.threads = 2;

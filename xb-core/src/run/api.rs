@@ -63,6 +63,61 @@ pub struct BackupOptions {
     /// and wait at most this long for its temporary tables to close
     /// (`--safe-slave-backup`; XtraBackup's default timeout is 300 s).
     pub safe_slave_backup: Option<Duration>,
+    /// What the backup does about long queries before and while it asks
+    /// for `FLUSH TABLES WITH READ LOCK`.
+    pub read_lock: ReadLockOptions,
+}
+
+/// Which running statements count, by their first word.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum QueryKind {
+    /// Every statement.
+    #[default]
+    All,
+    /// Statements that may write: everything but `SELECT`, `SHOW` and `WITH`.
+    Update,
+    /// Reads: `SELECT`, `SHOW` and `WITH`.
+    Select,
+}
+
+/// Long queries and `FLUSH TABLES WITH READ LOCK` (XtraBackup's
+/// `--ftwrl-wait-*` and `--kill-long-queries-*`).
+///
+/// A read lock asked for while a long statement runs waits for that
+/// statement, and every later statement on those tables queues behind the
+/// waiting lock: the server stalls. So, when told, xb waits before asking
+/// until no long statement runs (and fails rather than queue), or kills
+/// the statements that keep the granted lock from coming.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ReadLockOptions {
+    /// How long to wait for long statements to end before asking for the
+    /// lock; zero (the default, as XtraBackup) asks at once.
+    pub wait_timeout: Duration,
+    /// A statement running this long counts as long (default 60 s).
+    pub wait_threshold: Duration,
+    /// Which statements are waited for (default all).
+    pub wait_query_type: QueryKind,
+    /// Once the lock was asked for and not granted within this time, kill
+    /// the statements of `kill_query_type` running at least as long; zero
+    /// (the default) never kills.
+    pub kill_timeout: Duration,
+    /// Which statements may be killed (default `Select`, as XtraBackup:
+    /// killing a write rolls it back).
+    pub kill_query_type: QueryKind,
+}
+
+impl Default for ReadLockOptions {
+    fn default() -> Self {
+        ReadLockOptions {
+            wait_timeout: Duration::ZERO,
+            wait_threshold: Duration::from_secs(60),
+            wait_query_type: QueryKind::All,
+            kill_timeout: Duration::ZERO,
+            kill_query_type: QueryKind::Select,
+        }
+    }
 }
 
 impl BackupOptions {
@@ -82,6 +137,7 @@ impl BackupOptions {
             page_tracking: false,
             slave_info: false,
             safe_slave_backup: None,
+            read_lock: ReadLockOptions::default(),
             sink: targets::SinkOptions::default(),
         }
     }

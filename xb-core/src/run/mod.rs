@@ -51,6 +51,7 @@ mod mariadb;
 pub mod meta;
 mod mysql;
 mod page_track;
+mod read_lock;
 pub mod redo_copy;
 mod replica;
 pub mod rocksdb;
@@ -64,7 +65,9 @@ pub mod watch;
 use std::sync::Arc;
 use std::time::Duration;
 
-pub use api::{BackupOptions, BackupSummary, Destination, NoProgress, Progress};
+pub use api::{
+    BackupOptions, BackupSummary, Destination, NoProgress, Progress, QueryKind, ReadLockOptions,
+};
 pub use incremental::{BaseProblem, IncrementalBase};
 pub use log_status::{LogStatus, parse_log_status};
 pub use server::ConnectOptions;
@@ -104,6 +107,8 @@ struct Ctx {
     slave_info: bool,
     /// `--safe-slave-backup` and its timeout.
     safe_slave_backup: Option<Duration>,
+    /// Long queries and the read lock.
+    read_lock: ReadLockOptions,
 }
 
 /// What the flavour's phases hand to the finish.
@@ -184,6 +189,7 @@ pub async fn backup(
         lag,
         slave_info: opts.slave_info,
         safe_slave_backup: opts.safe_slave_backup,
+        read_lock: opts.read_lock.clone(),
     };
     // 2.–8., by the server's flavour
     let phases = if ctx.facts.mariadb {

@@ -34,6 +34,7 @@ use super::flavour::{ConsistentPoint, Flavour, NonInnodb, RedoPlan, Step};
 use super::locks::Held;
 use super::log_status::{self, LogStatus};
 use super::meta;
+use super::read_lock;
 use super::redo_copy::RedoCopied;
 use super::server::{self, ServerFacts};
 use super::tokudb;
@@ -173,11 +174,7 @@ impl Flavour for MySql {
         )
         .await?;
         if unsafe_tables > 0 {
-            step.progress.phase("FLUSH TABLES WITH READ LOCK");
-            step.session
-                .take(Held::ReadLock, "FLUSH TABLES WITH READ LOCK")
-                .await?;
-            step.found.commits_blocked();
+            read_lock::take(step).await?;
         }
         step.progress.phase("copy non-InnoDB tables");
         step.copy(rest)
@@ -204,11 +201,7 @@ impl Flavour for MySql {
                     // a channel replicating by file and position: its
                     // applied position must not move past the point
                     // before --slave-info reads it (XtraBackup does the same)
-                    step.progress.phase("FLUSH TABLES WITH READ LOCK");
-                    step.session
-                        .take(Held::ReadLock, "FLUSH TABLES WITH READ LOCK")
-                        .await?;
-                    step.found.commits_blocked();
+                    read_lock::take(step).await?;
                 }
                 hold_redo_copy(step.copier);
                 log_status::read(step.session.conn()).await?

@@ -39,6 +39,16 @@ pub(super) async fn copy_under_checkpoint_lock(
     dirs: &TokuDirs,
     files: Vec<Job>,
 ) -> Result<LogStatus, BackupError> {
+    // the sequence asks for the read lock itself, after the data files:
+    // long statements are waited for (--ftwrl-wait-timeout) before it starts
+    let watched = step.session.watched();
+    super::read_lock::wait_for_no_long_queries(
+        step.session.conn(),
+        &step.ctx.read_lock,
+        &watched,
+        step.progress,
+    )
+    .await?;
     step.progress
         .phase("TokuDB: checkpoint lock, data files, read lock, logs");
     let mut hook = UnderReadLock {

@@ -67,6 +67,12 @@ impl Watched {
         self.lock().retain(|(i, _)| *i != id);
     }
 
+    /// The connection ids watched now (xb's own sessions, which a search
+    /// for other sessions' long queries leaves out).
+    pub fn ids(&self) -> Vec<u64> {
+        self.lock().iter().map(|(i, _)| *i).collect()
+    }
+
     fn list(&self) -> Vec<(u64, String)> {
         self.lock().clone()
     }
