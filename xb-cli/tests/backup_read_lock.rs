@@ -1,0 +1,159 @@
+//! Runbook: a backup's `FLUSH TABLES WITH READ LOCK` never stalls the
+//! server behind a long query (MySQL 9.7; a MyISAM table makes the backup
+//! take the read lock for the non-InnoDB copy).
+//!
+//! - `--ftwrl-wait-timeout` with a query that outlives it: the backup fails
+//!   (exit 27, naming the query) without asking for the lock, while writes
+//!   to InnoDB go on all along;
+//! - `--kill-long-queries-timeout`: the query blocking the lock is killed
+//!   and the backup completes;
+//! - `--ftwrl-wait-timeout` with a query that ends in time: the backup
+//!   waits for it, leaves it alone, and completes.
+#![allow(clippy::unwrap_used)] // a test that cannot unwrap its fixtures has failed
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::*;
+use mysql_async::prelude::Queryable;
+use xb_testing::server::{Flavor, TestServer};
+
+/// A MySQL 9.7 with a MyISAM table (`rl.m`, one row) and an InnoDB table
+/// (`rl.i`).
+fn server() -> TestServer {
+    let src = TestServer::start(Flavor::MySql97).expect("MySQL 9.7");
+    src.sql(
+        "CREATE DATABASE rl; CREATE TABLE rl.m (a INT) ENGINE=MyISAM; INSERT INTO rl.m VALUES (1); \
+         CREATE TABLE rl.i (id INT AUTO_INCREMENT PRIMARY KEY, a INT) ENGINE=InnoDB",
+    )
+    .unwrap();
+    src
+}
+
+/// Runs `sql` on a connection of its own in the background; the handle
+/// gives the statement's outcome.
+async fn spawn_query(
+    src: &TestServer,
+    sql: &'static str,
+) -> tokio::task::JoinHandle<Result<(), mysql_async::Error>> {
+    let mut conn = src.conn().await.unwrap();
+    tokio::spawn(async move { conn.query_drop(sql).await })
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_long_query_fails_the_backup_before_the_read_lock_is_queued() {
+    let src = server();
+    let long = spawn_query(&src, "SELECT SLEEP(600) FROM rl.m LIMIT 1").await;
+    // past the threshold before the backup looks
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let target = src.scratch("backup");
+    let target_s = target.to_string_lossy().into_owned();
+    let started = Instant::now();
+    let mut child = spawn_xb_backup(
+        &src,
+        &[
+            "--target-dir",
+            &target_s,
+            "--ftwrl-wait-timeout=3",
+            "--ftwrl-wait-threshold=1",
+        ],
+    );
+    // writes go on while the backup runs: none may wait behind a read lock
+    let mut writer = src.conn().await.unwrap();
+    let mut inserts = 0;
+    let status = loop {
+        let t = Instant::now();
+        tokio::time::timeout(
+            Duration::from_secs(2),
+            writer.query_drop("INSERT INTO rl.i (a) VALUES (1)"),
+        )
+        .await
+        .expect("an InnoDB insert waited while the backup ran")
+        .unwrap();
+        assert!(t.elapsed() < Duration::from_secs(2));
+        inserts += 1;
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "the backup did not end"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    let out = finish_within(child, Duration::from_secs(5)).await;
+    assert!(inserts > 1, "the writer ran during the backup");
+    assert_eq!(status.code(), Some(27), "{out:?}");
+    assert_failure_mentions(
+        &out,
+        &[
+            "SELECT SLEEP(600) FROM rl.m LIMIT 1",
+            "--ftwrl-wait-timeout",
+            "--kill-long-queries-timeout",
+        ],
+    );
+    assert!(target.join(INCOMPLETE_MARKER).exists());
+    assert!(!long.is_finished(), "the long query was left alone");
+    long.abort();
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_query_blocking_the_read_lock_is_killed_when_told() {
+    let src = server();
+    let long = spawn_query(&src, "SELECT SLEEP(600) FROM rl.m LIMIT 1").await;
+    let target = src.scratch("backup");
+    let target_s = target.to_string_lossy().into_owned();
+    // without the kill the read lock would wait the query's ten minutes
+    let child = spawn_xb_backup(
+        &src,
+        &[
+            "--target-dir",
+            &target_s,
+            "--kill-long-queries-timeout=2",
+            "--kill-long-query-type=select",
+        ],
+    );
+    let out = finish_within(child, Duration::from_secs(60)).await;
+    assert_success(&out);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("killed connection") && stderr.contains("SELECT SLEEP(600)"),
+        "{stderr}"
+    );
+    let r = tokio::time::timeout(Duration::from_secs(10), long)
+        .await
+        .expect("the killed query's client hears of it")
+        .unwrap();
+    assert!(r.is_err(), "the long query was killed: {r:?}");
+    assert!(!target.join(INCOMPLETE_MARKER).exists());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_backup_waits_for_a_long_query_that_ends_in_time() {
+    let src = server();
+    let long = spawn_query(&src, "SELECT SLEEP(8) FROM rl.m LIMIT 1").await;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let target = src.scratch("backup");
+    let target_s = target.to_string_lossy().into_owned();
+    let out = run_xb_backup(
+        &src,
+        &[
+            "--target-dir",
+            &target_s,
+            "--ftwrl-wait-timeout=20",
+            "--ftwrl-wait-threshold=1",
+        ],
+    )
+    .await;
+    assert_success(&out);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("wait up to 20 s") && stderr.contains("SELECT SLEEP(8)"),
+        "the wait is reported: {stderr}"
+    );
+    assert!(long.is_finished(), "the backup ended after the query");
+    long.await
+        .unwrap()
+        .expect("the query was waited for, not killed");
+}
