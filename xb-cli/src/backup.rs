@@ -116,6 +116,15 @@ pub struct BackupArgs {
     /// Seconds to wait for the server's backup lock.
     #[arg(long, default_value_t = 86_400)]
     pub lock_wait_timeout: u64,
+    /// Seconds each attempt at the backup lock (LOCK INSTANCE FOR BACKUP,
+    /// the BACKUP STAGE statements) may wait for DDL holding it; unset:
+    /// --lock-wait-timeout, in one attempt.
+    #[arg(long, value_name = "SECONDS")]
+    pub backup_lock_timeout: Option<u64>,
+    /// Attempts at the backup lock after one timed out; then the backup
+    /// fails (exit 28) naming the lock and who holds it.
+    #[arg(long, default_value_t = 0, value_name = "N")]
+    pub backup_lock_retry_count: u32,
     /// Before FLUSH TABLES WITH READ LOCK, wait up to this many seconds
     /// for statements running longer than --ftwrl-wait-threshold to end,
     /// and fail (exit 27) rather than queue the lock behind one: a queued
@@ -295,6 +304,7 @@ pub async fn run(args: BackupArgs) -> anyhow::Result<u8> {
         .page_tracking(args.page_tracking)
         .slave_info(args.slave_info)
         .read_lock(read_lock_options(&args))
+        .backup_lock(args.backup_lock_timeout, args.backup_lock_retry_count)
         .safe_slave_backup(
             args.safe_slave_backup
                 .then(|| std::time::Duration::from_secs(args.safe_slave_backup_timeout)),

@@ -206,6 +206,22 @@ pub enum BackupError {
         /// Seconds waited (`--ftwrl-wait-timeout`).
         waited: u64,
     },
+    /// `--backup-lock-timeout`: every attempt at the backup lock timed out
+    /// (DDL held it).
+    #[error(
+        "{lock} was not granted in {attempts} attempt(s) of {seconds} s (--backup-lock-timeout, --backup-lock-retry-count){}",
+        if holders.is_empty() { String::new() } else { format!("; held by {}", holders.join("; ")) }
+    )]
+    BackupLockTimeout {
+        /// The statement.
+        lock: String,
+        /// Attempts made.
+        attempts: u32,
+        /// Seconds each waited.
+        seconds: u64,
+        /// Sessions holding it, when the server says.
+        holders: Vec<String>,
+    },
     /// `--safe-slave-backup`: replicated temporary tables stayed open on
     /// the replica for the whole `--safe-slave-backup-timeout`, so no
     /// moment came when its non-InnoDB tables could be copied without a
@@ -420,6 +436,9 @@ impl BackupError {
             BackupError::LongQueryBeforeReadLock { id, .. } => format!(
                 "Nothing was locked and no statement queued behind the backup. Take the backup again when that statement has ended (or end it: KILL {id}), raise --ftwrl-wait-timeout, or let the backup kill such statements once the lock waits: --kill-long-queries-timeout=SECONDS (with --kill-long-query-type=all to kill writes too)."
             ),
+            BackupError::BackupLockTimeout { .. } => {
+                "DDL that runs long (or waits itself, holding the lock) kept the backup lock from xb; nothing was copied under it. Let that DDL end (or KILL it), raise --backup-lock-timeout or --backup-lock-retry-count, then take the backup again.".into()
+            }
             BackupError::TokuDb(e) if toku_no_space(e) => NO_SPACE_HINT.into(),
             BackupError::TokuDb(_) => {
                 "Both TokuDB locks are released (by xb, or by the server when the session ended); check the server's error log and @@tokudb_data_dir/@@tokudb_log_dir, then take the backup again.".into()
@@ -456,6 +475,7 @@ impl BackupError {
             BackupError::PageTrackingUnavailable => 14,
             BackupError::SafeSlaveTimeout { .. } => 26,
             BackupError::LongQueryBeforeReadLock { .. } => 27,
+            BackupError::BackupLockTimeout { .. } => 28,
         }
     }
 }

@@ -48,6 +48,7 @@ pub struct BackupPlanBuilder {
     slave_info: bool,
     safe_slave_backup: Option<Duration>,
     read_lock: crate::run::ReadLockOptions,
+    backup_lock: (Option<u64>, u32),
     sink: crate::run::targets::SinkOptions,
 }
 
@@ -69,6 +70,7 @@ impl BackupPlan {
             slave_info: false,
             safe_slave_backup: None,
             read_lock: crate::run::ReadLockOptions::default(),
+            backup_lock: (None, 0),
             sink: crate::run::targets::SinkOptions::default(),
         }
     }
@@ -135,6 +137,15 @@ impl BackupPlanBuilder {
     #[must_use]
     pub fn read_lock(mut self, opts: crate::run::ReadLockOptions) -> Self {
         self.read_lock = opts;
+        self
+    }
+
+    /// Each attempt at the backup lock waits `timeout` seconds (`None`:
+    /// the lock wait timeout), and `retries` more attempts follow one
+    /// that timed out (default none).
+    #[must_use]
+    pub fn backup_lock(mut self, timeout: Option<u64>, retries: u32) -> Self {
+        self.backup_lock = (timeout, retries);
         self
     }
 
@@ -263,6 +274,7 @@ impl BackupPlanBuilder {
         opts.slave_info = self.slave_info;
         opts.safe_slave_backup = self.safe_slave_backup;
         opts.read_lock = self.read_lock;
+        (opts.backup_lock_timeout, opts.backup_lock_retry_count) = self.backup_lock;
         opts.sink = self.sink;
         if opts.sink.threads == 0 {
             opts.sink.threads = 2;

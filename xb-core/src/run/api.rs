@@ -66,6 +66,11 @@ pub struct BackupOptions {
     /// What the backup does about long queries before and while it asks
     /// for `FLUSH TABLES WITH READ LOCK`.
     pub read_lock: ReadLockOptions,
+    /// Seconds each attempt at the backup lock (`LOCK INSTANCE FOR BACKUP`,
+    /// `BACKUP STAGE`) may wait; `None` (default) waits `lock_wait_timeout`.
+    pub backup_lock_timeout: Option<u64>,
+    /// Attempts at the backup lock after the first timed out (default 0).
+    pub backup_lock_retry_count: u32,
 }
 
 /// Which running statements count, by their first word.
@@ -138,6 +143,8 @@ impl BackupOptions {
             slave_info: false,
             safe_slave_backup: None,
             read_lock: ReadLockOptions::default(),
+            backup_lock_timeout: None,
+            backup_lock_retry_count: 0,
             sink: targets::SinkOptions::default(),
         }
     }

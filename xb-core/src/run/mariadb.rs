@@ -18,6 +18,7 @@ use xb_innodb::redo::RedoLog;
 use xb_innodb::redo105;
 use xb_innodb::redo108::backup_log_header;
 
+use super::backup_lock;
 use super::feed::{Feed, Pad};
 use super::flavour::{ConsistentPoint, Flavour, NonInnodb, RedoPlan, Step};
 use super::locks::Held;
@@ -83,11 +84,9 @@ impl Flavour for MariaDb {
     async fn protect_ddl(&mut self, step: &mut Step<'_>) -> Result<(), BackupError> {
         step.set_lock_wait_timeout().await?;
         step.progress.phase("BACKUP STAGE START/FLUSH/BLOCK_DDL");
-        step.session
-            .take(Held::BackupStage, "BACKUP STAGE START")
-            .await?;
-        for stage in ["FLUSH", "BLOCK_DDL"] {
-            step.session.exec(&format!("BACKUP STAGE {stage}")).await?;
+        backup_lock::take(step, Some(Held::BackupStage), "BACKUP STAGE START").await?;
+        for stage in ["BACKUP STAGE FLUSH", "BACKUP STAGE BLOCK_DDL"] {
+            backup_lock::take(step, None, stage).await?;
         }
         Ok(())
     }
@@ -100,7 +99,7 @@ impl Flavour for MariaDb {
         step.progress.phase("copy non-InnoDB tables");
         step.copy(files.tables)?;
         step.progress.phase("BACKUP STAGE BLOCK_COMMIT");
-        step.session.exec("BACKUP STAGE BLOCK_COMMIT").await?;
+        backup_lock::take(step, None, "BACKUP STAGE BLOCK_COMMIT").await?;
         step.found.commits_blocked();
         step.progress.phase("copy Aria tables and log");
         step.copy(files.aria)

@@ -36,6 +36,7 @@
 //! target for a backup.
 
 mod api;
+mod backup_lock;
 pub mod data_copy;
 mod ddl_yield;
 pub mod external;
@@ -109,6 +110,11 @@ struct Ctx {
     safe_slave_backup: Option<Duration>,
     /// Long queries and the read lock.
     read_lock: ReadLockOptions,
+    /// `--backup-lock-timeout`: each attempt at the backup lock waits this
+    /// long; `None` waits `lock_wait_timeout`, once.
+    backup_lock_timeout: Option<Duration>,
+    /// `--backup-lock-retry-count`: attempts after the first.
+    backup_lock_retry_count: u32,
 }
 
 /// What the flavour's phases hand to the finish.
@@ -190,6 +196,8 @@ pub async fn backup(
         slave_info: opts.slave_info,
         safe_slave_backup: opts.safe_slave_backup,
         read_lock: opts.read_lock.clone(),
+        backup_lock_timeout: backup_lock::each(opts.backup_lock_timeout),
+        backup_lock_retry_count: opts.backup_lock_retry_count,
     };
     // 2.–8., by the server's flavour
     let phases = if ctx.facts.mariadb {

@@ -26,6 +26,7 @@ use xb_innodb::redo::RedoLog;
 use xb_innodb::redo8030::{Log8030, Scanner8030, backup_file_header, log_uuid};
 
 use super::Ctx;
+use super::backup_lock;
 use super::data_copy::Job;
 use super::ddl_yield;
 use super::feed::{Feed, Pad};
@@ -102,9 +103,7 @@ impl Flavour for MySql {
             step.session.hold_table_locks(m).await?;
         } else {
             step.progress.phase("LOCK INSTANCE FOR BACKUP");
-            step.session
-                .take(Held::InstanceLock, "LOCK INSTANCE FOR BACKUP")
-                .await?;
+            backup_lock::take(step, Some(Held::InstanceLock), "LOCK INSTANCE FOR BACKUP").await?;
         }
         Ok(())
     }

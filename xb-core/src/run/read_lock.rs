@@ -230,7 +230,7 @@ fn first_word(query: &str) -> &str {
 }
 
 /// The statement on one line, at most [`SHOWN`] characters.
-fn shorten(query: &str) -> String {
+pub(super) fn shorten(query: &str) -> String {
     let one_line: String = query.split_whitespace().collect::<Vec<_>>().join(" ");
     match one_line.char_indices().nth(SHOWN) {
         Some((cut, _)) => format!("{}...", &one_line[..cut]),
