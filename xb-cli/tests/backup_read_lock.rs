@@ -157,3 +157,49 @@ async fn the_backup_waits_for_a_long_query_that_ends_in_time() {
         .unwrap()
         .expect("the query was waited for, not killed");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_backup_lock_held_by_ddl_fails_after_the_attempts_naming_it() {
+    let src = server();
+    // an open transaction keeps the ALTER waiting for its table, while the
+    // ALTER already holds the backup lock against LOCK INSTANCE FOR BACKUP
+    let mut reader = src.conn().await.unwrap();
+    reader.query_drop("BEGIN").await.unwrap();
+    reader.query_drop("SELECT * FROM rl.i").await.unwrap();
+    let ddl = spawn_query(&src, "ALTER TABLE rl.i ADD COLUMN b INT").await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let target = src.scratch("backup");
+    let target_s = target.to_string_lossy().into_owned();
+    let started = Instant::now();
+    let child = spawn_xb_backup(
+        &src,
+        &[
+            "--target-dir",
+            &target_s,
+            "--backup-lock-timeout=1",
+            "--backup-lock-retry-count=2",
+        ],
+    );
+    let out = finish_within(child, Duration::from_secs(60)).await;
+    assert_eq!(out.status.code(), Some(28), "{out:?}");
+    assert_failure_mentions(
+        &out,
+        &[
+            "LOCK INSTANCE FOR BACKUP was not granted in 3 attempt(s) of 1 s",
+            "ALTER TABLE rl.i ADD COLUMN b INT",
+        ],
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(30),
+        "{:?}",
+        started.elapsed()
+    );
+    assert!(target.join(INCOMPLETE_MARKER).exists());
+    // the DDL goes on once the transaction ends
+    reader.query_drop("COMMIT").await.unwrap();
+    tokio::time::timeout(Duration::from_secs(30), ddl)
+        .await
+        .expect("the ALTER ends")
+        .unwrap()
+        .unwrap();
+}
