@@ -485,6 +485,25 @@ fn print_failure(e: &BackupError, target: Option<&PathBuf>) {
     }
 }
 
+/// The read-lock options from the command line.
+fn read_lock_options(args: &BackupArgs) -> ReadLockOptions {
+    use std::time::Duration;
+    let mut o = ReadLockOptions::default();
+    o.wait_timeout = Duration::from_secs(args.ftwrl_wait_timeout);
+    o.wait_threshold = Duration::from_secs(args.ftwrl_wait_threshold);
+    o.wait_query_type = match args.ftwrl_wait_query_type {
+        QueryType::All => QueryKind::All,
+        QueryType::Update => QueryKind::Update,
+        QueryType::Select => QueryKind::Select,
+    };
+    o.kill_timeout = Duration::from_secs(args.kill_long_queries_timeout);
+    o.kill_query_type = match args.kill_long_query_type {
+        KillType::All => QueryKind::All,
+        KillType::Select => QueryKind::Select,
+    };
+    o
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -505,23 +524,4 @@ mod tests {
         assert!(note.contains("db/t09.MYD … and 2 more"), "{note}");
         assert!(!note.contains("db/t10.MYD"), "{note}");
     }
-}
-
-/// The read-lock options from the command line.
-fn read_lock_options(args: &BackupArgs) -> ReadLockOptions {
-    use std::time::Duration;
-    let mut o = ReadLockOptions::default();
-    o.wait_timeout = Duration::from_secs(args.ftwrl_wait_timeout);
-    o.wait_threshold = Duration::from_secs(args.ftwrl_wait_threshold);
-    o.wait_query_type = match args.ftwrl_wait_query_type {
-        QueryType::All => QueryKind::All,
-        QueryType::Update => QueryKind::Update,
-        QueryType::Select => QueryKind::Select,
-    };
-    o.kill_timeout = Duration::from_secs(args.kill_long_queries_timeout);
-    o.kill_query_type = match args.kill_long_query_type {
-        KillType::All => QueryKind::All,
-        KillType::Select => QueryKind::Select,
-    };
-    o
 }

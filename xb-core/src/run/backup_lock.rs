@@ -76,20 +76,19 @@ async fn holders(step: &mut Step<'_>) -> Vec<String> {
     if step.ctx.facts.mariadb {
         return Vec::new();
     }
-    let sql = "SELECT t.PROCESSLIST_ID, t.PROCESSLIST_USER, t.PROCESSLIST_TIME, t.PROCESSLIST_INFO \
+    let sql = "SELECT IFNULL(t.PROCESSLIST_ID, 0), t.PROCESSLIST_USER, t.PROCESSLIST_TIME, t.PROCESSLIST_INFO \
                FROM performance_schema.metadata_locks m \
                JOIN performance_schema.threads t ON t.THREAD_ID = m.OWNER_THREAD_ID \
                WHERE m.OBJECT_TYPE = 'BACKUP LOCK' AND m.LOCK_STATUS = 'GRANTED' \
                AND t.PROCESSLIST_ID <> CONNECTION_ID()";
-    let rows: Result<Vec<(Option<u64>, Option<String>, Option<i64>, Option<String>)>, _> =
-        step.session.conn().query(sql).await;
+    let rows: Result<Vec<super::read_lock::ProcessRow>, _> = step.session.conn().query(sql).await;
     match rows {
         Ok(rows) => rows
             .into_iter()
             .map(|(id, user, time, info)| {
                 format!(
                     "connection {} (user {}, {} s): {}",
-                    id.unwrap_or(0),
+                    id,
                     user.unwrap_or_default(),
                     time.unwrap_or(0),
                     info.map_or_else(

@@ -36,6 +36,9 @@ const PROCESSLIST: &str = "SELECT ID, USER, TIME, INFO FROM information_schema.P
      AND COMMAND NOT IN ('Sleep','Daemon','Binlog Dump','Binlog Dump GTID','Killed') \
      AND USER NOT IN ('system user','event_scheduler')";
 
+/// A processlist row as read: id, user, seconds, statement.
+pub(super) type ProcessRow = (u64, Option<String>, Option<i64>, Option<String>);
+
 /// A statement another session runs.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(super) struct Running {
@@ -175,7 +178,7 @@ async fn long_queries(
     kind: QueryKind,
 ) -> Result<Vec<Running>, BackupError> {
     let sql = format!("{PROCESSLIST} AND TIME >= {}", threshold.as_secs());
-    let rows: Vec<(u64, Option<String>, Option<i64>, Option<String>)> = conn
+    let rows: Vec<ProcessRow> = conn
         .query(&sql)
         .await
         .map_err(|e| BackupError::sql(&sql, &e))?;
