@@ -604,4 +604,43 @@ mod tests {
             e.hint()
         );
     }
+
+    #[test]
+    fn lock_waits_name_the_statement_and_the_way_out() {
+        let e = BackupError::LongQueryBeforeReadLock {
+            id: 42,
+            user: "app".into(),
+            seconds: 7,
+            query: "SELECT SLEEP(600)".into(),
+            waited: 3,
+        };
+        assert_eq!(e.code(), 27);
+        assert!(
+            e.to_string()
+                .contains("connection 42 (user app) has run for 7 s: SELECT SLEEP(600)"),
+            "{e}"
+        );
+        assert!(
+            e.hint().contains("--kill-long-queries-timeout") && e.hint().contains("KILL 42"),
+            "{}",
+            e.hint()
+        );
+        let b = BackupError::BackupLockTimeout {
+            lock: "LOCK INSTANCE FOR BACKUP".into(),
+            attempts: 3,
+            seconds: 1,
+            holders: vec!["connection 9 (user app, 5 s): ALTER TABLE t".into()],
+        };
+        assert_eq!(b.code(), 28);
+        assert!(
+            b.to_string()
+                .ends_with("; held by connection 9 (user app, 5 s): ALTER TABLE t"),
+            "{b}"
+        );
+        assert!(
+            b.hint().contains("--backup-lock-retry-count"),
+            "{}",
+            b.hint()
+        );
+    }
 }

@@ -41,13 +41,7 @@ pub(super) async fn take(
         match run(step, what, sql).await {
             Err(e) if e.server_code() == Some(LOCK_WAIT_TIMEOUT) => {
                 if attempt > retries {
-                    let holders = holders(step).await;
-                    break Err(BackupError::BackupLockTimeout {
-                        lock: sql.into(),
-                        attempts: attempt,
-                        seconds: each.as_secs(),
-                        holders,
-                    });
+                    break Err(timed_out(step, sql, attempt, each).await);
                 }
                 step.progress.phase(&format!(
                     "{sql}: not granted within {} s (attempt {attempt} of {}); waiting for the DDL holding it",
@@ -61,6 +55,22 @@ pub(super) async fn take(
     result?;
     // what comes later (the read lock, say) keeps --lock-wait-timeout
     step.set_lock_wait_timeout().await
+}
+
+/// The error for `lock` not granted in `attempts` of `each`, naming who
+/// holds it when the server says.
+pub(super) async fn timed_out(
+    step: &mut Step<'_>,
+    lock: &str,
+    attempts: u32,
+    each: Duration,
+) -> BackupError {
+    BackupError::BackupLockTimeout {
+        lock: lock.into(),
+        attempts,
+        seconds: each.as_secs(),
+        holders: holders(step).await,
+    }
 }
 
 async fn run(step: &mut Step<'_>, what: Option<Held>, sql: &str) -> Result<(), BackupError> {

@@ -123,7 +123,29 @@ impl Flavour for MySql {
             .iter()
             .map(|j| (j.clone(), ddl_yield::identity(&j.src)))
             .collect();
-        let obtained = ddl_yield::instance_lock(step.session, step.ctx.lock_wait_timeout).await?;
+        let obtained = match step.ctx.backup_lock_timeout {
+            None => ddl_yield::instance_lock(step.session, step.ctx.lock_wait_timeout).await?,
+            Some(each) => {
+                // the yielding loop tries in short attempts of its own: it
+                // gets the whole budget of --backup-lock-timeout × attempts
+                let attempts = step.ctx.backup_lock_retry_count.saturating_add(1);
+                let budget = each.as_secs().saturating_mul(u64::from(attempts));
+                let r = ddl_yield::instance_lock(step.session, budget).await;
+                step.set_lock_wait_timeout().await?;
+                match r {
+                    Err(e) if e.server_code() == Some(1205) => {
+                        return Err(backup_lock::timed_out(
+                            step,
+                            "LOCK INSTANCE FOR BACKUP",
+                            attempts,
+                            each,
+                        )
+                        .await);
+                    }
+                    r => r?,
+                }
+            }
+        };
         let known: HashSet<&str> = copied.iter().map(|j| j.rel.as_str()).collect();
         let mut again: Vec<Job> = files::list(&step.ctx.facts, &step.ctx.filter)?
             .innodb
