@@ -219,3 +219,35 @@ async fn backup_lock_held_by_ddl(extra: &[&str]) {
         .unwrap()
         .unwrap();
 }
+
+/// MariaDB 10.11: another session's backup holds `BACKUP STAGE START`
+/// (one backup at a time); three attempts of 1 s fail (exit 28) naming
+/// the stage, and nothing is left half-locked.
+#[tokio::test(flavor = "multi_thread")]
+async fn mariadb_backup_stage_gives_up_after_its_attempts() {
+    let src = TestServer::start(Flavor::MariaDb1011).expect("MariaDB 10.11");
+    let mut other = src.conn().await.unwrap();
+    other.query_drop("BACKUP STAGE START").await.unwrap();
+    let target = src.scratch("backup");
+    let target_s = target.to_string_lossy().into_owned();
+    let child = spawn_xb_backup(
+        &src,
+        &[
+            "--target-dir",
+            &target_s,
+            "--backup-lock-timeout=1",
+            "--backup-lock-retry-count=2",
+        ],
+    );
+    let out = finish_within(child, Duration::from_secs(60)).await;
+    assert_eq!(out.status.code(), Some(28), "{out:?}");
+    assert_failure_mentions(
+        &out,
+        &[
+            "BACKUP STAGE START",
+            "was not granted in 3 attempt(s) of 1 s",
+        ],
+    );
+    assert!(target.join(INCOMPLETE_MARKER).exists());
+    other.query_drop("BACKUP STAGE END").await.unwrap();
+}
