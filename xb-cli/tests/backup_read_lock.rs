@@ -105,6 +105,8 @@ async fn a_long_query_fails_the_backup_before_the_read_lock_is_queued() {
 async fn the_query_blocking_the_read_lock_is_killed_when_told() {
     let src = server();
     let long = spawn_query(&src, "SELECT SLEEP(600) FROM rl.m LIMIT 1").await;
+    // running before the backup starts (under load it may start late)
+    tokio::time::sleep(Duration::from_millis(1500)).await;
     let target = src.scratch("backup");
     let target_s = target.to_string_lossy().into_owned();
     // without the kill the read lock would wait the query's ten minutes
