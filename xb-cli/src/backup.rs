@@ -78,9 +78,16 @@ pub struct BackupArgs {
     pub throttle: Option<u64>,
     /// MySQL: protect each table with a metadata lock instead of blocking all
     /// DDL for the whole copy (LOCK INSTANCE FOR BACKUP is then taken only at
-    /// the end).
+    /// the end). Deprecated: --lock-ddl=reduced blocks no table at all
+    /// during the copy.
     #[arg(long)]
     pub lock_ddl_per_table: bool,
+    /// When DDL is blocked: `reduced` (default) only after the InnoDB copy,
+    /// with tables created, dropped, renamed or rebuilt meanwhile made good
+    /// then; `on` for the whole copy. Incremental backups block DDL for the
+    /// whole copy.
+    #[arg(long, value_enum, ignore_case = true, default_value_t = LockDdlArg::Reduced)]
+    pub lock_ddl: LockDdlArg,
     /// Incremental backup on top of the backup in DIR (full or incremental):
     /// only InnoDB pages changed since its to_lsn are copied.
     #[arg(long, value_name = "DIR", conflicts_with = "incremental_lsn")]
@@ -160,6 +167,15 @@ pub enum QueryType {
     Update,
     /// SELECT and SHOW.
     Select,
+}
+
+/// `--lock-ddl`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LockDdlArg {
+    /// DDL waits for the whole InnoDB copy.
+    On,
+    /// DDL waits only for the end of the backup.
+    Reduced,
 }
 
 /// `--kill-long-query-type`.
@@ -297,10 +313,19 @@ pub async fn run(args: BackupArgs) -> anyhow::Result<u8> {
         c.password = resolve_password(args.password.clone(), file.get("password"))?;
         c
     };
+    if args.lock_ddl_per_table {
+        eprintln!(
+            "xb: warning: --lock-ddl-per-table is deprecated: --lock-ddl=reduced (the default) blocks no table during the copy"
+        );
+    }
     let mut plan = BackupPlan::builder(connect)
         .parallel(args.parallel)
         .lock_wait_timeout(args.lock_wait_timeout)
         .lock_ddl_per_table(args.lock_ddl_per_table)
+        .lock_ddl(match args.lock_ddl {
+            LockDdlArg::On => xb_core::run::LockDdl::On,
+            LockDdlArg::Reduced => xb_core::run::LockDdl::Reduced,
+        })
         .page_tracking(args.page_tracking)
         .slave_info(args.slave_info)
         .read_lock(read_lock_options(&args))

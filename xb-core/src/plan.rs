@@ -43,6 +43,7 @@ pub struct BackupPlanBuilder {
     redo_interval: Duration,
     command_line: Vec<String>,
     lock_ddl_per_table: bool,
+    lock_ddl: crate::run::LockDdl,
     incremental: Option<crate::run::IncrementalBase>,
     page_tracking: bool,
     slave_info: bool,
@@ -65,6 +66,7 @@ impl BackupPlan {
             redo_interval: Duration::from_millis(100),
             command_line: Vec::new(),
             lock_ddl_per_table: false,
+            lock_ddl: crate::run::LockDdl::default(),
             incremental: None,
             page_tracking: false,
             slave_info: false,
@@ -171,6 +173,14 @@ impl BackupPlanBuilder {
         self
     }
 
+    /// When DDL is blocked: for the whole InnoDB copy, or (the default)
+    /// only at its end (see [`crate::run::LockDdl`]).
+    #[must_use]
+    pub fn lock_ddl(mut self, mode: crate::run::LockDdl) -> Self {
+        self.lock_ddl = mode;
+        self
+    }
+
     /// MySQL: read only the pages the server's changed-page tracking lists
     /// (see [`crate::run::BackupOptions::page_tracking`]).
     #[must_use]
@@ -269,6 +279,7 @@ impl BackupPlanBuilder {
         opts.redo_interval = self.redo_interval;
         opts.command_line = self.command_line;
         opts.lock_ddl_per_table = self.lock_ddl_per_table;
+        opts.lock_ddl = self.lock_ddl;
         opts.incremental = self.incremental;
         opts.page_tracking = self.page_tracking;
         opts.slave_info = self.slave_info;

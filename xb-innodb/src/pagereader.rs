@@ -259,6 +259,14 @@ impl TablespaceReader {
         self.meta_guessed
     }
 
+    /// The device and inode of the open file: which file was read, however
+    /// it was renamed or replaced since.
+    #[must_use]
+    pub fn file_identity(&self) -> Option<(u64, u64)> {
+        use std::os::unix::fs::MetadataExt;
+        self.file.metadata().ok().map(|m| (m.dev(), m.ino()))
+    }
+
     fn doublewrite(&self, page: u64, size: usize) -> bool {
         let extent: u64 = if size <= 16384 {
             (1 << 20) / size as u64

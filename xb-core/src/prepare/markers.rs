@@ -100,10 +100,22 @@ fn find_markers(dir: &Path) -> Result<Vec<PathBuf>, PrepareError> {
 }
 
 /// The path a `.ren` marker's text names, under `dir`: relative, with no
-/// `..`, no symbolic link on the way nor at the end. A leading `./` is
-/// allowed (mariadb-backup writes tablespace names that way).
+/// `..`, no symbolic link on the way nor at the end. The text is a
+/// tablespace name, `db/table` as mariadb-backup writes it (and xb), or a
+/// file name (`./db/table.ibd`); a name gets its `.ibd`.
 fn rename_target(dir: &Path, marker: &Path, text: &str) -> Result<PathBuf, PrepareError> {
-    let name = text.trim();
+    let trimmed = text.trim();
+    let with_ext;
+    let names_a_file = Path::new(trimmed)
+        .components()
+        .next_back()
+        .is_some_and(|c| matches!(c, Component::Normal(_)));
+    let name = if trimmed.ends_with(".ibd") || !names_a_file {
+        trimmed
+    } else {
+        with_ext = format!("{trimmed}.ibd");
+        with_ext.as_str()
+    };
     let mut to = dir.to_path_buf();
     let mut parts = 0;
     for c in Path::new(name).components() {
@@ -361,13 +373,16 @@ mod tests {
         fs::write(db.join("n.new"), "fresh").unwrap();
         fs::write(f.backup.join("u.ren"), "u2.ibd").unwrap();
         fs::write(f.backup.join("u.ibd"), "u").unwrap();
+        // a tablespace name, as mariadb-backup and xb write it
+        fs::write(db.join("v.ren"), "db/v2").unwrap();
+        fs::write(db.join("v.ibd"), "v").unwrap();
         let outside = tree(&f.outside);
-        assert_eq!(apply_ddl_markers(&f.backup).unwrap(), 4);
+        assert_eq!(apply_ddl_markers(&f.backup).unwrap(), 5);
         let names: Vec<String> = tree(&f.backup)
             .into_keys()
             .map(|p| p.strip_prefix(&f.backup).unwrap().display().to_string())
             .collect();
-        assert_eq!(names, ["db/n.ibd", "db/t2.ibd", "u2.ibd"]);
+        assert_eq!(names, ["db/n.ibd", "db/t2.ibd", "db/v2.ibd", "u2.ibd"]);
         assert_eq!(fs::read(db.join("t2.ibd")).unwrap(), b"t");
         assert_eq!(fs::read(db.join("n.ibd")).unwrap(), b"fresh");
         assert_eq!(tree(&f.outside), outside);

@@ -49,6 +49,9 @@ pub struct BackupOptions {
     /// all DDL for the whole copy (`LOCK INSTANCE FOR BACKUP` is then held
     /// only at the end). DDL on other tables, and CREATE TABLE, go on.
     pub lock_ddl_per_table: bool,
+    /// When DDL is blocked (`--lock-ddl`): for the whole InnoDB copy, or
+    /// only at its end with DDL during the copy made good then.
+    pub lock_ddl: LockDdl,
     /// An incremental backup: only pages changed since this base are
     /// copied (as `.delta` + `.meta`); `None` for a full backup.
     pub incremental: Option<super::incremental::IncrementalBase>,
@@ -71,6 +74,19 @@ pub struct BackupOptions {
     pub backup_lock_timeout: Option<u64>,
     /// Attempts at the backup lock after the first timed out (default 0).
     pub backup_lock_retry_count: u32,
+}
+
+/// When a backup blocks DDL (`--lock-ddl`, XtraBackup 8.4's names).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum LockDdl {
+    /// DDL waits from before the InnoDB copy to the end of the backup
+    /// (`BACKUP STAGE BLOCK_DDL`, `LOCK INSTANCE FOR BACKUP`).
+    On,
+    /// DDL runs during the InnoDB copy and is blocked only for the rest
+    /// of the backup; tablespaces it changed are made good then (see
+    /// `run::ddl_fix`). Incremental backups block DDL for the whole copy.
+    #[default]
+    Reduced,
 }
 
 /// Which running statements count, by their first word.
@@ -138,6 +154,7 @@ impl BackupOptions {
             command_line: Vec::new(),
             filter: files::Filter::default(),
             lock_ddl_per_table: false,
+            lock_ddl: LockDdl::default(),
             incremental: None,
             page_tracking: false,
             slave_info: false,

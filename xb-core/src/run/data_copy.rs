@@ -55,6 +55,22 @@ pub struct CopyStats {
     pub retries: u64,
     /// Files that vanished before they could be copied.
     pub vanished: Vec<String>,
+    /// Each tablespace copied (path in the backup) with the space id its
+    /// page 0 held when it was read (`None`: page 0 not written yet). What
+    /// was copied is what DDL during the copy is held against (see
+    /// [`super::ddl_fix`]).
+    pub spaces: Vec<CopiedSpace>,
+}
+
+/// A tablespace as it was copied.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct CopiedSpace {
+    /// Its path in the backup.
+    pub rel: String,
+    /// The space id page 0 held (`None`: not written yet).
+    pub id: Option<u32>,
+    /// Device and inode of the file read.
+    pub identity: Option<(u64, u64)>,
 }
 
 impl CopyStats {
@@ -65,6 +81,7 @@ impl CopyStats {
         self.retries += other.retries;
         self.vanished.extend(other.vanished);
         self.vanished.sort();
+        self.spaces.extend(other.spaces);
     }
 }
 
@@ -105,6 +122,7 @@ pub fn copy_all(
     let bytes = AtomicU64::new(0);
     let retries = AtomicU64::new(0);
     let vanished = Mutex::new(Vec::new());
+    let spaces = Mutex::new(Vec::new());
     let first_err: Mutex<Option<CopyError>> = Mutex::new(None);
     let fail = |e: CopyError| {
         let mut g = first_err
@@ -135,10 +153,20 @@ pub fn copy_all(
                         _ => copy_one(&job, reader, target, on_bytes, cancel),
                     };
                     match copied {
-                        Ok((n, r)) => {
+                        Ok(done) => {
                             files.fetch_add(1, Ordering::Relaxed);
-                            bytes.fetch_add(n, Ordering::Relaxed);
-                            retries.fetch_add(r, Ordering::Relaxed);
+                            bytes.fetch_add(done.bytes, Ordering::Relaxed);
+                            retries.fetch_add(done.retries, Ordering::Relaxed);
+                            if job.kind == Kind::Tablespace {
+                                spaces
+                                    .lock()
+                                    .unwrap_or_else(std::sync::PoisonError::into_inner)
+                                    .push(CopiedSpace {
+                                        rel: done.rel,
+                                        id: done.space_id,
+                                        identity: done.identity,
+                                    });
+                            }
                         }
                         Err(CopyError::Read(SeamError::Vanished { .. })) => {
                             tracing::debug!(file = %job.src.display(), "vanished before copy");
@@ -166,22 +194,39 @@ pub fn copy_all(
         .into_inner()
         .unwrap_or_else(std::sync::PoisonError::into_inner);
     vanished.sort();
+    let mut spaces = spaces
+        .into_inner()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    spaces.sort();
     Ok(CopyStats {
         files: files.into_inner(),
         bytes: bytes.into_inner(),
         retries: retries.into_inner(),
         vanished,
+        spaces,
     })
 }
 
-/// Copies one file: (bytes, page retries).
+/// One file copied.
+struct Done {
+    /// Where it went in the backup (a delta copy may have chosen `.new`).
+    rel: String,
+    bytes: u64,
+    retries: u64,
+    /// The space id page 0 held, for a tablespace.
+    space_id: Option<u32>,
+    /// Device and inode of the file read.
+    identity: Option<(u64, u64)>,
+}
+
+/// Copies one file.
 fn copy_one(
     job: &Job,
     reader: &dyn Reader,
     target: &dyn Target,
     on_bytes: OnBytes<'_>,
     cancel: &AtomicBool,
-) -> Result<(u64, u64), CopyError> {
+) -> Result<Done, CopyError> {
     let mut src = match job.kind {
         Kind::Tablespace => reader.tablespace(&job.src),
         Kind::Plain => reader.plain(&job.src),
@@ -206,7 +251,13 @@ fn copy_one(
     }
     out.close().map_err(CopyError::Write)?;
     tracing::debug!(file = %job.rel, bytes = total, "copied");
-    Ok((total, src.retries()))
+    Ok(Done {
+        rel: job.rel.clone(),
+        bytes: total,
+        retries: src.retries(),
+        space_id: src.space().map(|m| m.space_id),
+        identity: src.identity(),
+    })
 }
 
 /// Notes `page` for the delta when it changed since `from` (page 0 always
@@ -262,7 +313,7 @@ fn copy_delta(
     on_bytes: OnBytes<'_>,
     cancel: &AtomicBool,
     plan: &DeltaPlan,
-) -> Result<(u64, u64), CopyError> {
+) -> Result<Done, CopyError> {
     let mut src = reader.tablespace(&job.src).map_err(CopyError::Read)?;
     let Some(space) = src.space() else {
         drop(src);
@@ -399,7 +450,13 @@ fn copy_delta(
         .map_err(CopyError::Write)?;
     m.close().map_err(CopyError::Write)?;
     tracing::debug!(file = %job.rel, bytes = total, pages = pages.len(), "delta copied");
-    Ok((total, src.retries()))
+    Ok(Done {
+        rel: job.rel.clone(),
+        bytes: total,
+        retries: src.retries(),
+        space_id: Some(space.space_id),
+        identity: src.identity(),
+    })
 }
 
 /// Changed pages a delta copy keeps from its scan per worker, so that a

@@ -53,6 +53,10 @@ pub struct Found {
     /// The tablespaces copied, by canonical source path (see
     /// [`super::spaces`]).
     pub tablespaces: HashSet<PathBuf>,
+    /// Space ids the server reported before the copy, by the device and
+    /// inode of their files: the id of a copied file whose page 0 was not
+    /// written yet (see [`super::ddl_fix`]).
+    pub listed_ids: std::collections::HashMap<(u64, u64), u32>,
     commits_blocked_since: Option<Instant>,
     commits_blocked: Duration,
 }

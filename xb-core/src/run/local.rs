@@ -52,6 +52,9 @@ impl ChunkReader for Tablespace {
         // a guess names no real space id
         self.0.meta().filter(|_| !self.0.meta_is_guessed())
     }
+    fn identity(&self) -> Option<(u64, u64)> {
+        self.0.file_identity()
+    }
 }
 
 impl Reader for LiveReader {

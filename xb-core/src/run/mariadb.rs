@@ -3,8 +3,13 @@
 //! - redo: `ib_logfile0` in the 10.5 block format or the 10.8+ "Phys"
 //!   format; the backup's `ib_logfile0` is written in the server's own format
 //!   (so `mariadb-backup --prepare` and the server itself read it);
-//! - protect DDL: `BACKUP STAGE START`, `FLUSH`, `BLOCK_DDL` (InnoDB DML
-//!   goes on; writes to non-transactional tables wait);
+//! - protect DDL: `BACKUP STAGE START` only, with `--lock-ddl=reduced`
+//!   (the default for a full backup): DDL and writes to non-transactional
+//!   tables go on during the InnoDB copy; after it `FLUSH` and
+//!   `BLOCK_DDL`, and what DDL changed meanwhile is made good
+//!   ([`super::ddl_fix`]). With `--lock-ddl=on` (and for incrementals)
+//!   `START`, `FLUSH`, `BLOCK_DDL` before the copy, as mariadb-backup
+//!   before 10.11.8;
 //! - non-InnoDB: non-transactional tables under `BLOCK_DDL`, then
 //!   `BACKUP STAGE BLOCK_COMMIT` and the Aria tables and log;
 //! - consistent point: `SHOW MASTER STATUS` and `@@gtid_binlog_pos`, a
@@ -18,7 +23,10 @@ use xb_innodb::redo::RedoLog;
 use xb_innodb::redo105;
 use xb_innodb::redo108::backup_log_header;
 
+use std::collections::HashSet;
+
 use super::backup_lock;
+use super::ddl_fix;
 use super::feed::{Feed, Pad};
 use super::flavour::{ConsistentPoint, Flavour, NonInnodb, RedoPlan, Step};
 use super::locks::Held;
@@ -83,11 +91,28 @@ impl Flavour for MariaDb {
 
     async fn protect_ddl(&mut self, step: &mut Step<'_>) -> Result<(), BackupError> {
         step.set_lock_wait_timeout().await?;
+        if step.ctx.reduced_ddl_lock {
+            step.progress.phase("BACKUP STAGE START");
+            return backup_lock::take(step, Some(Held::BackupStage), "BACKUP STAGE START").await;
+        }
         step.progress.phase("BACKUP STAGE START/FLUSH/BLOCK_DDL");
         backup_lock::take(step, Some(Held::BackupStage), "BACKUP STAGE START").await?;
-        for stage in ["BACKUP STAGE FLUSH", "BACKUP STAGE BLOCK_DDL"] {
-            backup_lock::take(step, None, stage).await?;
+        block_ddl(step).await
+    }
+
+    async fn after_innodb(
+        &mut self,
+        step: &mut Step<'_>,
+        _copied: &[super::data_copy::Job],
+    ) -> Result<(), BackupError> {
+        if !step.ctx.reduced_ddl_lock {
+            return Ok(());
         }
+        step.progress.phase("BACKUP STAGE FLUSH/BLOCK_DDL");
+        block_ddl(step).await?;
+        // every change to a page is in the redo (MariaDB 10.5+ logs index
+        // builds too), so only the set of files can differ
+        ddl_fix::apply(step, &HashSet::new()).await?;
         Ok(())
     }
 
@@ -159,4 +184,13 @@ impl Flavour for MariaDb {
         step.found.stats.add(copied?);
         removed
     }
+}
+
+/// `BACKUP STAGE FLUSH` (unused non-transactional tables closed, new
+/// writes to them wait) and `BLOCK_DDL` (DDL waits).
+async fn block_ddl(step: &mut Step<'_>) -> Result<(), BackupError> {
+    for stage in ["BACKUP STAGE FLUSH", "BACKUP STAGE BLOCK_DDL"] {
+        backup_lock::take(step, None, stage).await?;
+    }
+    Ok(())
 }

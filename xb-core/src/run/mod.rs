@@ -38,6 +38,7 @@
 mod api;
 mod backup_lock;
 pub mod data_copy;
+mod ddl_fix;
 mod ddl_yield;
 pub mod external;
 pub mod feed;
@@ -67,7 +68,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 pub use api::{
-    BackupOptions, BackupSummary, Destination, NoProgress, Progress, QueryKind, ReadLockOptions,
+    BackupOptions, BackupSummary, Destination, LockDdl, NoProgress, Progress, QueryKind,
+    ReadLockOptions,
 };
 pub use incremental::{BaseProblem, IncrementalBase};
 pub use log_status::{LogStatus, parse_log_status};
@@ -88,6 +90,9 @@ struct Ctx {
     redo_interval: Duration,
     filter: files::Filter,
     lock_ddl_per_table: bool,
+    /// DDL blocked only at the end of the InnoDB copy (`--lock-ddl=reduced`
+    /// on a full backup without per-table locks).
+    reduced_ddl_lock: bool,
     /// The base LSN of an incremental backup.
     incremental_lsn: Option<u64>,
     /// Where the server's page tracking starts; `Some` exactly with
@@ -186,6 +191,9 @@ pub async fn backup(
         redo_interval: opts.redo_interval,
         filter: opts.filter.clone(),
         lock_ddl_per_table: opts.lock_ddl_per_table,
+        reduced_ddl_lock: opts.lock_ddl == LockDdl::Reduced
+            && opts.incremental.is_none()
+            && !opts.lock_ddl_per_table,
         incremental_lsn,
         tracking_from,
         base_indexes,
@@ -449,6 +457,11 @@ async fn locked_phases<F: Flavour>(
     let (facts, filter) = (&ctx.facts, &ctx.filter);
     let mut manifest = files::list(facts, filter)?;
     let reported = spaces::list(step.session.conn(), facts).await?;
+    for s in &reported {
+        if let (Some(id), Some(file)) = (s.id, ddl_yield::identity(&s.path)) {
+            step.found.listed_ids.insert(file, id);
+        }
+    }
     let reconciled = spaces::reconcile(&reported, &manifest.innodb, facts, filter);
     if !reconciled.outside.is_empty() {
         return Err(BackupError::TablespacesOutside {
@@ -489,7 +502,13 @@ async fn locked_phases<F: Flavour>(
             files: display(&missing),
         });
     }
-    // 5. copy non-InnoDB
+    // 5. copy non-InnoDB; after DDL during the InnoDB copy, the files
+    // (`.frm` above all) as they are now that DDL is blocked
+    if ctx.reduced_ddl_lock {
+        let now = files::list(facts, filter)?;
+        manifest.non_innodb = now.non_innodb;
+        manifest.aria = now.aria;
+    }
     let non_innodb = NonInnodb {
         tables: manifest.non_innodb,
         aria: manifest.aria,

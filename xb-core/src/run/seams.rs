@@ -160,6 +160,10 @@ pub trait ChunkReader: Send {
     fn space(&self) -> Option<xb_innodb::pagecheck::SpaceMeta> {
         None
     }
+    /// Device and inode of the file being read, where known.
+    fn identity(&self) -> Option<(u64, u64)> {
+        None
+    }
 }
 
 /// Opens readers for live files.

@@ -39,6 +39,8 @@ pub struct ServerSpace {
     /// An undo tablespace (MySQL's `FILE_TYPE = 'UNDO LOG'`; MariaDB's
     /// lists name none).
     pub undo: bool,
+    /// The space id, as the server reports it.
+    pub id: Option<u32>,
 }
 
 /// MariaDB's id of its temporary tablespace (`ibtmp1`), never backed up.
@@ -50,29 +52,31 @@ const MARIADB_TEMP_SPACE: u64 = 0xFFFF_FFFE;
 /// [`BackupError::Sql`].
 pub async fn list(conn: &mut Conn, facts: &ServerFacts) -> Result<Vec<ServerSpace>, BackupError> {
     let sql = if !facts.mariadb {
-        "SELECT TABLESPACE_NAME, FILE_NAME, FILE_TYPE = 'UNDO LOG' FROM information_schema.FILES \
+        "SELECT TABLESPACE_NAME, FILE_NAME, FILE_TYPE = 'UNDO LOG', FILE_ID FROM information_schema.FILES \
          WHERE ENGINE = 'InnoDB' AND FILE_TYPE <> 'TEMPORARY'"
             .to_string()
     } else if facts.version_num >= (10, 6, 0) {
         format!(
-            "SELECT NAME, FILENAME, 0 FROM information_schema.INNODB_SYS_TABLESPACES \
+            "SELECT NAME, FILENAME, 0, SPACE FROM information_schema.INNODB_SYS_TABLESPACES \
              WHERE SPACE <> {MARIADB_TEMP_SPACE}"
         )
     } else {
         // 10.5 keeps the file names of file-per-table and general
         // tablespaces in SYS_DATAFILES; system and undo come from the walk
-        "SELECT t.NAME, d.PATH, 0 FROM information_schema.INNODB_SYS_DATAFILES d \
+        "SELECT t.NAME, d.PATH, 0, SPACE FROM information_schema.INNODB_SYS_DATAFILES d \
          JOIN information_schema.INNODB_SYS_TABLESPACES t USING (SPACE)"
             .to_string()
     };
-    let rows: Vec<(Option<String>, Option<String>, Option<i64>)> = conn
+    // name, file, undo?, space id
+    type Row = (Option<String>, Option<String>, Option<i64>, Option<u64>);
+    let rows: Vec<Row> = conn
         .query(&sql)
         .await
         .map_err(|e| BackupError::sql(&sql, &e))?;
     let datadir = Path::new(&facts.datadir);
     Ok(rows
         .into_iter()
-        .filter_map(|(name, file, undo)| {
+        .filter_map(|(name, file, undo, id)| {
             let file = file.filter(|f| !f.is_empty())?;
             let path = Path::new(&file);
             let path = if path.is_absolute() {
@@ -87,6 +91,7 @@ pub async fn list(conn: &mut Conn, facts: &ServerFacts) -> Result<Vec<ServerSpac
                 name: name.unwrap_or_default(),
                 path,
                 undo: undo.unwrap_or(0) != 0,
+                id: id.and_then(|i| u32::try_from(i).ok()),
             })
         })
         .collect())
@@ -117,7 +122,7 @@ pub fn canonical(p: &Path) -> PathBuf {
 
 /// Does a partial backup keep this tablespace? Judged as the walk judges
 /// files: by database directory and file name.
-fn kept(name: &str, path: &Path, datadir: &Path, filter: &Filter) -> bool {
+pub(super) fn kept(name: &str, path: &Path, datadir: &Path, filter: &Filter) -> bool {
     let rel = path.strip_prefix(datadir).unwrap_or(path);
     let mut parts: Vec<String> = rel
         .components()
@@ -171,6 +176,35 @@ pub fn linked_rel(path: &Path, datadir: &Path) -> Option<String> {
     (canonical(Path::new(named.trim_end())) == path).then(|| format!("{db}/{file}"))
 }
 
+/// Where the backup keeps the server's tablespace `s` (whose file is at
+/// `path`, canonical; `datadir` canonical too): its datadir-relative path,
+/// a MariaDB `DATA DIRECTORY` file where [`linked_rel`] puts it, a MySQL
+/// one outside the datadir where [`external::backup_rel`] puts it (with
+/// the entry for [`external::LIST_FILE`]). `None` when a restore could not
+/// place it.
+#[must_use]
+pub fn backup_rel(
+    s: &ServerSpace,
+    path: &Path,
+    datadir: &Path,
+    mariadb: bool,
+) -> Option<(String, Option<External>)> {
+    if let Ok(rel) = path.strip_prefix(datadir) {
+        return Some((rel.to_string_lossy().into_owned(), None));
+    }
+    if mariadb {
+        return linked_rel(path, datadir).map(|rel| (rel, None));
+    }
+    let rel = external::backup_rel(&s.name, path, s.undo)?;
+    let ext = External {
+        name: s.name.clone(),
+        path: path.to_path_buf(),
+        undo: s.undo,
+        rel: rel.clone(),
+    };
+    Some((rel, Some(ext)))
+}
+
 /// Holds the server's list against the walk's tablespace jobs.
 #[must_use]
 pub fn reconcile(
@@ -194,33 +228,9 @@ pub fn reconcile(
         if known.contains(&path) || !path.is_file() || !kept(&s.name, &path, &datadir, filter) {
             continue;
         }
-        let mut external = None;
-        let rel = if let Ok(rel) = path.strip_prefix(&datadir) {
-            rel.to_string_lossy().into_owned()
-        } else if facts.mariadb {
-            match linked_rel(&path, &datadir) {
-                Some(rel) => rel,
-                None => {
-                    r.outside.push(path);
-                    continue;
-                }
-            }
-        } else {
-            match external::backup_rel(&s.name, &path, s.undo) {
-                Some(rel) => {
-                    external = Some(External {
-                        name: s.name.clone(),
-                        path: path.clone(),
-                        undo: s.undo,
-                        rel: rel.clone(),
-                    });
-                    rel
-                }
-                None => {
-                    r.outside.push(path);
-                    continue;
-                }
-            }
+        let Some((rel, external)) = backup_rel(s, &path, &datadir, facts.mariadb) else {
+            r.outside.push(path);
+            continue;
         };
         if let Some(first) = placed.get(&rel) {
             if *first != path {
@@ -335,6 +345,7 @@ mod tests {
             name: name.into(),
             path,
             undo: false,
+            id: None,
         };
         let spaces = vec![
             space("db/t", data.join("./db/t.ibd")),
@@ -397,11 +408,13 @@ mod tests {
                 name: "db/r".into(),
                 path: r_ibd.clone(),
                 undo: false,
+                id: None,
             },
             ServerSpace {
                 name: "db/stray".into(),
                 path: remote.join("db/stray.ibd"),
                 undo: false,
+                id: None,
             },
         ];
         let stray = canonical(&remote.join("db/stray.ibd"));
@@ -446,6 +459,7 @@ mod tests {
             name: name.into(),
             path: remote.join(file),
             undo,
+            id: None,
         };
         let spaces = vec![
             space("gen", "g.ibd", false),

@@ -1,0 +1,170 @@
+//! Runbook: a stream of DDL runs through a backup taken with the default
+//! `--lock-ddl=reduced`. The DDL completes while the backup copies (it is
+//! not queued behind the backup), writes to MyISAM tables go on, and the
+//! restore equals the source after binlog replay, table for table: dropped
+//! tables absent, renamed ones under their new names. On MariaDB both
+//! `xb-cli prepare` and `mariadb-backup --prepare` restore it.
+#![allow(clippy::unwrap_used)] // a test that cannot unwrap its fixtures has failed
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::*;
+use mysql_async::prelude::Queryable;
+use xb_testing::load::{LoadSpec, WriteLoad, prepare};
+use xb_testing::server::{Flavor, TestServer};
+
+/// Tables the stream changes, made before the backup starts. Those it
+/// drops, renames and truncates are the size of the largest tables, so
+/// the copy (largest first) has them before the stream runs: their copies
+/// are then the ones that need markers.
+const SETUP: &[&str] = &[
+    "CREATE TABLE xbload.doomed LIKE xbload.sbtest1",
+    "CREATE TABLE xbload.to_rename LIKE xbload.sbtest1",
+    "CREATE TABLE xbload.to_truncate LIKE xbload.sbtest1",
+    "INSERT INTO xbload.doomed SELECT * FROM xbload.sbtest1",
+    "INSERT INTO xbload.to_rename SELECT * FROM xbload.sbtest1",
+    "INSERT INTO xbload.to_truncate SELECT * FROM xbload.sbtest1",
+    "CREATE TABLE xbload.copy_altered (id INT PRIMARY KEY, v VARCHAR(40)) ENGINE=InnoDB",
+    "INSERT INTO xbload.copy_altered SELECT id, c FROM xbload.sbtest1 LIMIT 300",
+    "CREATE TABLE xbload.probe (id INT AUTO_INCREMENT PRIMARY KEY, at BIGINT) ENGINE=MyISAM",
+];
+
+/// The DDL stream: every kind the issue names, and a table created and
+/// dropped inside the backup window.
+const STREAM: &[&str] = &[
+    "CREATE TABLE xbload.born (id INT PRIMARY KEY, v VARCHAR(20)) ENGINE=InnoDB",
+    "INSERT INTO xbload.born VALUES (1,'a'),(2,'b')",
+    "ALTER TABLE xbload.sbtest1 ADD COLUMN extra INT NOT NULL DEFAULT 7",
+    "ALTER TABLE xbload.sbtest2 ADD INDEX by_c (c), ALGORITHM=INPLACE",
+    "ALTER TABLE xbload.copy_altered ADD COLUMN w INT DEFAULT 3, ALGORITHM=COPY",
+    "ALTER TABLE xbload.sbtest3 FORCE",
+    "RENAME TABLE xbload.to_rename TO xbload.renamed",
+    "TRUNCATE TABLE xbload.to_truncate",
+    "INSERT INTO xbload.to_truncate (id, c) VALUES (1, 'after truncate')",
+    "DROP TABLE xbload.doomed",
+    "CREATE TABLE xbload.selected ENGINE=InnoDB AS SELECT id, k, c FROM xbload.sbtest4 LIMIT 500",
+    "CREATE TABLE xbload.ephemeral (id INT PRIMARY KEY) ENGINE=InnoDB",
+    "INSERT INTO xbload.ephemeral VALUES (1),(2),(3)",
+    "DROP TABLE xbload.ephemeral",
+];
+
+/// Runs the stream against `src` while a throttled backup copies, and
+/// proves the outcome; returns the backup directory.
+async fn ddl_stream_through_a_backup(flavor: Flavor) -> (TestServer, std::path::PathBuf) {
+    let src = TestServer::start_with_args(flavor, BINLOG_ARGS).expect("source");
+    let spec = LoadSpec {
+        rows_per_table: 20_000,
+        ..LoadSpec::default()
+    };
+    prepare(src.opts(), &spec).await.expect("load data");
+    let mut conn = src.conn().await.unwrap();
+    for sql in SETUP {
+        conn.query_drop(*sql)
+            .await
+            .unwrap_or_else(|e| panic!("{sql}: {e}"));
+    }
+    let load = WriteLoad::start(src.opts(), &spec);
+    load.wait_for_commits(100).await;
+    let target = src.scratch("backup");
+    let target_s = target.to_string_lossy().into_owned();
+    // throttled, so the copy lasts well past the stream
+    let mut backup = spawn_xb_backup(&src, &["--target-dir", &target_s, "--throttle", "5"]);
+    wait_until(
+        "the copy reaches the tables the stream drops and renames",
+        Duration::from_secs(120),
+        || {
+            [
+                "xbload/doomed.ibd",
+                "xbload/to_rename.ibd",
+                "xbload/to_truncate.ibd",
+            ]
+            .iter()
+            .all(|f| target.join(f).exists())
+        },
+    )
+    .await;
+
+    // MyISAM writes and the DDL stream, side by side
+    let probe_opts = src.opts();
+    let stop_probe = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let probe = tokio::spawn({
+        let stop = stop_probe.clone();
+        async move {
+            let mut c = mysql_async::Conn::new(probe_opts).await.unwrap();
+            let mut slowest = Duration::ZERO;
+            let mut n = 0u32;
+            while !stop.load(std::sync::atomic::Ordering::Acquire) {
+                let t = Instant::now();
+                c.query_drop("INSERT INTO xbload.probe (at) VALUES (UNIX_TIMESTAMP())")
+                    .await
+                    .unwrap();
+                slowest = slowest.max(t.elapsed());
+                n += 1;
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            c.disconnect().await.unwrap();
+            (n, slowest)
+        }
+    });
+    let probing_since = Instant::now();
+    let mut during = 0;
+    let mut slowest_ddl = Duration::ZERO;
+    for sql in STREAM {
+        let t = Instant::now();
+        conn.query_drop(*sql)
+            .await
+            .unwrap_or_else(|e| panic!("{sql}: {e}"));
+        slowest_ddl = slowest_ddl.max(t.elapsed());
+        if backup.try_wait().unwrap().is_none() {
+            during += 1;
+        }
+    }
+    // MyISAM writes for a few seconds of the copy, however quick the DDL
+    let probed = probing_since.elapsed();
+    if probed < Duration::from_secs(4) {
+        tokio::time::sleep(Duration::from_secs(4) - probed).await;
+    }
+    stop_probe.store(true, std::sync::atomic::Ordering::Release);
+    let still_copying = backup.try_wait().unwrap().is_none();
+    let (inserts, slowest_insert) = probe.await.unwrap();
+    let out = finish_within(backup, Duration::from_secs(600)).await;
+    assert_success(&out);
+    let err = String::from_utf8_lossy(&out.stderr);
+    // the DDL was not queued until the backup's end
+    assert!(
+        still_copying && during == STREAM.len(),
+        "only {during} of {} statements completed while the backup ran (slowest {slowest_ddl:?}):\n{err}",
+        STREAM.len()
+    );
+    assert!(
+        slowest_insert < Duration::from_secs(2) && inserts > 20,
+        "MyISAM writes during the copy: {inserts}, slowest {slowest_insert:?}"
+    );
+    assert!(
+        err.contains("DDL ran during the copy"),
+        "the backup says what it made good:\n{err}"
+    );
+    // the dropped and renamed tables' copies carry their markers
+    for f in [
+        "xbload/doomed.del",
+        "xbload/to_rename.ren",
+        "xbload/to_truncate.new",
+    ] {
+        assert!(target.join(f).exists(), "{f} is in the backup:\n{err}");
+    }
+    load.wait_for_commits(100).await;
+    load.stop().await.expect("load ran without errors");
+    conn.disconnect().await.unwrap();
+    (src, target)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn mariadb_1011_ddl_stream_during_the_copy_restores_with_both_prepares() {
+    let (src, target) = ddl_stream_through_a_backup(Flavor::MariaDb1011).await;
+    let vendor_copy = src.scratch("backup-for-mariadb-backup");
+    xb_testing::vendor::copy_dir(&target, &vendor_copy).unwrap();
+    xb_prepare_and_compare(&src, &target, &["xbload"]).await;
+    restore_and_compare(&src, &vendor_copy, &["xbload"]).await;
+}

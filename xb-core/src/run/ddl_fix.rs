@@ -1,0 +1,392 @@
+//! DDL that ran while tablespaces were copied, made good once DDL is
+//! blocked (`--lock-ddl=reduced`).
+//!
+//! With DDL allowed during the InnoDB copy, a copied file may belong to a
+//! table dropped, renamed, truncated or rebuilt since, and tables created
+//! meanwhile were not copied at all. Once DDL is blocked, xb holds what it
+//! copied (each file with the space id its page 0 held when read) against
+//! the server's tablespaces now (space id and file), and:
+//!
+//! - a space copied under the name it has now is kept as it is: the copied
+//!   redo carries every change since the copy's start checkpoint;
+//! - a space copied under another name gets `<old>.ren` holding its new
+//!   name, where renaming cannot clobber another copied file (otherwise it
+//!   is copied again, as below);
+//! - a copied space the server no longer has gets `<name>.del`;
+//! - a space not copied (created during the copy, a truncate or rebuild
+//!   that gave the table a new space), or one the flavour names as changed
+//!   in a way the redo does not carry (MySQL's bulk index builds), is
+//!   copied again now as `<name>.new`.
+//!
+//! Both `xb-cli prepare` and `mariadb-backup --prepare` apply the markers
+//! before recovery: every `.del`, then every `.ren`, then every `.new`
+//! (which replaces the `.ibd`). This is mariadb-backup's scheme; where it
+//! follows the redo's FILE_* records as they are copied, xb compares the
+//! two states, which needs no redo parser per server and sees the same
+//! outcome. [`plan`] is the pure part, unit-tested here.
+
+use std::collections::{HashMap, HashSet};
+use std::path::{Path, PathBuf};
+
+use super::data_copy::{CopiedSpace, Job, Kind};
+use super::ddl_yield::marker;
+use super::flavour::Step;
+use super::meta;
+use super::spaces::{self, ServerSpace};
+use crate::error::BackupError;
+
+/// A tablespace the server has once DDL is blocked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LiveSpace {
+    /// Space id.
+    pub id: u32,
+    /// Where the backup keeps it.
+    pub rel: String,
+    /// The live file.
+    pub src: PathBuf,
+    /// Its size now.
+    pub size: u64,
+}
+
+/// What to write so the backup holds the tablespaces as they are now.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Fix {
+    /// Copied files to drop at prepare (`<rel>.del`).
+    pub drop: Vec<String>,
+    /// Copied files to rename at prepare: (copied path, path now).
+    pub rename: Vec<(String, String)>,
+    /// Tablespaces to copy now as `<rel>.new` (the jobs carry that name).
+    pub copy: Vec<Job>,
+}
+
+impl Fix {
+    /// Nothing to do.
+    #[must_use]
+    pub fn is_empty(&self) -> bool {
+        self.drop.is_empty() && self.rename.is_empty() && self.copy.is_empty()
+    }
+}
+
+/// Only single-table and general tablespaces (`*.ibd`) have markers; the
+/// system tablespace and undo files keep their space ids.
+fn has_markers(rel: &str) -> bool {
+    rel.ends_with(".ibd")
+}
+
+/// The space id of each copied tablespace: what its page 0 held, or for a
+/// page 0 not written yet (a young table: MariaDB writes it at the first
+/// flush), what the server reported before the copy for the same file
+/// (device and inode; a rename keeps them, a rebuild makes a new file).
+/// `None` where neither says: such a copy is replaced.
+#[must_use]
+pub fn copied_ids(
+    copied: &[CopiedSpace],
+    listed: &HashMap<(u64, u64), u32>,
+) -> Vec<(String, Option<u32>)> {
+    copied
+        .iter()
+        .map(|c| {
+            let id =
+                c.id.or_else(|| c.identity.and_then(|i| listed.get(&i).copied()));
+            (c.rel.clone(), id)
+        })
+        .collect()
+}
+
+/// Holds `copied` (path in the backup, space id) against `live`;
+/// `changed` names spaces to copy again whatever their name.
+#[must_use]
+pub fn plan(copied: &[(String, Option<u32>)], live: &[LiveSpace], changed: &HashSet<u32>) -> Fix {
+    let live: Vec<&LiveSpace> = live.iter().filter(|l| has_markers(&l.rel)).collect();
+    let by_id: HashMap<u32, &LiveSpace> = live.iter().map(|l| (l.id, *l)).collect();
+    let copied: Vec<&(String, Option<u32>)> =
+        copied.iter().filter(|(rel, _)| has_markers(rel)).collect();
+    let mut fix = Fix::default();
+    // spaces whose copy stands as it is
+    let mut settled: HashSet<u32> = HashSet::new();
+    for (rel, id) in &copied {
+        if let Some(l) = id.and_then(|i| by_id.get(&i)) {
+            if l.rel == *rel && !changed.contains(&l.id) {
+                settled.insert(l.id);
+            }
+        }
+    }
+    // copied files that stay where they are, for the clobber test
+    let mut staying: HashSet<&str> = copied
+        .iter()
+        .filter(|(rel, id)| {
+            id.and_then(|i| by_id.get(&i))
+                .is_some_and(|l| l.rel == *rel && !changed.contains(&l.id))
+        })
+        .map(|(rel, _)| rel.as_str())
+        .collect();
+    let mut renames: Vec<(&str, &LiveSpace)> = Vec::new();
+    for (rel, id) in &copied {
+        let now = id.and_then(|i| by_id.get(&i)).copied();
+        match now {
+            Some(l) if l.rel == *rel && !changed.contains(&l.id) => {}
+            Some(l) if !settled.contains(&l.id) && !changed.contains(&l.id) => {
+                renames.push((rel.as_str(), l));
+                staying.insert(rel.as_str());
+            }
+            _ => fix.drop.push(rel.clone()),
+        }
+    }
+    // a rename onto a name another copied file keeps (or leaves only by
+    // a rename of its own, whose order is not fixed) would clobber it
+    let mut renamed: HashSet<u32> = HashSet::new();
+    for (from, l) in renames {
+        if renamed.contains(&l.id) || staying.contains(l.rel.as_str()) {
+            fix.drop.push(from.to_string());
+        } else {
+            renamed.insert(l.id);
+            fix.rename.push((from.to_string(), l.rel.clone()));
+        }
+    }
+    for l in &live {
+        if !settled.contains(&l.id) && !renamed.contains(&l.id) {
+            fix.copy.push(Job {
+                src: l.src.clone(),
+                rel: marker(&l.rel, "new"),
+                kind: Kind::Tablespace,
+                size: l.size,
+            });
+        }
+    }
+    fix.drop.sort();
+    fix.drop.dedup();
+    fix.rename.sort();
+    fix.copy.sort_by(|a, b| a.rel.cmp(&b.rel));
+    fix
+}
+
+/// The text of a `.ren` marker: the new name as mariadb-backup writes it,
+/// `db/table` (no `./`, no `.ibd`).
+#[must_use]
+pub fn rename_text(to: &str) -> String {
+    to.strip_suffix(".ibd").unwrap_or(to).to_string()
+}
+
+/// The server's tablespaces now, where the backup keeps each. A space
+/// with no file (discarded), or kept out by the backup's filter, is left
+/// out, as at the start.
+fn live(reported: &[ServerSpace], step: &Step<'_>) -> Vec<LiveSpace> {
+    let facts = &step.ctx.facts;
+    let datadir = spaces::canonical(Path::new(&facts.datadir));
+    reported
+        .iter()
+        .filter_map(|s| {
+            let path = spaces::canonical(&s.path);
+            let size = std::fs::metadata(&path).ok().filter(|m| m.is_file())?.len();
+            if !spaces::kept(&s.name, &path, &datadir, &step.ctx.filter) {
+                return None;
+            }
+            let (rel, _) = spaces::backup_rel(s, &path, &datadir, facts.mariadb)?;
+            Some(LiveSpace {
+                id: s.id?,
+                rel,
+                src: path,
+                size,
+            })
+        })
+        .collect()
+}
+
+/// With DDL blocked: reads the server's tablespaces, writes the markers
+/// and copies what must be copied again. `changed` names spaces the
+/// flavour knows were changed outside the redo. Returns the fix applied.
+///
+/// # Errors
+/// [`BackupError::Sql`] reading the list; as [`Step::copy`].
+pub async fn apply(step: &mut Step<'_>, changed: &HashSet<u32>) -> Result<Fix, BackupError> {
+    let reported = spaces::list(step.session.conn(), &step.ctx.facts).await?;
+    let now = live(&reported, step);
+    let copied = copied_ids(&step.found.stats.spaces, &step.found.listed_ids);
+    let fix = plan(&copied, &now, changed);
+    if fix.is_empty() {
+        return Ok(fix);
+    }
+    tracing::info!(
+        copied = ?copied.iter().filter(|(r, _)| fix.drop.contains(r)).collect::<Vec<_>>(),
+        live = ?now.iter().filter(|l| fix.copy.iter().any(|j| j.src == l.src)).map(|l| (&l.rel, l.id)).collect::<Vec<_>>(),
+        dropped = ?fix.drop,
+        renamed = ?fix.rename,
+        copied_again = ?fix.copy.iter().map(|j| &j.rel).collect::<Vec<_>>(),
+        "DDL during the copy"
+    );
+    let target = step.ctx.target.as_ref();
+    for rel in &fix.drop {
+        meta::write(target, &marker(rel, "del"), "")?;
+    }
+    for (from, to) in &fix.rename {
+        meta::write(target, &marker(from, "ren"), &rename_text(to))?;
+        if let Some(l) = now.iter().find(|l| l.rel == *to) {
+            step.found.tablespaces.insert(l.src.clone());
+        }
+    }
+    if !fix.copy.is_empty() {
+        step.progress
+            .phase("copy tablespaces created or changed during the copy");
+        step.copy(fix.copy.clone())?;
+    }
+    step.progress.warning(&format!(
+        "DDL ran during the copy: {} tablespace(s) copied again, {} renamed and {} dropped at prepare",
+        fix.copy.len(),
+        fix.rename.len(),
+        fix.drop.len()
+    ));
+    Ok(fix)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn live(id: u32, rel: &str) -> LiveSpace {
+        LiveSpace {
+            id,
+            rel: rel.into(),
+            src: PathBuf::from("/data").join(rel),
+            size: 65536,
+        }
+    }
+
+    fn copied(v: &[(&str, Option<u32>)]) -> Vec<(String, Option<u32>)> {
+        v.iter().map(|(r, i)| ((*r).to_string(), *i)).collect()
+    }
+
+    fn again(f: &Fix) -> Vec<&str> {
+        f.copy.iter().map(|j| j.rel.as_str()).collect()
+    }
+
+    #[test]
+    fn nothing_changed_means_nothing_to_do() {
+        let f = plan(
+            &copied(&[("db/a.ibd", Some(5)), ("ibdata1", Some(0))]),
+            &[live(5, "db/a.ibd"), live(0, "ibdata1")],
+            &HashSet::new(),
+        );
+        assert!(f.is_empty(), "{f:?}");
+    }
+
+    #[test]
+    fn created_dropped_renamed_and_rebuilt_tables_get_their_markers() {
+        let f = plan(
+            &copied(&[
+                ("db/keep.ibd", Some(5)),
+                ("db/gone.ibd", Some(6)),
+                ("db/old.ibd", Some(7)),
+                // truncated or rebuilt: same name, new space
+                ("db/rebuilt.ibd", Some(8)),
+            ]),
+            &[
+                live(5, "db/keep.ibd"),
+                live(7, "db/new_name.ibd"),
+                live(9, "db/rebuilt.ibd"),
+                live(10, "db/born.ibd"),
+            ],
+            &HashSet::new(),
+        );
+        assert_eq!(f.drop, vec!["db/gone.ibd", "db/rebuilt.ibd"]);
+        assert_eq!(
+            f.rename,
+            vec![("db/old.ibd".to_string(), "db/new_name.ibd".to_string())]
+        );
+        assert_eq!(again(&f), vec!["db/born.new", "db/rebuilt.new"]);
+        assert_eq!(f.copy[0].src, PathBuf::from("/data/db/born.ibd"));
+    }
+
+    #[test]
+    fn a_swap_of_two_names_is_copied_again_rather_than_renamed_over_itself() {
+        let f = plan(
+            &copied(&[("db/t1.ibd", Some(5)), ("db/t2.ibd", Some(6))]),
+            &[live(5, "db/t2.ibd"), live(6, "db/t1.ibd")],
+            &HashSet::new(),
+        );
+        assert!(f.rename.is_empty(), "{f:?}");
+        assert_eq!(f.drop, vec!["db/t1.ibd", "db/t2.ibd"]);
+        assert_eq!(again(&f), vec!["db/t1.new", "db/t2.new"]);
+    }
+
+    #[test]
+    fn a_rename_onto_a_dropped_tables_name_is_safe() {
+        // DROP TABLE b; RENAME TABLE a TO b
+        let f = plan(
+            &copied(&[("db/a.ibd", Some(5)), ("db/b.ibd", Some(6))]),
+            &[live(5, "db/b.ibd")],
+            &HashSet::new(),
+        );
+        assert_eq!(f.drop, vec!["db/b.ibd"]);
+        assert_eq!(
+            f.rename,
+            vec![("db/a.ibd".to_string(), "db/b.ibd".to_string())]
+        );
+        assert!(f.copy.is_empty());
+    }
+
+    #[test]
+    fn a_space_copied_twice_keeps_the_copy_under_its_current_name() {
+        // renamed between the walk and the server's list: copied as both
+        let f = plan(
+            &copied(&[("db/a.ibd", Some(5)), ("db/b.ibd", Some(5))]),
+            &[live(5, "db/b.ibd")],
+            &HashSet::new(),
+        );
+        assert_eq!(f.drop, vec!["db/a.ibd"]);
+        assert!(f.rename.is_empty() && f.copy.is_empty(), "{f:?}");
+    }
+
+    #[test]
+    fn an_unreadable_page_zero_or_a_change_outside_the_redo_means_a_new_copy() {
+        let changed: HashSet<u32> = [5].into();
+        let f = plan(
+            &copied(&[("db/a.ibd", Some(5)), ("db/fresh.ibd", None)]),
+            &[live(5, "db/a.ibd"), live(6, "db/fresh.ibd")],
+            &changed,
+        );
+        assert_eq!(f.drop, vec!["db/a.ibd", "db/fresh.ibd"]);
+        assert_eq!(again(&f), vec!["db/a.new", "db/fresh.new"]);
+    }
+
+    #[test]
+    fn system_and_undo_files_never_get_markers() {
+        let f = plan(
+            &copied(&[("ibdata1", Some(0)), ("undo_001", Some(0xFFFF_FFEF))]),
+            &[live(0, "ibdata1"), live(0xFFFF_FFEE, "undo_001")],
+            &HashSet::new(),
+        );
+        assert!(f.is_empty(), "{f:?}");
+    }
+
+    #[test]
+    fn a_copy_whose_page_zero_was_unwritten_takes_the_id_listed_for_its_file() {
+        let listed: HashMap<(u64, u64), u32> = [((1, 10), 5)].into();
+        let c = |rel: &str, id, ino| CopiedSpace {
+            rel: rel.into(),
+            id,
+            identity: Some((1, ino)),
+        };
+        let ids = copied_ids(
+            &[
+                c("db/young.ibd", None, 10),
+                c("db/old.ibd", Some(7), 11),
+                c("db/unknown.ibd", None, 12),
+            ],
+            &listed,
+        );
+        assert_eq!(
+            ids,
+            vec![
+                ("db/young.ibd".to_string(), Some(5)),
+                ("db/old.ibd".to_string(), Some(7)),
+                ("db/unknown.ibd".to_string(), None),
+            ]
+        );
+    }
+
+    #[test]
+    fn a_ren_marker_names_the_table_as_mariadb_backup_does() {
+        assert_eq!(rename_text("db/t2.ibd"), "db/t2");
+        assert_eq!(rename_text("db/t#P#p1.ibd"), "db/t#P#p1");
+    }
+}
