@@ -192,9 +192,43 @@ pub fn list(facts: &ServerFacts, filter: &Filter) -> Result<Manifest, BackupErro
     Ok(m)
 }
 
+/// An undo tablespace, by its name in the backup: `undo_001` (MySQL's
+/// implicit ones), `undo001` (MariaDB), or a MySQL `.ibu` file.
+#[must_use]
+pub fn is_undo(rel: &str) -> bool {
+    let name = rel.rsplit('/').next().unwrap_or(rel);
+    let digits = name
+        .strip_prefix("undo_")
+        .or_else(|| name.strip_prefix("undo"));
+    name.ends_with(".ibu")
+        || digits.is_some_and(|d| !d.is_empty() && d.chars().all(|c| c.is_ascii_digit()))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn undo_tablespaces_are_told_by_name() {
+        for u in [
+            "undo_001",
+            "undo001",
+            "undo_002.ibu",
+            "x/undo_9.ibu",
+            "undo_99",
+        ] {
+            assert!(is_undo(u), "{u}");
+        }
+        for n in [
+            "ibdata1",
+            "db/undo_t.ibd",
+            "undo_",
+            "mysql.ibd",
+            "db/undo001x.ibd",
+        ] {
+            assert!(!is_undo(n), "{n}");
+        }
+    }
 
     #[test]
     fn partial_backups_keep_the_named_tables_and_the_system_schemas() {

@@ -76,6 +76,7 @@ pub use log_status::{LogStatus, parse_log_status};
 pub use server::ConnectOptions;
 
 pub use crate::error::BackupError;
+use data_copy::Job;
 use flavour::{ConsistentPoint, Flavour, Found, NonInnodb, Step};
 use locks::{Held, Session};
 use redo_copy::{RedoCopier, RedoFeed};
@@ -492,8 +493,19 @@ async fn locked_phases<F: Flavour>(
     step.progress.total(manifest.bytes() + toku_bytes);
     step.progress.phase("copy InnoDB tablespaces");
     let copied = manifest.innodb.clone();
-    step.copy(manifest.innodb)?;
+    // MySQL truncates undo tablespaces (a new file and space id) unless
+    // the backup lock holds it off: without that lock during the copy,
+    // they are copied once it is taken
+    let (under_lock, now): (Vec<Job>, Vec<Job>) = manifest
+        .innodb
+        .into_iter()
+        .partition(|j| ctx.reduced_ddl_lock && !facts.mariadb && files::is_undo(&j.rel));
+    step.copy(now)?;
     flavour.after_innodb(step, &copied).await?;
+    if !under_lock.is_empty() {
+        step.progress.phase("copy undo tablespaces");
+        step.copy(under_lock)?;
+    }
     // with DDL blocked, every tablespace the server has is in the backup
     let reported = spaces::list(step.session.conn(), facts).await?;
     let missing = spaces::missing(&reported, &step.found.tablespaces, facts, filter);

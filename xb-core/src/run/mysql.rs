@@ -2,8 +2,14 @@
 //!
 //! - redo: `#innodb_redo/#ib_redoN`; the backup's redo file is a valid
 //!   file of the same format, at least as large as the server's own;
-//! - protect DDL: `LOCK INSTANCE FOR BACKUP` (DDL waits until the backup
-//!   ends, DML goes on), or with `--lock-ddl-per-table` a second session
+//! - protect DDL: with `--lock-ddl=reduced` (the default for a full
+//!   backup) none during the InnoDB copy, then `LOCK INSTANCE FOR BACKUP`
+//!   and what DDL changed meanwhile made good ([`super::ddl_fix`]; spaces
+//!   with an index built during the copy, whose pages skip the redo, are
+//!   copied again); undo tablespaces are copied under the lock, which
+//!   holds off their truncation. With `--lock-ddl=on`
+//!   `LOCK INSTANCE FOR BACKUP` before the copy (DDL waits until the
+//!   backup ends, DML goes on), or with `--lock-ddl-per-table` a second session
 //!   holding a shared metadata lock on every InnoDB table, and the instance
 //!   lock only after the InnoDB copy, when tablespaces created meanwhile
 //!   are copied;
@@ -48,6 +54,10 @@ pub struct MySql {
     /// The consistent point, when the TokuDB sequence read it under its
     /// own read lock.
     point: Option<LogStatus>,
+    /// With `--lock-ddl=reduced`: the server's indexes before the copy.
+    /// An index built during it (bulk-loaded, past the redo) has an id
+    /// not among them.
+    indexes_before: Option<super::page_track::Indexes>,
 }
 
 impl Flavour for MySql {
@@ -97,6 +107,12 @@ impl Flavour for MySql {
 
     async fn protect_ddl(&mut self, step: &mut Step<'_>) -> Result<(), BackupError> {
         step.set_lock_wait_timeout().await?;
+        if step.ctx.reduced_ddl_lock {
+            step.progress
+                .phase("no DDL lock during the InnoDB copy (--lock-ddl=reduced)");
+            self.indexes_before = Some(super::page_track::indexes(step.session.conn()).await?);
+            return Ok(());
+        }
         if step.ctx.lock_ddl_per_table {
             step.progress.phase("metadata locks on every table");
             let m = lock_every_table(step.ctx).await?;
@@ -113,6 +129,17 @@ impl Flavour for MySql {
         step: &mut Step<'_>,
         copied: &[Job],
     ) -> Result<(), BackupError> {
+        if let Some(before) = self.indexes_before.take() {
+            step.progress.phase("LOCK INSTANCE FOR BACKUP");
+            backup_lock::take(step, Some(Held::InstanceLock), "LOCK INSTANCE FOR BACKUP").await?;
+            // index builds write their pages past the redo (MLOG_INDEX_LOAD):
+            // a space with an index that is new since the copy began is
+            // copied again whole
+            let now = super::page_track::indexes(step.session.conn()).await?;
+            let built = super::page_track::built_since(&before, &now);
+            super::ddl_fix::apply(step, &built).await?;
+            return Ok(());
+        }
         if !step.ctx.lock_ddl_per_table {
             return Ok(());
         }
