@@ -423,6 +423,12 @@ pub async fn run(args: BackupArgs) -> anyhow::Result<u8> {
                 s.lock_seconds,
                 vanished_note(&s.vanished)
             ));
+            for l in &s.locks {
+                report.phase(&format!(
+                    "{} blocked {:.1}s by {} (taken {:.1}s into the backup)",
+                    l.blocks, l.held, l.lock, l.taken_at
+                ));
+            }
             if args.json {
                 let j = serde_json::json!({
                     "status": "completed",
@@ -435,6 +441,12 @@ pub async fn run(args: BackupArgs) -> anyhow::Result<u8> {
                     "bytes": s.bytes,
                     "page_retries": s.page_retries,
                     "lock_seconds": s.lock_seconds,
+                    "locks": s.locks.iter().map(|l| serde_json::json!({
+                        "blocks": l.blocks,
+                        "lock": l.lock,
+                        "taken_at_seconds": l.taken_at,
+                        "held_seconds": l.held,
+                    })).collect::<Vec<_>>(),
                     "vanished": s.vanished,
                     "tokudb": s.tokudb.as_ref().map(|t| serde_json::json!({
                         "data_files": t.data_files.len(),

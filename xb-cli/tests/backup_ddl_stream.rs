@@ -70,7 +70,11 @@ async fn ddl_stream_through_a_backup(flavor: Flavor) -> (TestServer, std::path::
     let target = src.scratch("backup");
     let target_s = target.to_string_lossy().into_owned();
     // throttled, so the copy lasts well past the stream
-    let mut backup = spawn_xb_backup(&src, &["--target-dir", &target_s, "--throttle", "5"]);
+    let started = Instant::now();
+    let mut backup = spawn_xb_backup(
+        &src,
+        &["--target-dir", &target_s, "--throttle", "5", "--json"],
+    );
     wait_until(
         "the copy reaches the tables the stream drops and renames",
         Duration::from_secs(120),
@@ -126,6 +130,7 @@ async fn ddl_stream_through_a_backup(flavor: Flavor) -> (TestServer, std::path::
     if probed < Duration::from_secs(4) {
         tokio::time::sleep(Duration::from_secs(4) - probed).await;
     }
+    let stream_done = started.elapsed().as_secs_f64();
     stop_probe.store(true, std::sync::atomic::Ordering::Release);
     let still_copying = backup.try_wait().unwrap().is_none();
     let (inserts, slowest_insert) = probe.await.unwrap();
@@ -142,6 +147,24 @@ async fn ddl_stream_through_a_backup(flavor: Flavor) -> (TestServer, std::path::
         slowest_insert < Duration::from_secs(2) && inserts > 20,
         "MyISAM writes during the copy: {inserts}, slowest {slowest_insert:?}"
     );
+    // the report says DDL was blocked only after the stream, briefly
+    let summary: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let ddl: Vec<&serde_json::Value> = summary["locks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|l| l["blocks"] == "DDL")
+        .collect();
+    assert_eq!(ddl.len(), 1, "one DDL lock: {summary}");
+    let (at, held) = (
+        ddl[0]["taken_at_seconds"].as_f64().unwrap(),
+        ddl[0]["held_seconds"].as_f64().unwrap(),
+    );
+    assert!(
+        at > stream_done && held < at,
+        "DDL blocked at {at:.1}s for {held:.1}s; the stream ended at {stream_done:.1}s: {summary}"
+    );
+    assert!(err.contains("DDL blocked"), "{err}");
     assert!(
         err.contains("DDL ran during the copy"),
         "the backup says what it made good:\n{err}"

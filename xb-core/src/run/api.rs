@@ -76,6 +76,21 @@ pub struct BackupOptions {
     pub backup_lock_retry_count: u32,
 }
 
+/// A lock the backup held that blocked the server: what it blocked, the
+/// statement that took it, when and for how long.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LockSpan {
+    /// What the server could not do meanwhile: `DDL` or `commits`.
+    pub blocks: &'static str,
+    /// The statement that took it (`BACKUP STAGE BLOCK_DDL`, `LOCK INSTANCE
+    /// FOR BACKUP`, `FLUSH TABLES WITH READ LOCK`, ...).
+    pub lock: String,
+    /// Seconds into the backup it was taken.
+    pub taken_at: f64,
+    /// Seconds it was held.
+    pub held: f64,
+}
+
 /// When a backup blocks DDL (`--lock-ddl`, XtraBackup 8.4's names).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub enum LockDdl {
@@ -211,6 +226,8 @@ pub struct BackupSummary {
     pub page_retries: u64,
     /// Seconds commits were blocked.
     pub lock_seconds: f64,
+    /// Every lock that blocked DDL or commits, in the order taken.
+    pub locks: Vec<LockSpan>,
     /// Files listed for the copy that were gone when their turn came (the
     /// server dropped their tables meanwhile; their absence is replayed
     /// from the redo log or, for non-InnoDB tables, is the tables' state

@@ -12,6 +12,7 @@ use std::collections::HashSet;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
+pub use super::api::LockSpan;
 use super::data_copy::{CopyStats, Job, Kind, copy_jobs};
 use super::feed::Feed;
 use super::locks::Session;
@@ -43,6 +44,11 @@ pub struct ConsistentPoint {
     pub binlog: Option<(String, u64, String)>,
 }
 
+/// What a [`LockSpan`] of DDL blocks.
+pub const DDL: &str = "DDL";
+/// What a [`LockSpan`] of commits blocks.
+pub const COMMITS: &str = "commits";
+
 /// What the steps found on the way, for the summary.
 #[derive(Debug, Default)]
 pub struct Found {
@@ -59,12 +65,55 @@ pub struct Found {
     pub listed_ids: std::collections::HashMap<(u64, u64), u32>,
     commits_blocked_since: Option<Instant>,
     commits_blocked: Duration,
+    /// When the backup's phases began, for [`LockSpan::taken_at`].
+    pub started: Option<Instant>,
+    /// The locks that blocked the server, in the order taken.
+    pub locks: Vec<LockSpan>,
+    /// Spans still open: what is blocked, by which statement, since when.
+    open: Vec<(&'static str, String, Instant)>,
 }
 
 impl Found {
-    /// Commits are blocked from now (BLOCK_COMMIT, a read lock).
-    pub fn commits_blocked(&mut self) {
+    /// Nothing found yet; lock times count from now.
+    #[must_use]
+    pub fn starting_now() -> Self {
+        Found {
+            started: Some(Instant::now()),
+            ..Found::default()
+        }
+    }
+
+    fn block(&mut self, blocks: &'static str, lock: &str) {
+        if !self.open.iter().any(|(b, _, _)| *b == blocks) {
+            self.open.push((blocks, lock.to_string(), Instant::now()));
+        }
+    }
+
+    fn unblock(&mut self, blocks: &'static str) {
+        let Some(i) = self.open.iter().position(|(b, _, _)| *b == blocks) else {
+            return;
+        };
+        let (blocks, lock, since) = self.open.remove(i);
+        self.locks
+            .push(self.span(blocks, lock, since, since.elapsed()));
+    }
+
+    fn span(&self, blocks: &'static str, lock: String, since: Instant, held: Duration) -> LockSpan {
+        let taken_at = self
+            .started
+            .map_or(0.0, |s| since.saturating_duration_since(s).as_secs_f64());
+        LockSpan {
+            blocks,
+            lock,
+            taken_at,
+            held: held.as_secs_f64(),
+        }
+    }
+
+    /// Commits are blocked from now, by `lock` (BLOCK_COMMIT, a read lock).
+    pub fn commits_blocked(&mut self, lock: &str) {
         self.commits_blocked_since.get_or_insert_with(Instant::now);
+        self.block(COMMITS, lock);
     }
 
     /// Commits go on again.
@@ -72,11 +121,26 @@ impl Found {
         if let Some(t) = self.commits_blocked_since.take() {
             self.commits_blocked += t.elapsed();
         }
+        self.unblock(COMMITS);
     }
 
-    /// Commits were blocked for `d` by a step that timed it itself.
-    pub fn add_commits_blocked(&mut self, d: Duration) {
+    /// Commits were blocked for `d` (ending now) by `lock`, taken by a step
+    /// that timed it itself.
+    pub fn add_commits_blocked(&mut self, lock: &str, d: Duration) {
         self.commits_blocked += d;
+        let since = Instant::now().checked_sub(d).unwrap_or_else(Instant::now);
+        let span = self.span(COMMITS, lock.to_string(), since, d);
+        self.locks.push(span);
+    }
+
+    /// DDL is blocked from now, by `lock`.
+    pub fn ddl_blocked(&mut self, lock: &str) {
+        self.block(DDL, lock);
+    }
+
+    /// DDL goes on again.
+    pub fn ddl_unblocked(&mut self) {
+        self.unblock(DDL);
     }
 
     /// Seconds commits were blocked.

@@ -125,7 +125,7 @@ impl Flavour for MariaDb {
         step.copy(files.tables)?;
         step.progress.phase("BACKUP STAGE BLOCK_COMMIT");
         backup_lock::take(step, None, "BACKUP STAGE BLOCK_COMMIT").await?;
-        step.found.commits_blocked();
+        step.found.commits_blocked("BACKUP STAGE BLOCK_COMMIT");
         step.progress.phase("copy Aria tables and log");
         step.copy(files.aria)
     }
@@ -168,6 +168,7 @@ impl Flavour for MariaDb {
     async fn release(&mut self, step: &mut Step<'_>) -> Result<(), BackupError> {
         step.session.release(Held::BackupStage).await?;
         step.found.commits_unblocked();
+        step.found.ddl_unblocked();
         Ok(())
     }
 
@@ -192,5 +193,6 @@ async fn block_ddl(step: &mut Step<'_>) -> Result<(), BackupError> {
     for stage in ["BACKUP STAGE FLUSH", "BACKUP STAGE BLOCK_DDL"] {
         backup_lock::take(step, None, stage).await?;
     }
+    step.found.ddl_blocked("BACKUP STAGE BLOCK_DDL");
     Ok(())
 }

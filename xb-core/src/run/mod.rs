@@ -68,7 +68,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 pub use api::{
-    BackupOptions, BackupSummary, Destination, LockDdl, NoProgress, Progress, QueryKind,
+    BackupOptions, BackupSummary, Destination, LockDdl, LockSpan, NoProgress, Progress, QueryKind,
     ReadLockOptions,
 };
 pub use incremental::{BaseProblem, IncrementalBase};
@@ -281,6 +281,7 @@ pub async fn backup(
         bytes: found.stats.bytes,
         page_retries: found.stats.retries,
         lock_seconds: found.lock_seconds(),
+        locks: found.locks,
         vanished: found.stats.vanished,
         server_version: ctx.facts.version,
         tokudb: found.tokudb,
@@ -356,7 +357,7 @@ async fn phases<F: Flavour>(
         session,
         progress,
         copier: Some(&copier),
-        found: Found::default(),
+        found: Found::starting_now(),
     };
     let (point, slave_info) = match locked_phases(&mut flavour, &mut step, start_lsn).await {
         Ok(p) => p,

@@ -120,6 +120,7 @@ impl Flavour for MySql {
         } else {
             step.progress.phase("LOCK INSTANCE FOR BACKUP");
             backup_lock::take(step, Some(Held::InstanceLock), "LOCK INSTANCE FOR BACKUP").await?;
+            step.found.ddl_blocked("LOCK INSTANCE FOR BACKUP");
         }
         Ok(())
     }
@@ -132,6 +133,7 @@ impl Flavour for MySql {
         if let Some(before) = self.indexes_before.take() {
             step.progress.phase("LOCK INSTANCE FOR BACKUP");
             backup_lock::take(step, Some(Held::InstanceLock), "LOCK INSTANCE FOR BACKUP").await?;
+            step.found.ddl_blocked("LOCK INSTANCE FOR BACKUP");
             // index builds write their pages past the redo (MLOG_INDEX_LOAD):
             // a space with an index that is new since the copy began is
             // copied again whole
@@ -173,6 +175,7 @@ impl Flavour for MySql {
                 }
             }
         };
+        step.found.ddl_blocked("LOCK INSTANCE FOR BACKUP");
         let known: HashSet<&str> = copied.iter().map(|j| j.rel.as_str()).collect();
         let mut again: Vec<Job> = files::list(&step.ctx.facts, &step.ctx.filter)?
             .innodb
@@ -275,7 +278,9 @@ impl Flavour for MySql {
         if let Err(e) = step.session.release_table_locks().await {
             tracing::warn!(error = %e, "ending the metadata-lock session failed");
         }
-        step.session.release(Held::InstanceLock).await
+        let released = step.session.release(Held::InstanceLock).await;
+        step.found.ddl_unblocked();
+        released
     }
 }
 

@@ -75,7 +75,7 @@ pub(super) async fn take(step: &mut Step<'_>) -> Result<(), BackupError> {
         }
     };
     taken?;
-    step.found.commits_blocked();
+    step.found.commits_blocked(READ_LOCK);
     Ok(())
 }
 

@@ -78,7 +78,8 @@ pub(super) async fn copy_under_checkpoint_lock(
             "the TokuDB sequence ended without reading log_status",
         )
     })?;
-    step.found.add_commits_blocked(locked.since.elapsed());
+    step.found
+        .add_commits_blocked("FLUSH TABLES WITH READ LOCK", locked.since.elapsed());
     step.found.stats.add(locked.stats);
     for f in toku.data_files.iter().chain(&toku.log_files) {
         step.found.stats.files += 1;
