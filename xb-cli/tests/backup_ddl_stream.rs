@@ -165,6 +165,11 @@ async fn ddl_stream_through_a_backup(flavor: Flavor) -> (TestServer, std::path::
         "DDL blocked at {at:.1}s for {held:.1}s; the stream ended at {stream_done:.1}s: {summary}"
     );
     assert!(err.contains("DDL blocked"), "{err}");
+    eprintln!(
+        "figures: {} DDL statements, all done {stream_done:.1}s into the backup, slowest {slowest_ddl:?}; \
+         {inserts} MyISAM inserts during the copy, slowest {slowest_insert:?}; DDL blocked at {at:.1}s for {held:.2}s",
+        STREAM.len()
+    );
     assert!(
         err.contains("DDL ran during the copy"),
         "the backup says what it made good:\n{err}"

@@ -123,7 +123,7 @@ async fn the_query_blocking_the_read_lock_is_killed_when_told() {
     assert_success(&out);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
-        stderr.contains("killed connection") && stderr.contains("SELECT SLEEP(600)"),
+        stderr.contains("killing connection") && stderr.contains("SELECT SLEEP(600)"),
         "{stderr}"
     );
     let r = tokio::time::timeout(Duration::from_secs(10), long)

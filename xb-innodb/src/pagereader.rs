@@ -100,6 +100,12 @@ pub struct TablespaceReader {
     meta_guessed: bool,
     system: bool,
     offset: u64,
+    /// The file's size when opened: [`Self::next_pages`] reads no further.
+    /// Pages past it were created since, so the redo copied from before
+    /// the open initialises them (a file growing as fast as the copy reads
+    /// would otherwise be chased without end); mariadb-backup and
+    /// XtraBackup stop there too.
+    end: u64,
     /// At most this many bytes in the next batch (a run of changed pages).
     batch_limit: Option<usize>,
     policy: RetryPolicy,
@@ -149,6 +155,7 @@ impl TablespaceReader {
                 });
             }
         };
+        let end = file.metadata().map_or(u64::MAX, |m| m.len());
         let mut head = vec![0u8; 4096];
         let n = read_full(&file, &mut head, 0).map_err(|source| PageReadError::Io {
             file: path.to_path_buf(),
@@ -176,6 +183,7 @@ impl TablespaceReader {
             meta_guessed: unwritten,
             system,
             offset: 0,
+            end,
             batch_limit: None,
             policy,
             retries: 0,
@@ -294,8 +302,9 @@ impl TablespaceReader {
     /// # Errors
     /// I/O, or a page still corrupt after [`RetryPolicy::tries`] reads.
     pub fn next_pages(&mut self) -> Result<&[u8], PageReadError> {
+        let left = usize::try_from(self.end.saturating_sub(self.offset)).unwrap_or(usize::MAX);
         let Some(mut meta) = self.meta else {
-            let n = self.read_into(BATCH_BYTES)?;
+            let n = self.read_into(BATCH_BYTES.min(left))?;
             self.offset += n as u64;
             let all: &[u8] = self.buf.as_slice();
             return Ok(&all[..n]);
@@ -303,6 +312,11 @@ impl TablespaceReader {
         let ps = meta.physical_size;
         let limit = self.batch_limit.take().unwrap_or(BATCH_BYTES);
         let batch = (BATCH_BYTES.min(limit) / ps).max(1) * ps;
+        // the open-time size, in whole pages
+        let batch = batch.min(left / ps * ps);
+        if batch == 0 {
+            return Ok(&[]);
+        }
         let mut tries = 0u32;
         loop {
             tries += 1;
@@ -395,6 +409,28 @@ fn read_full(file: &File, buf: &mut [u8], offset: u64) -> std::io::Result<usize>
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_file_growing_during_the_copy_is_read_only_to_its_size_at_open() {
+        use std::io::Write;
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("t.ibd");
+        std::fs::write(&p, vec![0u8; 8 * 16384]).unwrap();
+        let mut r = TablespaceReader::open(&p, 16384, false, RetryPolicy::default())
+            .unwrap()
+            .unwrap();
+        let mut f = std::fs::OpenOptions::new().append(true).open(&p).unwrap();
+        f.write_all(&vec![0u8; 200 * 16384]).unwrap();
+        let mut read = 0;
+        loop {
+            let n = r.next_pages().unwrap().len();
+            if n == 0 {
+                break;
+            }
+            read += n;
+        }
+        assert_eq!(read, 8 * 16384);
+    }
 
     #[test]
     fn a_thread_reuses_the_read_buffer_of_the_reader_it_dropped() {

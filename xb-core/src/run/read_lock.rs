@@ -152,18 +152,22 @@ async fn kill_blockers(
     ));
     loop {
         for q in long_queries(&mut conn, watched, opts.kill_timeout, opts.kill_query_type).await? {
+            // said before the KILL is sent: the read lock is granted the
+            // moment the query dies, and this loop is dropped with it
+            tracing::warn!(id = q.id, user = %q.user, seconds = q.seconds, query = %q.query, "killing a query blocking the read lock");
+            progress.warning(&format!(
+                "killing connection {} (user {}, running {} s) that blocks {READ_LOCK}: {}",
+                q.id, q.user, q.seconds, q.query
+            ));
             let sql = format!("KILL {}", q.id);
             match server::exec(&mut conn, &sql).await {
                 // ER_NO_SUCH_THREAD: it ended meanwhile
-                Err(e) if e.server_code() == Some(1094) => continue,
+                Err(e) if e.server_code() == Some(1094) => {
+                    progress.warning(&format!("connection {} ended before the KILL", q.id));
+                }
                 Err(e) => return Err(e),
                 Ok(()) => {}
             }
-            tracing::warn!(id = q.id, user = %q.user, seconds = q.seconds, query = %q.query, "killed a query blocking the read lock");
-            progress.warning(&format!(
-                "killed connection {} (user {}, running {} s) that blocked {READ_LOCK}: {}",
-                q.id, q.user, q.seconds, q.query
-            ));
         }
         tokio::time::sleep(POLL).await;
     }
