@@ -3,7 +3,10 @@
 # and a stream of commits run through a backup by xb and by mariadb-backup
 # (MariaDB 10.11, same dataset, tools alternating per round).
 #
-#   benches/e2e/ddl_wait.sh [--size-gb N] [--rounds R] [--workdir DIR] [--keep]
+#   benches/e2e/ddl_wait.sh [--size-gb N] [--rounds R] [--cold] [--workdir DIR] [--keep]
+#
+# --cold drops the page cache before each run (needs root), so the copy
+# reads from disk and lasts long enough for the streams to matter.
 #
 # Both tools at --parallel=4 (xb's default; mariadb-backup's is 1, run too)
 # and ending with data on disk (mariadb-backup followed by sync; xb
@@ -15,14 +18,15 @@
 # the server's own (NOW(6) before and after, in one session per stream).
 set -euo pipefail
 here=$(cd "$(dirname "$0")/../.." && pwd)
-size_gb=1 rounds=3 work= keep=0
+size_gb=1 rounds=3 work= keep=0 cold=0
 while [ $# -gt 0 ]; do
     case $1 in
         --size-gb) size_gb=$2; shift 2 ;;
         --rounds) rounds=$2; shift 2 ;;
         --workdir) work=$2; shift 2 ;;
         --keep) keep=1; shift ;;
-        *) echo "usage: $0 [--size-gb N] [--rounds R] [--workdir DIR] [--keep]" >&2; exit 2 ;;
+        --cold) cold=1; shift ;;
+        *) echo "usage: $0 [--size-gb N] [--rounds R] [--cold] [--workdir DIR] [--keep]" >&2; exit 2 ;;
     esac
 done
 flavor=mariadb1011
@@ -36,8 +40,10 @@ xb="${CARGO_TARGET_DIR:-$here/target}/release/xb-cli"
 XB_MYSQLD_ARGS="--innodb-buffer-pool-size=1G --innodb-log-file-size=1G --log-bin=binlog --server-id=1" \
     "$db" "$flavor" start "$data" "$port" >/dev/null
 streams=()
+# the client runs under wrapper scripts: stop it and everything under it
+killtree() { local c; for c in $(pgrep -P "$1"); do killtree "$c"; done; kill "$1" 2>/dev/null || true; }
 cleanup() {
-    for p in "${streams[@]}"; do kill "$p" 2>/dev/null || true; done
+    for p in "${streams[@]}"; do killtree "$p"; done
     [ "$keep" = 1 ] || "$db" "$flavor" stop "$data" >/dev/null 2>&1 || true
 }
 trap cleanup EXIT
@@ -84,6 +90,7 @@ measure() { # name cmd...
     local name=$1; shift
     rm -rf "$work/out"; mkdir -p "$work/out"
     sync
+    [ "$cold" = 1 ] && echo 3 > /proc/sys/vm/drop_caches
     start_stream ddl_script "$work/ddl.times"
     start_stream commit_script "$work/commit.times"
     sleep 2
@@ -93,7 +100,7 @@ measure() { # name cmd...
         echo "$name failed, see $work/$name.log" >&2; tail -5 "$work/$name.log" >&2; exit 1; }
     t1=$(date +%s.%N)
     sleep 2
-    for p in "${streams[@]}"; do kill "$p" 2>/dev/null || true; done
+    for p in "${streams[@]}"; do killtree "$p"; done
     wait 2>/dev/null || true
     streams=()
     sql "DROP DATABASE ddlb; CREATE DATABASE ddlb; CREATE TABLE ddlb.probe (id INT AUTO_INCREMENT PRIMARY KEY, at DOUBLE) ENGINE=InnoDB"

@@ -16,9 +16,9 @@ use xb_testing::load::{LoadSpec, WriteLoad, prepare};
 use xb_testing::server::{Flavor, TestServer};
 
 /// Tables the stream changes, made before the backup starts. Those it
-/// drops, renames and truncates are the size of the largest tables, so
-/// the copy (largest first) has them before the stream runs: their copies
-/// are then the ones that need markers.
+/// drops, renames and truncates are the largest, so the copy (largest
+/// first) has opened them before the stream runs: their copies are then
+/// the ones that need markers.
 const SETUP: &[&str] = &[
     "CREATE TABLE xbload.doomed LIKE xbload.sbtest1",
     "CREATE TABLE xbload.to_rename LIKE xbload.sbtest1",
@@ -26,6 +26,11 @@ const SETUP: &[&str] = &[
     "INSERT INTO xbload.doomed SELECT * FROM xbload.sbtest1",
     "INSERT INTO xbload.to_rename SELECT * FROM xbload.sbtest1",
     "INSERT INTO xbload.to_truncate SELECT * FROM xbload.sbtest1",
+    // twice the rows of any other table: copied first, so the stream can
+    // start right away and ends long before the copy does
+    "INSERT INTO xbload.doomed (k, c, pad) SELECT k, c, pad FROM xbload.sbtest1",
+    "INSERT INTO xbload.to_rename (k, c, pad) SELECT k, c, pad FROM xbload.sbtest1",
+    "INSERT INTO xbload.to_truncate (k, c, pad) SELECT k, c, pad FROM xbload.sbtest1",
     "CREATE TABLE xbload.copy_altered (id INT PRIMARY KEY, v VARCHAR(40)) ENGINE=InnoDB",
     "INSERT INTO xbload.copy_altered SELECT id, c FROM xbload.sbtest1 LIMIT 300",
     "CREATE TABLE xbload.probe (id INT AUTO_INCREMENT PRIMARY KEY, at BIGINT) ENGINE=MyISAM",
