@@ -425,20 +425,34 @@ impl TestServer {
         datadir: &Path,
         mysqld_args: &str,
     ) -> Result<Self, ServerError> {
-        let port = free_port()?;
         let datadir_s = datadir.to_string_lossy().into_owned();
-        db_sh(
-            flavor,
-            &["start", &datadir_s, &port.to_string()],
-            &[("XB_MYSQLD_ARGS", mysqld_args)],
-        )?;
-        Ok(TestServer {
-            flavor,
-            dir: None,
-            datadir: datadir.to_path_buf(),
-            port,
-            running: true,
-        })
+        let mut attempts = 0;
+        loop {
+            // the kernel's pick can be taken by another test's server
+            // before this one binds it: pick again, as `start` does
+            let port = free_port()?;
+            match db_sh(
+                flavor,
+                &["start", &datadir_s, &port.to_string()],
+                &[("XB_MYSQLD_ARGS", mysqld_args)],
+            ) {
+                Ok(_) => {
+                    return Ok(TestServer {
+                        flavor,
+                        dir: None,
+                        datadir: datadir.to_path_buf(),
+                        port,
+                        running: true,
+                    });
+                }
+                Err(ServerError::Failed { ref stderr, .. })
+                    if stderr.contains("already in use") && attempts < 4 =>
+                {
+                    attempts += 1;
+                }
+                Err(e) => return Err(e),
+            }
+        }
     }
 }
 
