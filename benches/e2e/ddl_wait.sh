@@ -123,7 +123,7 @@ PY
 }
 names=() cmds=()
 run() { names+=("$1"); cmds+=("$2"); }
-run xb "'$xb' backup ${conn[*]} --parallel=4 --target-dir='$work/out/b'"
+run xb "'$xb' backup ${conn[*]} --parallel=4 --lock-ddl=reduced --target-dir='$work/out/b'"
 mb="'$db' $flavor exec mariadb-backup --defaults-file='$cnf' --backup ${conn[*]} --target-dir='$work/out/b'"
 run mb-p4+sync "$mb --parallel=4 && sync"
 run mb-default+sync "$mb && sync"

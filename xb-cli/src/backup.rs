@@ -82,11 +82,11 @@ pub struct BackupArgs {
     /// during the copy.
     #[arg(long)]
     pub lock_ddl_per_table: bool,
-    /// When DDL is blocked: `reduced` (default) only after the InnoDB copy,
-    /// with tables created, dropped, renamed or rebuilt meanwhile made good
-    /// then; `on` for the whole copy. Incremental backups block DDL for the
-    /// whole copy.
-    #[arg(long, value_enum, ignore_case = true, default_value_t = LockDdlArg::Reduced)]
+    /// When DDL is blocked: `on` (default) for the whole InnoDB copy;
+    /// `reduced` only after it, with tables created, dropped, renamed or
+    /// rebuilt meanwhile made good then. Incremental backups block DDL for
+    /// the whole copy.
+    #[arg(long, value_enum, ignore_case = true, default_value_t = LockDdlArg::On)]
     pub lock_ddl: LockDdlArg,
     /// Incremental backup on top of the backup in DIR (full or incremental):
     /// only InnoDB pages changed since its to_lsn are copied.
@@ -315,7 +315,7 @@ pub async fn run(args: BackupArgs) -> anyhow::Result<u8> {
     };
     if args.lock_ddl_per_table {
         eprintln!(
-            "xb: warning: --lock-ddl-per-table is deprecated: --lock-ddl=reduced (the default) blocks no table during the copy"
+            "xb: warning: --lock-ddl-per-table is deprecated: --lock-ddl=reduced blocks no table during the copy"
         );
     }
     let mut plan = BackupPlan::builder(connect)

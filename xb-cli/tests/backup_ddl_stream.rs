@@ -1,4 +1,4 @@
-//! Runbook: a stream of DDL runs through a backup taken with the default
+//! Runbook: a stream of DDL runs through a backup taken with
 //! `--lock-ddl=reduced`. The DDL completes while the backup copies (it is
 //! not queued behind the backup), writes to MyISAM tables go on, and the
 //! restore equals the source after binlog replay, table for table: dropped
@@ -78,7 +78,14 @@ async fn ddl_stream_through_a_backup(flavor: Flavor) -> (TestServer, std::path::
     let started = Instant::now();
     let mut backup = spawn_xb_backup(
         &src,
-        &["--target-dir", &target_s, "--throttle", "5", "--json"],
+        &[
+            "--target-dir",
+            &target_s,
+            "--throttle",
+            "5",
+            "--json",
+            "--lock-ddl=reduced",
+        ],
     );
     wait_until(
         "the copy reaches the tables the stream drops and renames",

@@ -95,12 +95,14 @@ pub struct LockSpan {
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub enum LockDdl {
     /// DDL waits from before the InnoDB copy to the end of the backup
-    /// (`BACKUP STAGE BLOCK_DDL`, `LOCK INSTANCE FOR BACKUP`).
+    /// (`BACKUP STAGE BLOCK_DDL`, `LOCK INSTANCE FOR BACKUP`). The default
+    /// for now: two runbooks under load timed out once each in CI with
+    /// `Reduced`, which is not understood yet.
+    #[default]
     On,
     /// DDL runs during the InnoDB copy and is blocked only for the rest
     /// of the backup; tablespaces it changed are made good then (see
     /// `run::ddl_fix`). Incremental backups block DDL for the whole copy.
-    #[default]
     Reduced,
 }
 

@@ -4,7 +4,7 @@
 //!   format; the backup's `ib_logfile0` is written in the server's own format
 //!   (so `mariadb-backup --prepare` and the server itself read it);
 //! - protect DDL: `BACKUP STAGE START` only, with `--lock-ddl=reduced`
-//!   (the default for a full backup): DDL and writes to non-transactional
+//!   (a full backup): DDL and writes to non-transactional
 //!   tables go on during the InnoDB copy; after it `FLUSH` and
 //!   `BLOCK_DDL`, and what DDL changed meanwhile is made good
 //!   ([`super::ddl_fix`]). With `--lock-ddl=on` (and for incrementals)
