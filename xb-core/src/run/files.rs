@@ -145,11 +145,7 @@ pub fn list(facts: &ServerFacts, filter: &Filter) -> Result<Manifest, BackupErro
     for e in read(&undo_dir)? {
         let e = e.map_err(|e| unlistable(&undo_dir, e))?;
         let name = e.file_name().to_string_lossy().into_owned();
-        // MariaDB: undo001; MySQL: undo_001
-        let digits = name
-            .strip_prefix("undo_")
-            .or_else(|| name.strip_prefix("undo"));
-        if digits.is_some_and(|d| !d.is_empty() && d.chars().all(|c| c.is_ascii_digit())) {
+        if is_numbered_undo(&name) {
             m.innodb.push(job(e.path(), name, Kind::Tablespace));
         }
     }
@@ -197,11 +193,16 @@ pub fn list(facts: &ServerFacts, filter: &Filter) -> Result<Manifest, BackupErro
 #[must_use]
 pub fn is_undo(rel: &str) -> bool {
     let name = rel.rsplit('/').next().unwrap_or(rel);
+    name.ends_with(".ibu") || is_numbered_undo(name)
+}
+
+/// The undo tablespaces a server makes by itself, found by the walk:
+/// MariaDB's `undo001`, MySQL's `undo_001`.
+fn is_numbered_undo(name: &str) -> bool {
     let digits = name
         .strip_prefix("undo_")
         .or_else(|| name.strip_prefix("undo"));
-    name.ends_with(".ibu")
-        || digits.is_some_and(|d| !d.is_empty() && d.chars().all(|c| c.is_ascii_digit()))
+    digits.is_some_and(|d| !d.is_empty() && d.chars().all(|c| c.is_ascii_digit()))
 }
 
 #[cfg(test)]
