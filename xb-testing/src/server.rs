@@ -192,38 +192,14 @@ impl TestServer {
             .prefix(&format!("xb-{}-", flavor.name()))
             .tempdir_in(base)?;
         let datadir = dir.path().join("data");
-        let mut last_err = None;
-        for _ in 0..5 {
-            let port = free_port()?;
-            let port_s = port.to_string();
-            let datadir_s = datadir.to_string_lossy().into_owned();
-            match db_sh(
-                flavor,
-                &["start", &datadir_s, &port_s],
-                &[("XB_MYSQLD_ARGS", mysqld_args)],
-            ) {
-                Ok(_) => {
-                    return Ok(TestServer {
-                        flavor,
-                        dir: Some(dir),
-                        datadir,
-                        port,
-                        running: true,
-                    });
-                }
-                Err(ServerError::Failed { ref stderr, .. })
-                    if stderr.contains("already in use") =>
-                {
-                    last_err = Some(ServerError::Failed {
-                        what: "start".into(),
-                        status: std::process::ExitStatus::default(),
-                        stderr: stderr.clone(),
-                    });
-                }
-                Err(e) => return Err(e),
-            }
-        }
-        Err(last_err.unwrap_or_else(|| ServerError::Io(std::io::Error::other("no free port"))))
+        let port = start_on_a_free_port(flavor, &datadir, mysqld_args)?;
+        Ok(TestServer {
+            flavor,
+            dir: Some(dir),
+            datadir,
+            port,
+            running: true,
+        })
     }
 
     /// The flavour of this server.
@@ -425,34 +401,14 @@ impl TestServer {
         datadir: &Path,
         mysqld_args: &str,
     ) -> Result<Self, ServerError> {
-        let datadir_s = datadir.to_string_lossy().into_owned();
-        let mut attempts = 0;
-        loop {
-            // the kernel's pick can be taken by another test's server
-            // before this one binds it: pick again, as `start` does
-            let port = free_port()?;
-            match db_sh(
-                flavor,
-                &["start", &datadir_s, &port.to_string()],
-                &[("XB_MYSQLD_ARGS", mysqld_args)],
-            ) {
-                Ok(_) => {
-                    return Ok(TestServer {
-                        flavor,
-                        dir: None,
-                        datadir: datadir.to_path_buf(),
-                        port,
-                        running: true,
-                    });
-                }
-                Err(ServerError::Failed { ref stderr, .. })
-                    if stderr.contains("already in use") && attempts < 4 =>
-                {
-                    attempts += 1;
-                }
-                Err(e) => return Err(e),
-            }
-        }
+        let port = start_on_a_free_port(flavor, datadir, mysqld_args)?;
+        Ok(TestServer {
+            flavor,
+            dir: None,
+            datadir: datadir.to_path_buf(),
+            port,
+            running: true,
+        })
     }
 }
 
@@ -462,4 +418,32 @@ impl Drop for TestServer {
             eprintln!("xb-testing: could not stop {}: {e}", self.datadir.display());
         }
     }
+}
+
+/// Runs the script's `start` on `datadir` with a port the kernel picked;
+/// another process can take that port before the server binds it, so a
+/// busy port means picking again (five attempts). Returns the port.
+fn start_on_a_free_port(
+    flavor: Flavor,
+    datadir: &Path,
+    mysqld_args: &str,
+) -> Result<u16, ServerError> {
+    let datadir_s = datadir.to_string_lossy().into_owned();
+    let mut last_err = None;
+    for _ in 0..5 {
+        let port = free_port()?;
+        match db_sh(
+            flavor,
+            &["start", &datadir_s, &port.to_string()],
+            &[("XB_MYSQLD_ARGS", mysqld_args)],
+        ) {
+            Ok(_) => return Ok(port),
+            Err(e) if matches!(&e, ServerError::Failed { stderr, .. } if stderr.contains("already in use")) =>
+            {
+                last_err = Some(e);
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    Err(last_err.unwrap_or_else(|| ServerError::Io(std::io::Error::other("no free port"))))
 }
