@@ -18,3 +18,4 @@ pub mod redo108;
 pub mod redo108_names;
 pub mod redo8030;
 pub mod redo_classic;
+pub mod redo_sizes;

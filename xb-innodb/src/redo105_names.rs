@@ -22,7 +22,7 @@ use std::os::unix::fs::FileExt;
 use std::path::Path;
 
 use crate::redo105::{BLOCK, HEADER_SIZE, Log105, Redo105Error, block_ok};
-use crate::redo108_names::{LogPatch, file_names, record_len, revert};
+use crate::redo108_names::{EditFn, LogPatch, record_len, rename_edits, revert};
 
 /// Size of a block header; the payload starts here.
 const PAYLOAD_START: usize = 12;
@@ -44,24 +44,30 @@ pub fn rewrite_file_names(
     path: &Path,
     rename: &dyn Fn(&[u8]) -> Option<Vec<u8>>,
 ) -> Result<Vec<LogPatch>, Redo105Error> {
-    rewrite_with_window(path, rename, WINDOW)
+    edit_mtrs(path, &mut |recs| rename_edits(recs, rename), WINDOW)
 }
 
-fn rewrite_with_window(
+/// Hands the records of every whole mini-transaction from the latest
+/// checkpoint to the end of valid log at `path` to `edit`, in log order,
+/// reading `window` bytes at a time, and writes back the edits it returns
+/// (each block's checksum recomputed); returns the blocks changed. A walk
+/// whose `edit` never edits only reads. On an error the log is put back.
+///
+/// # Errors
+/// I/O, a malformed record, or a reason from `edit`, named with the
+/// mini-transaction's offset.
+pub(crate) fn edit_mtrs(
     path: &Path,
-    rename: &dyn Fn(&[u8]) -> Option<Vec<u8>>,
+    edit: &mut EditFn,
     window: usize,
 ) -> Result<Vec<LogPatch>, Redo105Error> {
     let log = Log105::open(path)?;
-    let file = OpenOptions::new()
-        .read(true)
-        .write(true)
-        .open(path)
-        .map_err(|e| io_error(path, 0, &e))?;
+    let file = File::open(path).map_err(|e| io_error(path, 0, &e))?;
     let mut w = Rewriter {
         path,
         file,
-        rename,
+        writer: None,
+        edit,
         stream: Vec::new(),
         base: 0,
         segs: Vec::new(),
@@ -106,7 +112,9 @@ fn mtr_end(buf: &[u8]) -> Result<Option<usize>, String> {
 struct Rewriter<'a> {
     path: &'a Path,
     file: File,
-    rename: &'a dyn Fn(&[u8]) -> Option<Vec<u8>>,
+    /// The log opened for writing, once there is something to write.
+    writer: Option<File>,
+    edit: &'a mut EditFn<'a>,
     /// Payload bytes from stream position `base` on; `base` is always the
     /// start of a mini-transaction.
     stream: Vec<u8>,
@@ -192,24 +200,9 @@ impl Rewriter<'_> {
                 Ok(None) => break,
                 Err(reason) => return Err(self.bad(used, &reason)),
             };
-            let names = file_names(&rest[..end]).map_err(|r| self.bad(used, &r))?;
-            let mut edits = Vec::new();
-            for r in names {
-                let Some(new) = (self.rename)(&rest[r.clone()]) else {
-                    continue;
-                };
-                if new.len() != r.len() {
-                    let reason = format!(
-                        "a file name of {} bytes cannot be replaced by one of {}",
-                        r.len(),
-                        new.len()
-                    );
-                    return Err(self.bad(used, &reason));
-                }
-                edits.push((used + r.start, new));
-            }
+            let edits = (self.edit)(&rest[..end]).map_err(|r| self.bad(used, &r))?;
             for (at, new) in edits {
-                self.write(at, &new)?;
+                self.write(used + at, &new)?;
             }
             used += end + 1;
         }
@@ -255,8 +248,16 @@ impl Rewriter<'_> {
             }
             let crc = crc32c::crc32c(&b[..TRAILER]);
             b[TRAILER..].copy_from_slice(&crc.to_be_bytes());
-            self.file
-                .write_all_at(&b, block)
+            let w = match &mut self.writer {
+                Some(w) => w,
+                None => self.writer.insert(
+                    OpenOptions::new()
+                        .write(true)
+                        .open(self.path)
+                        .map_err(|e| io_error(self.path, 0, &e))?,
+                ),
+            };
+            w.write_all_at(&b, block)
                 .map_err(|e| io_error(self.path, block, &e))?;
             match self.patch_of.get(&block) {
                 Some(&i) => self.patches[i].after = b,
@@ -442,7 +443,8 @@ mod tests {
         // one block per read, two, and the real window: same result
         for window in [512, 1024, WINDOW] {
             std::fs::write(&path, &orig).unwrap();
-            let patches = rewrite_with_window(&path, &rename, window).unwrap();
+            let patches =
+                edit_mtrs(&path, &mut |recs| rename_edits(recs, &rename), window).unwrap();
             let now = std::fs::read(&path).unwrap();
             assert_eq!(payloads(&now, cp_lsn), want, "window {window}");
             // the blocks of the first name, and the second's (in the second

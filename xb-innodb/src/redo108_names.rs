@@ -143,8 +143,59 @@ pub fn rewrite_file_names(
     path: &Path,
     rename: &dyn Fn(&[u8]) -> Option<Vec<u8>>,
 ) -> Result<Vec<LogPatch>, Redo108Error> {
+    edit_mtrs(path, &mut |recs| rename_edits(recs, rename))
+}
+
+/// An edit of a mini-transaction's records: the index of the first byte
+/// replaced, and the bytes that replace it (as many as there were).
+pub(crate) type Edit = (usize, Vec<u8>);
+
+/// What a walk over mini-transactions calls with each one's records: the
+/// edits to write back (none, for a walk that only reads), or why the
+/// records cannot be taken.
+pub(crate) type EditFn<'a> = dyn FnMut(&[u8]) -> Result<Vec<Edit>, String> + 'a;
+
+/// The edits that replace the names `rename` has replacements for, in the
+/// file records of one mini-transaction's `recs`.
+///
+/// # Errors
+/// A reason when a record is malformed or a replacement has another
+/// length than the name it replaces.
+pub(crate) fn rename_edits(
+    recs: &[u8],
+    rename: &dyn Fn(&[u8]) -> Option<Vec<u8>>,
+) -> Result<Vec<Edit>, String> {
+    let mut edits = Vec::new();
+    for r in file_names(recs)? {
+        let Some(new) = rename(&recs[r.clone()]) else {
+            continue;
+        };
+        if new.len() != r.len() {
+            return Err(format!(
+                "a file name of {} bytes cannot be replaced by one of {}",
+                r.len(),
+                new.len()
+            ));
+        }
+        edits.push((r.start, new));
+    }
+    Ok(edits)
+}
+
+/// Hands the records of every whole mini-transaction from the latest
+/// checkpoint to the end of the log at `path` to `edit`, in log order, and
+/// writes back the edits it returns (the checksum recomputed); returns
+/// what changed. A walk whose `edit` never edits only reads. On an error
+/// the log is put back as it was.
+///
+/// # Errors
+/// I/O, or a reason from `edit`, named with the mini-transaction's offset.
+pub(crate) fn edit_mtrs(
+    path: &Path,
+    edit: &mut EditFn,
+) -> Result<Vec<LogPatch>, Redo108Error> {
     let mut patches = Vec::new();
-    let done = rewrite_into(path, rename, &mut patches);
+    let done = edit_into(path, edit, &mut patches);
     if done.is_err() {
         // a failure half-way leaves the log as it was
         let _ = revert(path, &patches);
@@ -152,9 +203,9 @@ pub fn rewrite_file_names(
     done.map(|()| patches)
 }
 
-fn rewrite_into(
+fn edit_into(
     path: &Path,
-    rename: &dyn Fn(&[u8]) -> Option<Vec<u8>>,
+    edit: &mut EditFn,
     patches: &mut Vec<LogPatch>,
 ) -> Result<(), Redo108Error> {
     let log = Log108::open(path)?;
@@ -164,11 +215,9 @@ fn rewrite_into(
         offset,
         reason: e.to_string(),
     };
-    let file = OpenOptions::new()
-        .read(true)
-        .write(true)
-        .open(path)
-        .map_err(|e| io(0, e))?;
+    // opened for writing only once there is something to write
+    let file = File::open(path).map_err(|e| io(0, e))?;
+    let mut writer: Option<File> = None;
     let size = log.size();
     let mut lsn = start;
     let mut buf = Vec::new();
@@ -185,8 +234,17 @@ fn rewrite_into(
             match parse_mtr(&log, lsn + p as u64, &buf[p..]) {
                 Ok(n) => {
                     let mtr = &mut buf[p..p + n];
-                    if let Some(patch) = rewrite_mtr(mtr, rename, path, off + p as u64)? {
-                        file.write_all_at(&patch.after, patch.offset)
+                    if let Some(patch) = edit_mtr(mtr, edit, path, off + p as u64)? {
+                        let w = match &mut writer {
+                            Some(w) => w,
+                            None => writer.insert(
+                                OpenOptions::new()
+                                    .write(true)
+                                    .open(path)
+                                    .map_err(|e| io(0, e))?,
+                            ),
+                        };
+                        w.write_all_at(&patch.after, patch.offset)
                             .map_err(|e| io(patch.offset, e))?;
                         patches.push(patch);
                     }
@@ -201,9 +259,9 @@ fn rewrite_into(
     }
 }
 
-fn rewrite_mtr(
+fn edit_mtr(
     mtr: &mut [u8],
-    rename: &dyn Fn(&[u8]) -> Option<Vec<u8>>,
+    edit: &mut EditFn,
     path: &Path,
     offset: u64,
 ) -> Result<Option<LogPatch>, Redo108Error> {
@@ -212,24 +270,13 @@ fn rewrite_mtr(
         reason: format!("mini-transaction at offset {offset}: {reason}"),
     };
     let recs = mtr.len() - 5;
-    let before = mtr.to_vec();
-    let mut changed = false;
-    for r in file_names(&mtr[..recs]).map_err(bad)? {
-        let Some(new) = rename(&mtr[r.clone()]) else {
-            continue;
-        };
-        if new.len() != r.len() {
-            return Err(bad(format!(
-                "a file name of {} bytes cannot be replaced by one of {}",
-                r.len(),
-                new.len()
-            )));
-        }
-        mtr[r].copy_from_slice(&new);
-        changed = true;
-    }
-    if !changed {
+    let edits = edit(&mtr[..recs]).map_err(bad)?;
+    if edits.is_empty() {
         return Ok(None);
+    }
+    let before = mtr.to_vec();
+    for (at, new) in edits {
+        mtr[at..at + new.len()].copy_from_slice(&new);
     }
     debug_assert_eq!(crc32c::crc32c(&before[..recs]), be32(&before, recs + 1));
     let crc = crc32c::crc32c(&mtr[..recs]);

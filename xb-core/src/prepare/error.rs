@@ -37,6 +37,14 @@ pub enum PrepareError {
         /// What is wrong.
         reason: String,
     },
+    /// `backup-my.cnf` cannot be read as the server's options.
+    #[error("{file}: {reason}")]
+    BadSettings {
+        /// The file.
+        file: PathBuf,
+        /// What is wrong.
+        reason: String,
+    },
     /// The copied redo log is not one we can hand to a server.
     #[error("{file}: unsupported redo log ({reason})")]
     UnsupportedLog {
@@ -235,6 +243,7 @@ impl PrepareError {
             | PrepareError::WrongBackupType { .. }
             | PrepareError::ExportWithApplyLogOnly { .. } => 30,
             PrepareError::BadCheckpoints { .. }
+            | PrepareError::BadSettings { .. }
             | PrepareError::LogTooShort { .. }
             | PrepareError::BadDelta { .. } => 31,
             PrepareError::UnsupportedLog { .. } => 32,
@@ -271,7 +280,7 @@ impl PrepareError {
             PrepareError::Export { .. } => {
                 "Read the server's error in the message and xb_prepare.log in the backup; the recovery itself is complete and the backup marked full-prepared, so run prepare --export on it again once that is fixed."
             }
-            PrepareError::BadCheckpoints { .. } => {
+            PrepareError::BadCheckpoints { .. } | PrepareError::BadSettings { .. } => {
                 "The backup's metadata is damaged; take a new backup."
             }
             PrepareError::UnsupportedLog { .. } => {

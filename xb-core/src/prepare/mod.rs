@@ -14,7 +14,10 @@
 //!    left exactly as it was;
 //! 3. apply the DDL marker files a vendor backup may hold (`.del`, `.ren`,
 //!    `.new`, in that order, as mariadb-backup does), once every one has been
-//!    checked to act only inside the backup directory;
+//!    checked to act only inside the backup directory; then extend the
+//!    system tablespace to the size its page 0 or the log gives it, as
+//!    recovery would (`system_space`: MariaDB 10.5 refuses to start on a
+//!    shorter `ibdata1`, which a copy of a growing file is);
 //! 4. point recovery at the backup's own copies of tables the source kept
 //!    outside its datadir, never at the source's files: on MariaDB the
 //!    `.isl` files and the log's file names (`remote`), put back after step
@@ -52,6 +55,7 @@ mod markers;
 mod recovery;
 mod remote;
 mod server;
+mod system_space;
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -351,6 +355,9 @@ pub fn prepare(opts: &PrepareOptions) -> Result<PrepareReport, PrepareError> {
         None => None,
     };
     let ddl_markers_applied = markers::apply_ddl_markers(&dir)?;
+    if let Some(g) = system_space::grow(&dir, redo_dir, redo_format)? {
+        tracing::info!(file = %g.file.display(), from_pages = g.from_pages, to_pages = g.to_pages, "system tablespace extended to the size its page 0 or the log gives it");
+    }
     let redirect = remote::Redirect::apply(&dir, redo_format)?;
     tracing::info!(dir = %dir.display(), server = %server.display(), server_version = %server_version.text, source_version = %source.text, first_lsn, last_lsn = cps.last_lsn, remote_tables = redirect.isl_count(), apply_log_only = opts.apply_log_only, "starting recovery");
     // on an error the redirect is dropped, which puts everything back
