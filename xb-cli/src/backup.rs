@@ -84,8 +84,9 @@ pub struct BackupArgs {
     pub lock_ddl_per_table: bool,
     /// When DDL is blocked: `on` (default) for the whole InnoDB copy;
     /// `reduced` only after it, with tables created, dropped, renamed or
-    /// rebuilt meanwhile made good then. Incremental backups block DDL for
-    /// the whole copy.
+    /// rebuilt meanwhile made good then; `off` as `reduced`, but DDL that
+    /// ran during the copy fails the backup. Incremental backups block DDL
+    /// for the whole copy.
     #[arg(long, value_enum, ignore_case = true, default_value_t = LockDdlArg::On)]
     pub lock_ddl: LockDdlArg,
     /// Incremental backup on top of the backup in DIR (full or incremental):
@@ -176,6 +177,8 @@ pub enum LockDdlArg {
     On,
     /// DDL waits only for the end of the backup.
     Reduced,
+    /// DDL is never waited for during the copy; a backup it ran in fails.
+    Off,
 }
 
 /// `--kill-long-query-type`.
@@ -325,6 +328,7 @@ pub async fn run(args: BackupArgs) -> anyhow::Result<u8> {
         .lock_ddl(match args.lock_ddl {
             LockDdlArg::On => xb_core::run::LockDdl::On,
             LockDdlArg::Reduced => xb_core::run::LockDdl::Reduced,
+            LockDdlArg::Off => xb_core::run::LockDdl::Off,
         })
         .page_tracking(args.page_tracking)
         .slave_info(args.slave_info)

@@ -216,3 +216,65 @@ async fn mysql_97_ddl_stream_during_the_copy_restores_with_xb_prepare() {
     assert!(target.join("xbload/sbtest2.new").exists());
     xb_prepare_and_compare(&src, &target, &["xbload"]).await;
 }
+
+/// `--lock-ddl=off`: a table dropped while the copy runs fails the backup
+/// (exit 24, the table named, the target marked incomplete); the same
+/// backup with no DDL running completes and restores.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn mariadb_1011_lock_ddl_off_fails_on_ddl_during_the_copy_and_not_without() {
+    let src = TestServer::start_with_args(Flavor::MariaDb1011, BINLOG_ARGS).expect("source");
+    let mut conn = src.conn().await.unwrap();
+    for sql in [
+        "CREATE DATABASE offdb",
+        "CREATE TABLE offdb.kept (id INT PRIMARY KEY, v VARCHAR(40)) ENGINE=InnoDB",
+        "INSERT INTO offdb.kept SELECT seq, 'kept' FROM offdb.seq_1_to_1000",
+        // the largest table: the copy (largest first) opens it early
+        "CREATE TABLE offdb.gone (id INT PRIMARY KEY, pad CHAR(200)) ENGINE=InnoDB",
+        "INSERT INTO offdb.gone SELECT seq, 'x' FROM offdb.seq_1_to_40000",
+    ] {
+        conn.query_drop(sql).await.unwrap();
+    }
+    let failed = src.scratch("off-with-ddl");
+    let failed_s = failed.to_string_lossy().into_owned();
+    let backup = spawn_xb_backup(
+        &src,
+        &[
+            "--target-dir",
+            &failed_s,
+            "--throttle",
+            "1",
+            "--lock-ddl=off",
+        ],
+    );
+    wait_until(
+        "the copy opens offdb/gone.ibd",
+        Duration::from_secs(120),
+        || failed.join("offdb/gone.ibd").exists(),
+    )
+    .await;
+    // not queued behind the backup: no DDL lock is held during the copy
+    let t = Instant::now();
+    conn.query_drop("DROP TABLE offdb.gone").await.unwrap();
+    let drop_took = t.elapsed();
+    let out = finish_within(backup, Duration::from_secs(300)).await;
+    assert_failure_mentions(
+        &out,
+        &[
+            "DDL ran during the copy",
+            "offdb/gone.ibd",
+            "--lock-ddl=reduced",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(24));
+    assert!(failed.join(INCOMPLETE_MARKER).exists());
+    assert!(
+        drop_took < Duration::from_secs(5),
+        "DROP TABLE waited {drop_took:?} for the backup"
+    );
+
+    let target = src.scratch("off-quiet");
+    let target_s = target.to_string_lossy().into_owned();
+    assert_success(&run_xb_backup(&src, &["--target-dir", &target_s, "--lock-ddl=off"]).await);
+    conn.disconnect().await.unwrap();
+    xb_prepare_and_compare(&src, &target, &["offdb"]).await;
+}

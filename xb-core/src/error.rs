@@ -173,6 +173,22 @@ pub enum BackupError {
         /// The table, quoted.
         table: String,
     },
+    /// With `--lock-ddl=off`, DDL changed tablespaces while the InnoDB
+    /// copy ran without a DDL lock.
+    #[error(
+        "DDL ran during the copy (--lock-ddl=off): {} created or changed, {} renamed, {} dropped",
+        changed.join(", "),
+        renamed.join(", "),
+        dropped.join(", ")
+    )]
+    DdlDuringCopy {
+        /// Tablespaces created or changed (their backup names).
+        changed: Vec<String>,
+        /// Tablespaces renamed, `old -> new`.
+        renamed: Vec<String>,
+        /// Tablespaces dropped.
+        dropped: Vec<String>,
+    },
     /// The base of an incremental backup does not fit this server; found
     /// before the target was touched.
     #[error("the incremental base {base} cannot be used: {problem}")]
@@ -430,6 +446,9 @@ impl BackupError {
             BackupError::DdlOnSharedTablespace { .. } => {
                 "Nothing was claimed complete. Take the backup again when no DDL runs on that table, or without --lock-ddl-per-table (the default LOCK INSTANCE FOR BACKUP holds DDL off for the whole copy).".into()
             }
+            BackupError::DdlDuringCopy { .. } => {
+                "Nothing was claimed complete. Take the backup again with --lock-ddl=reduced (DDL runs during the copy and what it changed is copied again) or --lock-ddl=on (DDL waits for the whole copy), or when no DDL runs.".into()
+            }
             BackupError::SafeSlaveTimeout { .. } => {
                 "The replica's SQL thread runs again as before. Temporary tables on a replica come from statement-based replication of sessions on its source that keep them open: wait for those sessions to end, raise --safe-slave-backup-timeout, or replicate with binlog_format=ROW; then take the backup again.".into()
             }
@@ -468,9 +487,9 @@ impl BackupError {
             | BackupError::RedoStopped => 22,
             BackupError::TokuDb(_) => 23,
             BackupError::TablespacesOutside { .. } | BackupError::TablespaceNameClash { .. } => 14,
-            BackupError::TablespacesMissing { .. } | BackupError::DdlOnSharedTablespace { .. } => {
-                24
-            }
+            BackupError::TablespacesMissing { .. }
+            | BackupError::DdlOnSharedTablespace { .. }
+            | BackupError::DdlDuringCopy { .. } => 24,
             BackupError::IncrementalBase { .. } => 25,
             BackupError::PageTrackingUnavailable => 14,
             BackupError::SafeSlaveTimeout { .. } => 26,

@@ -190,10 +190,7 @@ pub(crate) fn rename_edits(
 ///
 /// # Errors
 /// I/O, or a reason from `edit`, named with the mini-transaction's offset.
-pub(crate) fn edit_mtrs(
-    path: &Path,
-    edit: &mut EditFn,
-) -> Result<Vec<LogPatch>, Redo108Error> {
+pub(crate) fn edit_mtrs(path: &Path, edit: &mut EditFn) -> Result<Vec<LogPatch>, Redo108Error> {
     let mut patches = Vec::new();
     let done = edit_into(path, edit, &mut patches);
     if done.is_err() {

@@ -104,6 +104,11 @@ pub enum LockDdl {
     /// of the backup; tablespaces it changed are made good then (see
     /// `run::ddl_fix`). Incremental backups block DDL for the whole copy.
     Reduced,
+    /// No lock during the InnoDB copy, as with `Reduced`, but DDL that
+    /// ran during it fails the backup instead of being made good: for the
+    /// DBA who wants a backup that holds every table exactly as the copy
+    /// read it, or none. Incremental backups block DDL for the whole copy.
+    Off,
 }
 
 /// Which running statements count, by their first word.

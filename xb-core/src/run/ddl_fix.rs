@@ -206,6 +206,25 @@ pub async fn apply(step: &mut Step<'_>, changed: &HashSet<u32>) -> Result<Fix, B
     if fix.is_empty() {
         return Ok(fix);
     }
+    if step.ctx.refuse_ddl_during_copy {
+        return Err(BackupError::DdlDuringCopy {
+            changed: fix
+                .copy
+                .iter()
+                .map(|j| {
+                    j.rel
+                        .strip_suffix(".new")
+                        .map_or_else(|| j.rel.clone(), |r| format!("{r}.ibd"))
+                })
+                .collect(),
+            renamed: fix
+                .rename
+                .iter()
+                .map(|(f, t)| format!("{f} -> {t}"))
+                .collect(),
+            dropped: fix.drop.clone(),
+        });
+    }
     tracing::info!(
         copied = ?copied.iter().filter(|(r, _)| fix.drop.contains(r)).collect::<Vec<_>>(),
         live = ?now.iter().filter(|l| fix.copy.iter().any(|j| j.src == l.src)).map(|l| (&l.rel, l.id)).collect::<Vec<_>>(),

@@ -94,6 +94,9 @@ struct Ctx {
     /// DDL blocked only at the end of the InnoDB copy (`--lock-ddl=reduced`
     /// on a full backup without per-table locks).
     reduced_ddl_lock: bool,
+    /// With `reduced_ddl_lock`: DDL that ran during the copy fails the
+    /// backup (`--lock-ddl=off`) rather than being made good.
+    refuse_ddl_during_copy: bool,
     /// The base LSN of an incremental backup.
     incremental_lsn: Option<u64>,
     /// Where the server's page tracking starts; `Some` exactly with
@@ -192,9 +195,10 @@ pub async fn backup(
         redo_interval: opts.redo_interval,
         filter: opts.filter.clone(),
         lock_ddl_per_table: opts.lock_ddl_per_table,
-        reduced_ddl_lock: opts.lock_ddl == LockDdl::Reduced
+        reduced_ddl_lock: opts.lock_ddl != LockDdl::On
             && opts.incremental.is_none()
             && !opts.lock_ddl_per_table,
+        refuse_ddl_during_copy: opts.lock_ddl == LockDdl::Off,
         incremental_lsn,
         tracking_from,
         base_indexes,
