@@ -398,7 +398,8 @@ impl Scanner108 {
 
     /// How many bytes of the chain parsed from `start` (`ends`, ascending)
     /// are final: those ending before the block the chain ends in, or at
-    /// an LSN the server vouched for (`trusted`, its checkpoint).
+    /// an LSN the server vouched for before they were read (`trusted`, its
+    /// `checkpoint`).
     fn settled(&self, log: &Log108, start: u64, checkpoint: u64) -> usize {
         let Some(&last) = self.ends.last() else {
             return 0;
@@ -435,9 +436,12 @@ impl Scanner108 {
     /// A reader merely behind the checkpoint reads on.
     ///
     /// Where the log ends, the mini-transactions in its last 4 KiB block are
-    /// held back (see [`REWRITTEN`]) unless the server's checkpoint or
-    /// [`Self::trust_up_to`] vouches for them; the next poll reads them
-    /// again, as the server has rewritten them by then.
+    /// held back (see [`REWRITTEN`]) unless a checkpoint read *before* the
+    /// bytes were, or [`Self::trust_up_to`], vouches for them; the next
+    /// poll reads them again, as the server has rewritten them by then. (A
+    /// checkpoint read after the bytes vouches for what the server wrote
+    /// by then, not for what the read saw: a busy server can write the
+    /// block again and checkpoint past it in between.)
     ///
     /// # Errors
     /// I/O, [`Redo108Error::Overwritten`], or `out`'s error as
@@ -447,8 +451,19 @@ impl Scanner108 {
         log: &Log108,
         out: &mut dyn FnMut(&[u8]) -> Result<(), String>,
     ) -> Result<u64, Redo108Error> {
+        self.poll_with(log, out, &mut || log.latest_checkpoint())
+    }
+
+    /// [`Self::poll`], reading the server's checkpoint with `checkpoint`
+    /// (tests stand in for a server that moves on between two reads).
+    fn poll_with(
+        &mut self,
+        log: &Log108,
+        out: &mut dyn FnMut(&[u8]) -> Result<(), String>,
+        checkpoint: &mut dyn FnMut() -> Result<Checkpoint108, Redo108Error>,
+    ) -> Result<u64, Redo108Error> {
         let max_len = WINDOW.min(usize::try_from(log.capacity()).unwrap_or(WINDOW));
-        let mut before = log.latest_checkpoint()?;
+        let mut before = checkpoint()?;
         loop {
             let start = self.lsn;
             let len = self.read_len.clamp(MIN_READ.min(max_len), max_len);
@@ -472,7 +487,7 @@ impl Scanner108 {
             }
             // Where could the server have been writing while we read? At
             // most a capacity past this checkpoint, read after the data.
-            let after = log.latest_checkpoint()?;
+            let after = checkpoint()?;
             self.check_write_position(log, after, start)?;
             let ran_out = matches!(self.stop, Stop108::Incomplete);
             if ran_out && len < max_len {
@@ -488,7 +503,7 @@ impl Scanner108 {
             let cut = ran_out && p > 0 && len - p <= MTR_SIZE_MAX + 5;
             if !cut {
                 // the log ends in this window: its last block is not final
-                p = self.settled(log, start, after.lsn);
+                p = self.settled(log, start, before.lsn);
             }
             if p > 0 {
                 out(&self.window[..p]).map_err(Redo108Error::Out)?;
@@ -734,6 +749,47 @@ mod tests {
         std::fs::write(&p, &v).unwrap();
         let mut out = Vec::new();
         assert_eq!(poll(&mut s, &mut out), end);
+    }
+
+    #[test]
+    fn a_checkpoint_read_after_the_bytes_does_not_vouch_for_them() {
+        // The backup_throttled_redo failure: the window's last block held
+        // left-over mini-transactions; before the checkpoint was read
+        // again, the server rewrote that block and checkpointed past it.
+        // Taking the leftovers as log put the reader off the chain of
+        // mini-transactions, and the next poll called the log overwritten.
+        let cap = 64 * 1024;
+        let (_d, p, mut v) = log_file(cap);
+        let real: Vec<Vec<u8>> = (0..8).map(|i| mtr(20, 1, i)).collect();
+        let at = |i: usize| START_OFFSET + (325 * i) as u64;
+        for (i, m) in real.iter().enumerate() {
+            put(&mut v, cap, at(i), m);
+        }
+        put(&mut v, cap, at(8), &mtr(30, 1, 99));
+        std::fs::write(&p, &v).unwrap();
+        let log = Log108::open(&p).unwrap();
+        let cp = |lsn| Checkpoint108 {
+            lsn,
+            end_lsn: lsn,
+            offset: 4096,
+        };
+        // the checkpoint before the read is where the copy starts; the one
+        // after it is past the left-over bytes
+        let mut reads = [cp(START_OFFSET), cp(at(12))].into_iter().cycle();
+        let mut s = Scanner108::new(START_OFFSET);
+        let mut out = Vec::new();
+        let reached = s
+            .poll_with(
+                &log,
+                &mut |b| {
+                    out.extend_from_slice(b);
+                    Ok(())
+                },
+                &mut || Ok(reads.next().unwrap()),
+            )
+            .unwrap();
+        assert_eq!(reached, START_OFFSET, "the last block is held back");
+        assert!(out.is_empty());
     }
 
     #[test]
