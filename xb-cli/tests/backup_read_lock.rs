@@ -1,11 +1,15 @@
-//! Runbook: a backup's `FLUSH TABLES WITH READ LOCK` never stalls the
-//! server behind a long query (MySQL 9.7; a MyISAM table makes the backup
-//! take the read lock for the non-InnoDB copy).
+//! Runbook: a backup's read lock never stalls the server behind a long
+//! query (MySQL 9.7; a MyISAM table makes the backup lock it, with
+//! `LOCK TABLES … READ`, for the non-InnoDB copy).
 //!
+//! - a long read of the MyISAM table does not hold the lock up, and
+//!   InnoDB writes go on under it;
+//! - DDL that waits for the backup lock while the copy runs goes on once
+//!   the backup ends (the global read lock killed it as a deadlock);
 //! - `--ftwrl-wait-timeout` with a query that outlives it: the backup fails
 //!   (exit 27, naming the query) without asking for the lock, while writes
 //!   to InnoDB go on all along;
-//! - `--kill-long-queries-timeout`: the query blocking the lock is killed
+//! - `--kill-long-queries-timeout`: the write blocking the lock is killed
 //!   and the backup completes;
 //! - `--ftwrl-wait-timeout` with a query that ends in time: the backup
 //!   waits for it, leaves it alone, and completes;
@@ -104,7 +108,8 @@ async fn a_long_query_fails_the_backup_before_the_read_lock_is_queued() {
 #[tokio::test(flavor = "multi_thread")]
 async fn the_query_blocking_the_read_lock_is_killed_when_told() {
     let src = server();
-    let long = spawn_query(&src, "SELECT SLEEP(600) FROM rl.m LIMIT 1").await;
+    // a write holds the MyISAM table: the read lock on it waits
+    let long = spawn_query(&src, "UPDATE rl.m SET a = SLEEP(600)").await;
     // running before the backup starts (under load it may start late)
     tokio::time::sleep(Duration::from_millis(1500)).await;
     let target = src.scratch("backup");
@@ -116,14 +121,14 @@ async fn the_query_blocking_the_read_lock_is_killed_when_told() {
             "--target-dir",
             &target_s,
             "--kill-long-queries-timeout=2",
-            "--kill-long-query-type=select",
+            "--kill-long-query-type=all",
         ],
     );
     let out = finish_within(child, Duration::from_secs(60)).await;
     assert_success(&out);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
-        stderr.contains("killing connection") && stderr.contains("SELECT SLEEP(600)"),
+        stderr.contains("killing connection") && stderr.contains("UPDATE rl.m SET a = SLEEP(600)"),
         "{stderr}"
     );
     let r = tokio::time::timeout(Duration::from_secs(10), long)
@@ -132,6 +137,72 @@ async fn the_query_blocking_the_read_lock_is_killed_when_told() {
         .unwrap();
     assert!(r.is_err(), "the long query was killed: {r:?}");
     assert!(!target.join(INCOMPLETE_MARKER).exists());
+}
+
+/// Only the MyISAM table is locked, and only against writes: a long read
+/// of it runs on, InnoDB commits go on, and the report names the lock.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_long_read_of_the_myisam_table_does_not_hold_the_backup_up() {
+    let src = server();
+    let long = spawn_query(&src, "SELECT SLEEP(600) FROM rl.m LIMIT 1").await;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let target = src.scratch("backup");
+    let target_s = target.to_string_lossy().into_owned();
+    let out = tokio::time::timeout(
+        Duration::from_secs(120),
+        run_xb_backup(&src, &["--target-dir", &target_s, "--json"]),
+    )
+    .await
+    .expect("the backup does not wait for the read");
+    assert_success(&out);
+    let summary: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let locks = summary["locks"].as_array().unwrap();
+    assert!(
+        locks.iter().any(|l| l["lock"] == "LOCK TABLES … READ"
+            && l["blocks"] == "writes to non-transactional tables"),
+        "{summary}"
+    );
+    assert!(
+        !locks.iter().any(|l| l["blocks"] == "commits"),
+        "no lock blocked InnoDB commits: {summary}"
+    );
+    assert!(!long.is_finished(), "the read runs on");
+    long.abort();
+}
+
+/// `--lock-ddl=on`: an ALTER queued behind the backup lock while the copy
+/// runs completes once the backup ends. (With the global read lock for the
+/// MyISAM copy, the server broke the cycle by failing the ALTER with
+/// ER_LOCK_DEADLOCK.)
+#[tokio::test(flavor = "multi_thread")]
+async fn ddl_waiting_for_the_backup_lock_goes_on_after_the_backup() {
+    let src = server();
+    src.sql("INSERT INTO rl.i (a) SELECT 1 FROM information_schema.columns LIMIT 2000")
+        .unwrap();
+    let target = src.scratch("backup");
+    let target_s = target.to_string_lossy().into_owned();
+    let child = spawn_xb_backup(
+        &src,
+        &[
+            "--target-dir",
+            &target_s,
+            "--throttle",
+            "10",
+            "--lock-ddl=on",
+        ],
+    );
+    wait_until("the copy has begun", Duration::from_secs(60), || {
+        data_copy_started(&target)
+    })
+    .await;
+    let ddl = spawn_query(&src, "ALTER TABLE rl.i ADD COLUMN b INT").await;
+    let out = finish_within(child, Duration::from_secs(300)).await;
+    assert_success(&out);
+    tokio::time::timeout(Duration::from_secs(30), ddl)
+        .await
+        .expect("the ALTER ends")
+        .unwrap()
+        .expect("the ALTER succeeds once the backup lock is released");
 }
 
 #[tokio::test(flavor = "multi_thread")]

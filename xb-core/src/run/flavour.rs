@@ -48,6 +48,8 @@ pub struct ConsistentPoint {
 pub const DDL: &str = "DDL";
 /// What a [`LockSpan`] of commits blocks.
 pub const COMMITS: &str = "commits";
+/// What a [`LockSpan`] of read locks on non-transactional tables blocks.
+pub const WRITES: &str = "writes to non-transactional tables";
 
 /// What the steps found on the way, for the summary.
 #[derive(Debug, Default)]
@@ -131,6 +133,17 @@ impl Found {
         let since = Instant::now().checked_sub(d).unwrap_or_else(Instant::now);
         let span = self.span(COMMITS, lock.to_string(), since, d);
         self.locks.push(span);
+    }
+
+    /// Writes to the non-transactional tables are blocked from now, by
+    /// `lock` (read locks on just those tables).
+    pub fn writes_blocked(&mut self, lock: &str) {
+        self.block(WRITES, lock);
+    }
+
+    /// Writes to the non-transactional tables go on again.
+    pub fn writes_unblocked(&mut self) {
+        self.unblock(WRITES);
     }
 
     /// DDL is blocked from now, by `lock`.

@@ -34,6 +34,8 @@ pub enum Held {
     InstanceLock,
     /// `FLUSH TABLES WITH READ LOCK`.
     ReadLock,
+    /// `LOCK TABLES … READ` on the non-transactional tables (MySQL).
+    TableReadLocks,
     /// `SET TOKUDB_CHECKPOINT_LOCK=ON`.
     TokuCheckpointLock,
     /// A RocksDB checkpoint directory and the user lock guarding it.
@@ -51,6 +53,7 @@ impl Held {
             Held::BackupStage => "BACKUP STAGE",
             Held::InstanceLock => "LOCK INSTANCE FOR BACKUP",
             Held::ReadLock => "FLUSH TABLES WITH READ LOCK",
+            Held::TableReadLocks => "LOCK TABLES … READ",
             Held::TokuCheckpointLock => "TokuDB checkpoint lock",
             Held::RocksCheckpoint => "RocksDB checkpoint",
             Held::ReplicaSqlThread => "the replica's stopped SQL thread",
@@ -179,7 +182,7 @@ impl Session {
         match what {
             Held::BackupStage => self.exec("BACKUP STAGE END").await,
             Held::InstanceLock => self.exec("UNLOCK INSTANCE").await,
-            Held::ReadLock => self.exec("UNLOCK TABLES").await,
+            Held::ReadLock | Held::TableReadLocks => self.exec("UNLOCK TABLES").await,
             Held::TokuCheckpointLock => self.exec(xb_tokudb::CHECKPOINT_LOCK_OFF).await,
             Held::RocksCheckpoint => super::rocksdb::remove(&mut self.conn).await,
             Held::ReplicaSqlThread => {

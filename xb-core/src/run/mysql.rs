@@ -13,7 +13,11 @@
 //!   lock only after the InnoDB copy, when tablespaces created meanwhile
 //!   are copied;
 //! - non-InnoDB: only if user tables of non-transactional engines exist,
-//!   `FLUSH TABLES WITH READ LOCK` while they are copied; with the TokuDB
+//!   `LOCK TABLES … READ` on just those tables while they are copied
+//!   (InnoDB commits go on; the global read lock would also deadlock with
+//!   DDL queued behind the backup lock, see [`super::read_lock`]), or
+//!   `FLUSH TABLES WITH READ LOCK` where `--slave-info` needs it anyway
+//!   (below) or the user may not lock the tables one by one; with the TokuDB
 //!   plugin, the TokuDB sequence instead ([`super::tokudb`]), whose read
 //!   lock is always taken;
 //! - consistent point: `performance_schema.log_status` (binlog file,
@@ -216,15 +220,26 @@ impl Flavour for MySql {
             self.point = Some(tokudb::copy_under_checkpoint_lock(step, &dirs, rest).await?);
             return Ok(());
         }
-        // user tables whose engine has no redo need writes stopped while copied
-        let unsafe_tables = count(
-            step.session.conn(),
-            "SELECT COUNT(*) FROM information_schema.tables WHERE engine IN ('MyISAM','CSV','ARCHIVE','MRG_MYISAM') \
-             AND table_schema NOT IN ('mysql','performance_schema','information_schema','sys')",
-        )
-        .await?;
-        if unsafe_tables > 0 {
-            read_lock::take(step).await?;
+        // user tables whose engine has no redo need writes stopped while
+        // copied; DDL is blocked, so the list holds until the end
+        let sql = "SELECT table_schema, table_name FROM information_schema.tables \
+             WHERE engine IN ('MyISAM','CSV','ARCHIVE','MRG_MYISAM') \
+             AND table_schema NOT IN ('mysql','performance_schema','information_schema','sys')";
+        let unsafe_tables: Vec<(String, String)> = step
+            .session
+            .conn()
+            .query(sql)
+            .await
+            .map_err(|e| BackupError::sql(sql, &e))?;
+        if !unsafe_tables.is_empty() {
+            // --slave-info by file and position freezes the replica's
+            // applied position with the global read lock (see
+            // consistent_point): then it is taken here, once
+            if step.ctx.slave_info && super::replica::position_needs_lock(step.session).await? {
+                read_lock::take(step).await?;
+            } else {
+                read_lock::take_tables(step, &unsafe_tables).await?;
+            }
         }
         step.progress.phase("copy non-InnoDB tables");
         step.copy(rest)
@@ -272,7 +287,11 @@ impl Flavour for MySql {
         if step.session.holds(Held::ReadLock) {
             step.session.release(Held::ReadLock).await?;
         }
+        if step.session.holds(Held::TableReadLocks) {
+            step.session.release(Held::TableReadLocks).await?;
+        }
         step.found.commits_unblocked();
+        step.found.writes_unblocked();
         // DDL is blocked by the backup lock until its release just below
         if let Err(e) = step.session.release_table_locks().await {
             tracing::warn!(error = %e, "ending the metadata-lock session failed");
@@ -308,14 +327,6 @@ async fn lock_every_table(ctx: &Ctx) -> Result<Conn, BackupError> {
         }
     }
     Ok(m)
-}
-
-async fn count(conn: &mut Conn, sql: &str) -> Result<u64, BackupError> {
-    let n: Option<u64> = conn
-        .query_first(sql)
-        .await
-        .map_err(|e| BackupError::sql(sql, &e))?;
-    Ok(n.unwrap_or(0))
 }
 
 /// Before the end point is read: the redo copier stops handing out log, so

@@ -1,4 +1,5 @@
-//! `FLUSH TABLES WITH READ LOCK` without stalling the server.
+//! `FLUSH TABLES WITH READ LOCK`, or on MySQL read locks on just the
+//! non-transactional tables, without stalling the server.
 //!
 //! The read lock waits for every running statement on the tables it
 //! flushes, and every statement that comes after it queues behind it: a
@@ -8,6 +9,15 @@
 //! fails instead of queueing when one still does; and while the lock is
 //! asked for, a second connection kills the long statements keeping it
 //! from being granted.
+//!
+//! Where only the non-transactional tables need writes stopped (MySQL,
+//! no replica position to freeze), [`take_tables`] locks just them with
+//! `LOCK TABLES … READ`: InnoDB commits go on, running reads of those
+//! tables do not hold the lock up, and, unlike the global read lock, it
+//! cannot deadlock with DDL waiting for the backup lock. (A DDL statement
+//! queued behind `LOCK INSTANCE FOR BACKUP` holds the global intention
+//! lock; `FLUSH TABLES WITH READ LOCK` then waits for it while it waits
+//! for the backup, and the server kills the DDL with ER_LOCK_DEADLOCK.)
 
 use std::time::{Duration, Instant};
 
@@ -56,27 +66,84 @@ pub(super) struct Running {
 /// `--ftwrl-wait-timeout` (nothing was asked for then), or
 /// [`BackupError::Sql`].
 pub(super) async fn take(step: &mut Step<'_>) -> Result<(), BackupError> {
+    take_as(step, Held::ReadLock, READ_LOCK).await?;
+    step.found.commits_blocked(READ_LOCK);
+    Ok(())
+}
+
+/// What the lock report and progress call [`take_tables`]'s lock.
+pub(super) const TABLE_LOCKS: &str = "LOCK TABLES … READ";
+
+/// Read locks on `tables` (schema, name) only, as [`take`] takes the
+/// global one: long statements waited for or killed as the options say.
+/// Falls back to [`take`] where the user may not lock those tables
+/// (`LOCK TABLES` needs `SELECT` on each).
+///
+/// # Errors
+/// As [`take`].
+pub(super) async fn take_tables(
+    step: &mut Step<'_>,
+    tables: &[(String, String)],
+) -> Result<(), BackupError> {
+    let list = tables
+        .iter()
+        .map(|(db, t)| {
+            format!(
+                "`{}`.`{}` READ",
+                db.replace('`', "``"),
+                t.replace('`', "``")
+            )
+        })
+        .collect::<Vec<_>>()
+        .join(", ");
+    match take_as(step, Held::TableReadLocks, &format!("LOCK TABLES {list}")).await {
+        // ER_DBACCESS_DENIED, ER_TABLEACCESS_DENIED: no SELECT on them
+        Err(e) if matches!(e.server_code(), Some(1044 | 1142)) => {
+            step.session.forget(Held::TableReadLocks);
+            step.progress.warning(&format!(
+                "cannot lock the non-transactional tables one by one ({e}); taking {READ_LOCK} instead"
+            ));
+            take(step).await
+        }
+        Err(e) => Err(e),
+        Ok(()) => {
+            step.found.writes_blocked(TABLE_LOCKS);
+            Ok(())
+        }
+    }
+}
+
+/// Takes `held` with `sql` on the main session, after the wait for long
+/// statements and with the killer running while it waits, as the options
+/// say.
+async fn take_as(step: &mut Step<'_>, held: Held, sql: &str) -> Result<(), BackupError> {
     let opts = step.ctx.read_lock.clone();
     let watched = step.session.watched();
-    wait_for_no_long_queries(step.session.conn(), &opts, &watched, step.progress).await?;
-    step.progress.phase(READ_LOCK);
-    let taken = if opts.kill_timeout.is_zero() {
-        step.session.take(Held::ReadLock, READ_LOCK).await
+    wait_for_no_long_queries(
+        step.session.conn(),
+        &opts,
+        &watched,
+        step.progress,
+        held.name(),
+    )
+    .await?;
+    step.progress.phase(held.name());
+    if opts.kill_timeout.is_zero() {
+        step.session.take(held, sql).await
     } else {
         let killer = async {
-            if let Err(e) = kill_blockers(step.ctx, &opts, &watched, step.progress).await {
+            if let Err(e) =
+                kill_blockers(step.ctx, &opts, &watched, step.progress, held.name()).await
+            {
                 tracing::warn!(error = %e, "killing long queries failed; still waiting for the read lock");
             }
             std::future::pending::<()>().await;
         };
         tokio::select! {
-            r = step.session.take(Held::ReadLock, READ_LOCK) => r,
+            r = step.session.take(held, sql) => r,
             () = killer => unreachable!("the killer never ends"),
         }
-    };
-    taken?;
-    step.found.commits_blocked(READ_LOCK);
-    Ok(())
+    }
 }
 
 /// `--ftwrl-wait-timeout`: waits until no statement of the kind waited for
@@ -90,6 +157,7 @@ pub(super) async fn wait_for_no_long_queries(
     opts: &ReadLockOptions,
     watched: &Watched,
     progress: &dyn Progress,
+    lock: &str,
 ) -> Result<(), BackupError> {
     if opts.wait_timeout.is_zero() {
         return Ok(());
@@ -106,7 +174,7 @@ pub(super) async fn wait_for_no_long_queries(
         let first = long.swap_remove(0);
         if !told {
             progress.phase(&format!(
-                "wait up to {} s for {} statement(s) running over {} s before {READ_LOCK} (longest: connection {}, {} s: {})",
+                "wait up to {} s for {} statement(s) running over {} s before {lock} (longest: connection {}, {} s: {})",
                 opts.wait_timeout.as_secs(),
                 long.len() + 1,
                 opts.wait_threshold.as_secs(),
@@ -138,11 +206,12 @@ async fn kill_blockers(
     opts: &ReadLockOptions,
     watched: &Watched,
     progress: &dyn Progress,
+    lock: &str,
 ) -> Result<(), BackupError> {
     tokio::time::sleep(opts.kill_timeout).await;
     let mut conn = server::connect(&ctx.connect).await?;
     progress.phase(&format!(
-        "{READ_LOCK} not granted after {} s: killing {} statements running that long",
+        "{lock} not granted after {} s: killing {} statements running that long",
         opts.kill_timeout.as_secs(),
         match opts.kill_query_type {
             QueryKind::Select => "SELECT",
@@ -156,7 +225,7 @@ async fn kill_blockers(
             // moment the query dies, and this loop is dropped with it
             tracing::warn!(id = q.id, user = %q.user, seconds = q.seconds, query = %q.query, "killing a query blocking the read lock");
             progress.warning(&format!(
-                "killing connection {} (user {}, running {} s) that blocks {READ_LOCK}: {}",
+                "killing connection {} (user {}, running {} s) that blocks {lock}: {}",
                 q.id, q.user, q.seconds, q.query
             ));
             let sql = format!("KILL {}", q.id);

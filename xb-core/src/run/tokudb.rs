@@ -47,6 +47,7 @@ pub(super) async fn copy_under_checkpoint_lock(
         &step.ctx.read_lock,
         &watched,
         step.progress,
+        super::read_lock::READ_LOCK,
     )
     .await?;
     step.progress
