@@ -85,8 +85,8 @@ pub struct BackupArgs {
     /// When DDL is blocked: `on` (default) for the whole InnoDB copy;
     /// `reduced` only after it, with tables created, dropped, renamed or
     /// rebuilt meanwhile made good then; `off` as `reduced`, but DDL that
-    /// ran during the copy fails the backup. Incremental backups block DDL
-    /// for the whole copy.
+    /// ran during the copy fails the backup. A MariaDB incremental blocks
+    /// DDL for the whole copy whatever the mode.
     #[arg(long, value_enum, ignore_case = true, default_value_t = LockDdlArg::On)]
     pub lock_ddl: LockDdlArg,
     /// Incremental backup on top of the backup in DIR (full or incremental):

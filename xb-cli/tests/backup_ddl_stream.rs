@@ -3,7 +3,11 @@
 //! not queued behind the backup), writes to MyISAM tables go on, and the
 //! restore equals the source after binlog replay, table for table: dropped
 //! tables absent, renamed ones under their new names. On MariaDB both
-//! `xb-cli prepare` and `mariadb-backup --prepare` restore it.
+//! `xb-cli prepare` and `mariadb-backup --prepare` restore it. The same
+//! stream through a MySQL incremental restores through `xb-cli prepare`
+//! of the chain.
+//! With `--lock-ddl=off` DDL during the copy fails the backup, named, and
+//! a backup no DDL ran through restores.
 #![allow(clippy::unwrap_used)] // a test that cannot unwrap its fixtures has failed
 
 mod common;
@@ -56,8 +60,14 @@ const STREAM: &[&str] = &[
 ];
 
 /// Runs the stream against `src` while a throttled backup copies, and
-/// proves the outcome; returns the backup directory.
-async fn ddl_stream_through_a_backup(flavor: Flavor) -> (TestServer, std::path::PathBuf) {
+/// proves the outcome; returns the backup directory. With `incremental`
+/// (extra options, for both backups), the backup the stream runs through
+/// is an incremental on a full backup taken just before; its directory
+/// comes back too.
+async fn ddl_stream_through_a_backup(
+    flavor: Flavor,
+    incremental: Option<&[&str]>,
+) -> (TestServer, std::path::PathBuf, Option<std::path::PathBuf>) {
     let src = TestServer::start_with_args(flavor, BINLOG_ARGS).expect("source");
     let spec = LoadSpec {
         rows_per_table: 20_000,
@@ -72,21 +82,35 @@ async fn ddl_stream_through_a_backup(flavor: Flavor) -> (TestServer, std::path::
     }
     let load = WriteLoad::start(src.opts(), &spec);
     load.wait_for_commits(100).await;
+    let full = match incremental {
+        Some(extra) => {
+            let full = src.scratch("full");
+            let full_s = full.to_string_lossy().into_owned();
+            let args = [&["--target-dir", full_s.as_str()][..], extra].concat();
+            assert_success(&run_xb_backup(&src, &args).await);
+            load.wait_for_commits(100).await;
+            Some(full)
+        }
+        None => None,
+    };
     let target = src.scratch("backup");
     let target_s = target.to_string_lossy().into_owned();
     // throttled, so the copy lasts well past the stream
     let started = Instant::now();
-    let mut backup = spawn_xb_backup(
-        &src,
-        &[
-            "--target-dir",
-            &target_s,
-            "--throttle",
-            "5",
-            "--json",
-            "--lock-ddl=reduced",
-        ],
-    );
+    let mut args = vec![
+        "--target-dir",
+        &target_s,
+        "--throttle",
+        "5",
+        "--json",
+        "--lock-ddl=reduced",
+    ];
+    let full_s = full.as_ref().map(|f| f.to_string_lossy().into_owned());
+    if let (Some(extra), Some(base)) = (incremental, &full_s) {
+        args.extend(["--incremental-basedir", base.as_str()]);
+        args.extend_from_slice(extra);
+    }
+    let mut backup = spawn_xb_backup(&src, &args);
     wait_until(
         "the copy reaches the tables the stream drops and renames",
         Duration::from_secs(120),
@@ -97,7 +121,8 @@ async fn ddl_stream_through_a_backup(flavor: Flavor) -> (TestServer, std::path::
                 "xbload/to_truncate.ibd",
             ]
             .iter()
-            .all(|f| target.join(f).exists())
+            // an incremental's copy of them is a delta
+            .all(|f| target.join(f).exists() || target.join(format!("{f}.delta")).exists())
         },
     )
     .await;
@@ -172,8 +197,11 @@ async fn ddl_stream_through_a_backup(flavor: Flavor) -> (TestServer, std::path::
         ddl[0]["taken_at_seconds"].as_f64().unwrap(),
         ddl[0]["held_seconds"].as_f64().unwrap(),
     );
+    // blocked only after the stream; in a full backup, for less than the
+    // copy took (an incremental's copy is quick, and the tables the stream
+    // touched are copied again whole, throttled, while DDL is blocked)
     assert!(
-        at > stream_done && held < at,
+        at > stream_done && (full.is_some() || held < at),
         "DDL blocked at {at:.1}s for {held:.1}s; the stream ended at {stream_done:.1}s: {summary}"
     );
     assert!(err.contains("DDL blocked"), "{err}");
@@ -197,12 +225,24 @@ async fn ddl_stream_through_a_backup(flavor: Flavor) -> (TestServer, std::path::
     load.wait_for_commits(100).await;
     load.stop().await.expect("load ran without errors");
     conn.disconnect().await.unwrap();
-    (src, target)
+    (src, target, full)
+}
+
+/// `xb-cli prepare` of `full` with `--apply-log-only`, then of the
+/// incremental `inc` on it; the restore equals the source.
+async fn prepare_incremental_and_compare(
+    src: &TestServer,
+    full: &std::path::Path,
+    inc: &std::path::Path,
+) {
+    assert_success(&xb_prepare_args(src, full, &["--apply-log-only"], None));
+    assert_success(&xb_prepare_args(src, full, &[], Some(inc)));
+    start_and_compare(src, full, &["xbload"], "").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn mariadb_1011_ddl_stream_during_the_copy_restores_with_both_prepares() {
-    let (src, target) = ddl_stream_through_a_backup(Flavor::MariaDb1011).await;
+    let (src, target, _) = ddl_stream_through_a_backup(Flavor::MariaDb1011, None).await;
     let vendor_copy = src.scratch("backup-for-mariadb-backup");
     xb_testing::vendor::copy_dir(&target, &vendor_copy).unwrap();
     xb_prepare_and_compare(&src, &target, &["xbload"]).await;
@@ -211,10 +251,24 @@ async fn mariadb_1011_ddl_stream_during_the_copy_restores_with_both_prepares() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn mysql_97_ddl_stream_during_the_copy_restores_with_xb_prepare() {
-    let (src, target) = ddl_stream_through_a_backup(Flavor::MySql97).await;
+    let (src, target, _) = ddl_stream_through_a_backup(Flavor::MySql97, None).await;
     // the in-place index build wrote its pages past the redo: copied again
     assert!(target.join("xbload/sbtest2.new").exists());
     xb_prepare_and_compare(&src, &target, &["xbload"]).await;
+}
+
+/// MySQL: the stream through an incremental. (MariaDB incrementals block
+/// DDL for the whole copy, see `run::backup`.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn mysql_97_ddl_stream_during_an_incremental_restores_with_xb_prepare() {
+    let (src, inc, full) = ddl_stream_through_a_backup(Flavor::MySql97, Some(&[])).await;
+    let full = full.unwrap();
+    assert!(
+        inc.join("xbload/sbtest4.ibd.delta").exists(),
+        "an incremental"
+    );
+    assert!(inc.join("xbload/sbtest2.new").exists());
+    prepare_incremental_and_compare(&src, &full, &inc).await;
 }
 
 /// `--lock-ddl=off`: a table dropped while the copy runs fails the backup

@@ -65,6 +65,14 @@ impl Fix {
     pub fn is_empty(&self) -> bool {
         self.drop.is_empty() && self.rename.is_empty() && self.copy.is_empty()
     }
+
+    /// Whether the fix drops, renames or copies again the copy at `rel`.
+    #[must_use]
+    pub fn touches(&self, rel: &str) -> bool {
+        self.drop.iter().any(|d| d == rel)
+            || self.rename.iter().any(|(from, _)| from == rel)
+            || self.copy.iter().any(|j| j.rel == marker(rel, "new"))
+    }
 }
 
 /// Only single-table and general tablespaces (`*.ibd`) have markers; the
@@ -160,6 +168,28 @@ pub fn plan(copied: &[(String, Option<u32>)], live: &[LiveSpace], changed: &Hash
     fix
 }
 
+/// An incremental copies a tablespace whose page 0 is not written yet
+/// whole, as `<name>.new` (see `data_copy::copy_delta`): held against the
+/// server as the `.ibd` it stands for. Returns the copies so named, and
+/// the `.ibd` names of those that were `.new`.
+fn whole_copies_as_tablespaces(
+    copied: Vec<(String, Option<u32>)>,
+) -> (Vec<(String, Option<u32>)>, Vec<String>) {
+    let mut young = Vec::new();
+    let copied = copied
+        .into_iter()
+        .map(|(rel, id)| match rel.strip_suffix(".new") {
+            Some(stem) => {
+                let ibd = format!("{stem}.ibd");
+                young.push(ibd.clone());
+                (ibd, id)
+            }
+            None => (rel, id),
+        })
+        .collect();
+    (copied, young)
+}
+
 /// The text of a `.ren` marker: the new name as mariadb-backup writes it,
 /// `db/table` (no `./`, no `.ibd`).
 #[must_use]
@@ -202,9 +232,13 @@ pub async fn apply(step: &mut Step<'_>, changed: &HashSet<u32>) -> Result<Fix, B
     let reported = spaces::list(step.session.conn(), &step.ctx.facts).await?;
     let now = live(&reported, step);
     let copied = copied_ids(&step.found.stats.spaces, &step.found.listed_ids);
+    let (copied, young) = whole_copies_as_tablespaces(copied);
     let fix = plan(&copied, &now, changed);
     if fix.is_empty() {
         return Ok(fix);
+    }
+    if let Some(rel) = young.iter().find(|r| fix.touches(r)) {
+        return Err(BackupError::DdlOnYoungTable { file: rel.clone() });
     }
     if step.ctx.refuse_ddl_during_copy {
         return Err(BackupError::DdlDuringCopy {
@@ -276,6 +310,39 @@ mod tests {
 
     fn again(f: &Fix) -> Vec<&str> {
         f.copy.iter().map(|j| j.rel.as_str()).collect()
+    }
+
+    #[test]
+    fn an_incrementals_whole_copy_stands_for_its_tablespace() {
+        let (copied, young) = whole_copies_as_tablespaces(copied(&[
+            ("db/young.new", Some(7)),
+            ("db/old.ibd", Some(5)),
+        ]));
+        assert_eq!(
+            copied,
+            [
+                ("db/young.ibd".to_string(), Some(7)),
+                ("db/old.ibd".to_string(), Some(5))
+            ]
+        );
+        assert_eq!(young, ["db/young.ibd"]);
+        // untouched, it needs nothing
+        let f = plan(
+            &copied,
+            &[live(7, "db/young.ibd"), live(5, "db/old.ibd")],
+            &HashSet::new(),
+        );
+        assert!(f.is_empty(), "{f:?}");
+        // renamed, dropped or rebuilt, the fix touches it
+        for now in [
+            vec![live(7, "db/grown_up.ibd"), live(5, "db/old.ibd")],
+            vec![live(5, "db/old.ibd")],
+            vec![live(9, "db/young.ibd"), live(5, "db/old.ibd")],
+        ] {
+            let f = plan(&copied, &now, &HashSet::new());
+            assert!(f.touches("db/young.ibd"), "{now:?}: {f:?}");
+            assert!(!f.touches("db/old.ibd"), "{now:?}: {f:?}");
+        }
     }
 
     #[test]

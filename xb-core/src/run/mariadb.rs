@@ -7,7 +7,7 @@
 //!   (a full backup): DDL and writes to non-transactional
 //!   tables go on during the InnoDB copy; after it `FLUSH` and
 //!   `BLOCK_DDL`, and what DDL changed meanwhile is made good
-//!   ([`super::ddl_fix`]). With `--lock-ddl=on` (and for incrementals)
+//!   ([`super::ddl_fix`]). With `--lock-ddl=on`
 //!   `START`, `FLUSH`, `BLOCK_DDL` before the copy, as mariadb-backup
 //!   before 10.11.8;
 //! - non-InnoDB: non-transactional tables under `BLOCK_DDL`, then
