@@ -82,12 +82,12 @@ pub struct BackupArgs {
     /// during the copy.
     #[arg(long)]
     pub lock_ddl_per_table: bool,
-    /// When DDL is blocked: `on` (default) for the whole InnoDB copy;
-    /// `reduced` only after it, with tables created, dropped, renamed or
+    /// When DDL is blocked: `on` for the whole InnoDB copy; `reduced`
+    /// (default) only after it, with tables created, dropped, renamed or
     /// rebuilt meanwhile made good then; `off` as `reduced`, but DDL that
     /// ran during the copy fails the backup. A MariaDB incremental blocks
     /// DDL for the whole copy whatever the mode.
-    #[arg(long, value_enum, ignore_case = true, default_value_t = LockDdlArg::On)]
+    #[arg(long, value_enum, ignore_case = true, default_value_t = LockDdlArg::Reduced)]
     pub lock_ddl: LockDdlArg,
     /// Incremental backup on top of the backup in DIR (full or incremental):
     /// only InnoDB pages changed since its to_lsn are copied.

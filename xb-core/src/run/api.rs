@@ -95,17 +95,16 @@ pub struct LockSpan {
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub enum LockDdl {
     /// DDL waits from before the InnoDB copy to the end of the backup
-    /// (`BACKUP STAGE BLOCK_DDL`, `LOCK INSTANCE FOR BACKUP`). The default
-    /// for now: two runbooks under load timed out once each in CI with
-    /// `Reduced`, which is not understood yet.
-    #[default]
+    /// (`BACKUP STAGE BLOCK_DDL`, `LOCK INSTANCE FOR BACKUP`).
     On,
-    /// DDL runs during the InnoDB copy and is blocked only for the rest
+    /// The default (as in XtraBackup 8.4): DDL runs during the InnoDB copy
+    /// and is blocked only for the rest
     /// of the backup; tablespaces it changed are made good then (see
     /// `run::ddl_fix`); in a MySQL incremental the tablespaces copied again
     /// are whole `.new` files beside the deltas. A MariaDB incremental
     /// blocks DDL for the whole copy (tables created since the last flush
     /// are copied whole there, and DDL on them could not be made good).
+    #[default]
     Reduced,
     /// No lock during the InnoDB copy, as with `Reduced`, but DDL that
     /// ran during it fails the backup instead of being made good: for the
