@@ -180,21 +180,7 @@ async fn ddl_waiting_for_the_backup_lock_goes_on_after_the_backup() {
     src.sql("INSERT INTO rl.i (a) SELECT 1 FROM information_schema.columns LIMIT 2000")
         .unwrap();
     let target = src.scratch("backup");
-    let target_s = target.to_string_lossy().into_owned();
-    let child = spawn_xb_backup(
-        &src,
-        &[
-            "--target-dir",
-            &target_s,
-            "--throttle",
-            "10",
-            "--lock-ddl=on",
-        ],
-    );
-    wait_until("the copy has begun", Duration::from_secs(60), || {
-        data_copy_started(&target)
-    })
-    .await;
+    let child = spawn_throttled_backup(&src, &target, "10", &["--lock-ddl=on"]).await;
     let ddl = spawn_query(&src, "ALTER TABLE rl.i ADD COLUMN b INT").await;
     let out = finish_within(child, Duration::from_secs(300)).await;
     assert_success(&out);

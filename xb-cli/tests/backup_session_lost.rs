@@ -36,22 +36,7 @@ async fn backup_caught_mid_copy(
     )
     .unwrap();
     let target = src.scratch("backup");
-    let target_s = target.to_string_lossy().into_owned();
-    let child = spawn_xb_backup(
-        &src,
-        &[
-            "--target-dir",
-            &target_s,
-            "--throttle",
-            throttle,
-            "--parallel",
-            "2",
-        ],
-    );
-    wait_until("the data copy starts", Duration::from_secs(60), || {
-        data_copy_started(&target)
-    })
-    .await;
+    let child = spawn_throttled_backup(&src, &target, throttle, &["--parallel", "2"]).await;
     let holder = backup_lock_holders(&src);
     assert_eq!(
         holder.len(),

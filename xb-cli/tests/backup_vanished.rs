@@ -39,22 +39,8 @@ async fn tables_dropped_during_the_copy_are_reported_as_vanished() {
     // throttled, so the DROP lands while the InnoDB files are copied, after
     // the MyISAM files were listed and before their turn
     let target = src.scratch("backup");
-    let target_s = target.to_string_lossy().into_owned();
-    let child = spawn_xb_backup(
-        &src,
-        &[
-            "--target-dir",
-            &target_s,
-            "--lock-ddl-per-table",
-            "--throttle",
-            "8",
-            "--json",
-        ],
-    );
-    wait_until("the data copy starts", Duration::from_secs(60), || {
-        data_copy_started(&target)
-    })
-    .await;
+    let child =
+        spawn_throttled_backup(&src, &target, "8", &["--lock-ddl-per-table", "--json"]).await;
     conn.query_drop("SET SESSION lock_wait_timeout = 10")
         .await
         .unwrap();

@@ -327,6 +327,29 @@ pub fn spawn_xb_backup(server: &TestServer, extra: &[&str]) -> tokio::process::C
     cmd.spawn().expect("xb-cli starts")
 }
 
+/// `xb-cli backup --target-dir TARGET --throttle MIB EXTRA…` in the
+/// background (see [`spawn_xb_backup`]), returned once its data copy has
+/// begun: the throttle keeps the copy going while a runbook acts on the
+/// server.
+pub async fn spawn_throttled_backup(
+    server: &TestServer,
+    target: &Path,
+    mib: &str,
+    extra: &[&str],
+) -> tokio::process::Child {
+    let target_s = target.to_string_lossy().into_owned();
+    let mut args = vec!["--target-dir", target_s.as_str(), "--throttle", mib];
+    args.extend_from_slice(extra);
+    let child = spawn_xb_backup(server, &args);
+    wait_until(
+        "the data copy starts",
+        std::time::Duration::from_secs(60),
+        || data_copy_started(target),
+    )
+    .await;
+    child
+}
+
 /// Waits for a background backup, at most `limit` (then it is killed and
 /// the test fails).
 pub async fn finish_within(child: tokio::process::Child, limit: std::time::Duration) -> Output {

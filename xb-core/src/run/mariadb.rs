@@ -4,12 +4,12 @@
 //!   format; the backup's `ib_logfile0` is written in the server's own format
 //!   (so `mariadb-backup --prepare` and the server itself read it);
 //! - protect DDL: `BACKUP STAGE START` only, with `--lock-ddl=reduced`
-//!   (a full backup): DDL and writes to non-transactional
-//!   tables go on during the InnoDB copy; after it `FLUSH` and
-//!   `BLOCK_DDL`, and what DDL changed meanwhile is made good
-//!   ([`super::ddl_fix`]). With `--lock-ddl=on`
-//!   `START`, `FLUSH`, `BLOCK_DDL` before the copy, as mariadb-backup
-//!   before 10.11.8;
+//!   (the default) or `off` on a full backup: DDL and writes to
+//!   non-transactional tables go on during the InnoDB copy; after it
+//!   `FLUSH` and `BLOCK_DDL`, and what DDL changed meanwhile is made good
+//!   ([`super::ddl_fix`]). With `--lock-ddl=on`, and for every
+//!   incremental, `START`, `FLUSH`, `BLOCK_DDL` before the copy, as
+//!   mariadb-backup before 10.11.8;
 //! - non-InnoDB: non-transactional tables under `BLOCK_DDL`, then
 //!   `BACKUP STAGE BLOCK_COMMIT` and the Aria tables and log;
 //! - consistent point: `SHOW MASTER STATUS` and `@@gtid_binlog_pos`, a
