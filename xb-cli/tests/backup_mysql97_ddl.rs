@@ -1,5 +1,6 @@
-//! Runbook: DDL on MySQL 9.7 while the backup runs, with the default backup
-//! lock and with per-table metadata locks; both restore to the source's
+//! Runbook: DDL on MySQL 9.7 while the backup runs, with the default
+//! `--lock-ddl=reduced` and with per-table metadata locks, and an undo
+//! tablespace truncated during the copy; each restores to the source's
 //! tables after binlog replay.
 #![allow(clippy::unwrap_used)] // a test that cannot unwrap its fixtures has failed
 
@@ -12,8 +13,9 @@ use mysql_async::prelude::Queryable;
 use xb_testing::load::{LoadSpec, WriteLoad, prepare};
 use xb_testing::server::{Flavor, TestServer};
 
-/// A source under write load with a table to drop, and a throttled backup
-/// of it running with `extra`.
+/// A source under write load with a table to drop (and whatever `setup`
+/// makes), and a backup of it throttled to `mib` MiB/s running with
+/// `extra`.
 struct Running {
     src: TestServer,
     spec: LoadSpec,
@@ -22,7 +24,7 @@ struct Running {
     backup: tokio::task::JoinHandle<std::process::Output>,
 }
 
-async fn start(extra: &[&str]) -> Running {
+async fn start(setup: &[&str], mib: &str, extra: &[&str]) -> Running {
     let src = TestServer::start(Flavor::MySql97).expect("source");
     let spec = LoadSpec::default();
     prepare(src.opts(), &spec).await.expect("load data");
@@ -30,6 +32,9 @@ async fn start(extra: &[&str]) -> Running {
     conn.query_drop("CREATE TABLE xbload.doomed (id INT PRIMARY KEY) ENGINE=InnoDB")
         .await
         .unwrap();
+    for sql in setup {
+        conn.query_drop(*sql).await.unwrap();
+    }
     conn.disconnect().await.unwrap();
     let load = WriteLoad::start(src.opts(), &spec);
     load.wait_for_commits(100).await;
@@ -39,7 +44,7 @@ async fn start(extra: &[&str]) -> Running {
         "--target-dir".to_string(),
         target.to_string_lossy().into_owned(),
         "--throttle".into(),
-        "40".into(),
+        mib.into(),
     ];
     args.extend(extra.iter().map(|s| (*s).to_string()));
     let cmd = xb_backup_command(&src, &args.iter().map(String::as_str).collect::<Vec<_>>());
@@ -65,8 +70,8 @@ async fn finish(r: Running, check: impl FnOnce(&std::path::Path, &str)) {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn ddl_with_the_backup_lock() {
-    let r = start(&[]).await;
+async fn ddl_with_the_default_reduced_lock() {
+    let r = start(&[], "40", &[]).await;
     let mut conn = r.src.conn().await.unwrap();
     for sql in [
         "CREATE TABLE xbload.born (id INT PRIMARY KEY, v VARCHAR(20)) ENGINE=InnoDB",
@@ -89,7 +94,7 @@ async fn ddl_with_the_backup_lock() {
 /// what it changed.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn ddl_with_per_table_metadata_locks() {
-    let r = start(&["--lock-ddl-per-table"]).await;
+    let r = start(&[], "40", &["--lock-ddl-per-table"]).await;
     let mut conn = r.src.conn().await.unwrap();
     // xb's metadata-lock session is the only one that touches `doomed`
     let holds = "SELECT COUNT(*) FROM performance_schema.metadata_locks \
@@ -141,4 +146,70 @@ async fn ddl_with_per_table_metadata_locks() {
     for d in ddl {
         d.await.unwrap();
     }
+}
+
+/// `--lock-ddl=reduced` (the default): `innodb_undo_001` truncated while
+/// the InnoDB copy runs (MySQL gives it a new file and space id; only the
+/// backup lock holds that off) is copied once the lock is taken, and the
+/// restore equals the source.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_undo_tablespace_truncated_during_the_copy_restores() {
+    // a third undo tablespace: two must stay active
+    let r = start(
+        &["CREATE UNDO TABLESPACE third_undo ADD DATAFILE 'third_undo.ibu'"],
+        "5",
+        &[],
+    )
+    .await;
+    let mut conn = r.src.conn().await.unwrap();
+    let id =
+        "SELECT SPACE FROM information_schema.INNODB_TABLESPACES WHERE NAME = 'innodb_undo_001'";
+    let state =
+        "SELECT STATE FROM information_schema.INNODB_TABLESPACES WHERE NAME = 'innodb_undo_001'";
+    let before: u64 = conn.query_first(id).await.unwrap().unwrap();
+    wait_until("the data copy starts", Duration::from_secs(60), || {
+        data_copy_started(&r.target)
+    })
+    .await;
+    conn.query_drop("ALTER UNDO TABLESPACE innodb_undo_001 SET INACTIVE")
+        .await
+        .unwrap();
+    let mut waited = 0;
+    while conn
+        .query_first::<String, _>(state)
+        .await
+        .unwrap()
+        .as_deref()
+        != Some("empty")
+    {
+        assert!(
+            waited < 600,
+            "innodb_undo_001 was not truncated within 60 s"
+        );
+        waited += 1;
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    conn.query_drop("ALTER UNDO TABLESPACE innodb_undo_001 SET ACTIVE")
+        .await
+        .unwrap();
+    let after: u64 = conn.query_first(id).await.unwrap().unwrap();
+    assert_ne!(
+        before, after,
+        "truncation gives the undo tablespace a new space id"
+    );
+    assert!(
+        !r.backup.is_finished(),
+        "the truncation was to happen during the copy"
+    );
+    conn.disconnect().await.unwrap();
+    finish(r, |target, _| {
+        let page0 = std::fs::read(target.join("undo_001")).unwrap();
+        let copied = u32::from_be_bytes([page0[34], page0[35], page0[36], page0[37]]);
+        assert_eq!(
+            u64::from(copied),
+            after,
+            "the backup holds the truncated undo tablespace"
+        );
+    })
+    .await;
 }
