@@ -73,7 +73,9 @@ pub struct BackupArgs {
     /// File holding the raw encryption key.
     #[arg(long, value_name = "FILE")]
     pub encrypt_key_file: Option<PathBuf>,
-    /// Limit data written into the backup to this many MiB per second.
+    /// Read the server's data files at no more than this many MiB per
+    /// second, and write no more than that into the backup (the redo copy
+    /// is never held back).
     #[arg(long, value_name = "MIB_PER_SEC")]
     pub throttle: Option<u64>,
     /// MySQL: protect each table with a metadata lock instead of blocking all

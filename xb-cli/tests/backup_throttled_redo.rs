@@ -4,7 +4,8 @@
 //! data files' budget. The backup completes, its redo copy spans the
 //! whole copy, its lag behind the server is reported against the log's
 //! capacity, and the vendor's `mariadb-backup --prepare` accepts it (the
-//! other runbooks restore and compare).
+//! other runbooks restore and compare). And an incremental keeps to the
+//! throttle in what it reads, not only in the little it writes.
 #![allow(clippy::unwrap_used)] // a test that cannot unwrap its fixtures has failed
 
 mod common;
@@ -79,4 +80,83 @@ async fn throttled_backup_completes_with_a_valid_redo_copy() {
     assert_eq!(redo["min_margin"].as_u64().unwrap(), capacity - max_lag);
     // the vendor's prepare accepts the redo copy
     vendor_prepare(&src, &target);
+}
+
+/// Bytes of the InnoDB data files in `dir` (what an untracked incremental
+/// reads whole).
+fn innodb_bytes(dir: &std::path::Path) -> u64 {
+    let mut total = 0;
+    for e in walkdir(dir) {
+        let name = e.file_name().and_then(|n| n.to_str()).unwrap_or("");
+        if name.ends_with(".ibd") || name.starts_with("ibdata") || name.starts_with("undo") {
+            total += std::fs::metadata(&e).map_or(0, |m| m.len());
+        }
+    }
+    total
+}
+
+fn walkdir(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).unwrap().flatten() {
+        let p = e.path();
+        if p.is_dir() {
+            out.extend(walkdir(&p));
+        } else {
+            out.push(p);
+        }
+    }
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_throttled_incremental_reads_the_data_files_at_the_rate() {
+    let src = TestServer::start(Flavor::MariaDb1011).expect("source");
+    let spec = LoadSpec::default();
+    prepare(src.opts(), &spec).await.expect("load data");
+    let full = src.scratch("full");
+    let full_s = full.to_string_lossy().into_owned();
+    assert_success(&run_xb_backup(&src, &["--target-dir", &full_s]).await);
+    src.sql(&format!(
+        "UPDATE {}.sbtest1 SET k = k + 1 WHERE id < 50",
+        spec.schema
+    ))
+    .unwrap();
+    // about five seconds of reading at the rate
+    let mib = (innodb_bytes(src.datadir()) >> 20).div_ceil(5).max(1);
+    let inc = src.scratch("inc");
+    let inc_s = inc.to_string_lossy().into_owned();
+    let started = std::time::Instant::now();
+    let out = run_xb_backup(
+        &src,
+        &[
+            "--target-dir",
+            &inc_s,
+            "--incremental-basedir",
+            &full_s,
+            "--throttle",
+            &mib.to_string(),
+            "--json",
+        ],
+    )
+    .await;
+    let took = started.elapsed();
+    assert_success(&out);
+    // what it read of the data files (its progress count), and wrote
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let read = json["bytes"].as_u64().unwrap();
+    let written: u64 = walkdir(&inc)
+        .iter()
+        .filter(|p| p.extension().is_some_and(|e| e == "delta"))
+        .map(|p| std::fs::metadata(p).unwrap().len())
+        .sum();
+    assert!(
+        written < read / 4,
+        "an incremental writes little: {written} of {read} bytes"
+    );
+    // what it wrote alone would pass the throttle in a fraction of this
+    let floor = std::time::Duration::from_secs_f64(0.7 * read as f64 / (mib << 20) as f64);
+    assert!(
+        took >= floor,
+        "{read} bytes read at {mib} MiB/s took {took:?}, under {floor:?}"
+    );
 }

@@ -236,7 +236,9 @@ impl BackupPlanBuilder {
         self
     }
 
-    /// Limit data written into the backup to this many bytes per second.
+    /// Read the server's data files at no more than this many bytes per
+    /// second (an incremental reads far more than it writes), and write no
+    /// more than that into the backup; the redo copy is never held back.
     #[must_use]
     pub fn throttle(mut self, bytes_per_sec: u64) -> Self {
         self.sink.throttle = Some(bytes_per_sec);

@@ -44,7 +44,7 @@ pub use error::SinkError;
 pub use extract::{ExtractOptions, ExtractStats, extract};
 pub use local::LocalDir;
 pub use membuf::SharedBuf;
-pub use throttle::Throttle;
+pub use throttle::{Rate, Throttle};
 pub use xbcrypt::EncryptKey;
 pub use xbstream::{Chunk, ChunkKind, XbStreamReader, XbStreamWriter};
 

@@ -495,7 +495,15 @@ pub(super) fn copy_jobs(
     jobs: Vec<Job>,
     copier: Option<&RedoCopier>,
 ) -> Result<CopyStats, BackupError> {
-    let reader = LiveReader::new(&ctx.facts);
+    let live = LiveReader::new(&ctx.facts);
+    let throttled;
+    let reader: &dyn Reader = match &ctx.read_rate {
+        Some(rate) => {
+            throttled = super::read_throttle::Throttled::new(live, rate.clone());
+            &throttled
+        }
+        None => &live,
+    };
     let on_bytes = |f: &str, n: u64| progress.bytes(f, n);
     let cancel = AtomicBool::new(false);
     let watch_stop = AtomicBool::new(false);
@@ -524,7 +532,7 @@ pub(super) fn copy_jobs(
             let r = copy_all(
                 jobs,
                 ctx.parallel,
-                &reader,
+                reader,
                 ctx.target.as_ref(),
                 &on_bytes,
                 &cancel,

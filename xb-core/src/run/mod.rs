@@ -54,6 +54,7 @@ pub mod meta;
 mod mysql;
 mod page_track;
 mod read_lock;
+mod read_throttle;
 pub mod redo_copy;
 mod replica;
 pub mod rocksdb;
@@ -97,6 +98,8 @@ struct Ctx {
     /// With `reduced_ddl_lock`: DDL that ran during the copy fails the
     /// backup (`--lock-ddl=off`) rather than being made good.
     refuse_ddl_during_copy: bool,
+    /// `--throttle` for the reads of data files (see `read_throttle`).
+    read_rate: Option<xb_sink::Rate>,
     /// The base LSN of an incremental backup.
     incremental_lsn: Option<u64>,
     /// Where the server's page tracking starts; `Some` exactly with
@@ -208,6 +211,7 @@ pub async fn backup(
         lock_ddl_per_table: opts.lock_ddl_per_table,
         reduced_ddl_lock: late_ddl_lock && !mariadb_incremental,
         refuse_ddl_during_copy: opts.lock_ddl == LockDdl::Off,
+        read_rate: opts.sink.throttle.map(xb_sink::Rate::new),
         incremental_lsn,
         tracking_from,
         base_indexes,
