@@ -82,32 +82,6 @@ async fn throttled_backup_completes_with_a_valid_redo_copy() {
     vendor_prepare(&src, &target);
 }
 
-/// Bytes of the InnoDB data files in `dir` (what an untracked incremental
-/// reads whole).
-fn innodb_bytes(dir: &std::path::Path) -> u64 {
-    let mut total = 0;
-    for e in walkdir(dir) {
-        let name = e.file_name().and_then(|n| n.to_str()).unwrap_or("");
-        if name.ends_with(".ibd") || name.starts_with("ibdata") || name.starts_with("undo") {
-            total += std::fs::metadata(&e).map_or(0, |m| m.len());
-        }
-    }
-    total
-}
-
-fn walkdir(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
-    let mut out = Vec::new();
-    for e in std::fs::read_dir(dir).unwrap().flatten() {
-        let p = e.path();
-        if p.is_dir() {
-            out.extend(walkdir(&p));
-        } else {
-            out.push(p);
-        }
-    }
-    out
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_throttled_incremental_reads_the_data_files_at_the_rate() {
     let src = TestServer::start(Flavor::MariaDb1011).expect("source");
@@ -122,7 +96,11 @@ async fn a_throttled_incremental_reads_the_data_files_at_the_rate() {
     ))
     .unwrap();
     // about five seconds of reading at the rate
-    let mib = (innodb_bytes(src.datadir()) >> 20).div_ceil(5).max(1);
+    let on_disk: u64 = innodb_files(src.datadir())
+        .iter()
+        .map(|p| std::fs::metadata(p).unwrap().len())
+        .sum();
+    let mib = (on_disk >> 20).div_ceil(5).max(1);
     let inc = src.scratch("inc");
     let inc_s = inc.to_string_lossy().into_owned();
     let started = std::time::Instant::now();
@@ -144,7 +122,7 @@ async fn a_throttled_incremental_reads_the_data_files_at_the_rate() {
     // what it read of the data files (its progress count), and wrote
     let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     let read = json["bytes"].as_u64().unwrap();
-    let written: u64 = walkdir(&inc)
+    let written: u64 = files_under(&inc)
         .iter()
         .filter(|p| p.extension().is_some_and(|e| e == "delta"))
         .map(|p| std::fs::metadata(p).unwrap().len())

@@ -144,28 +144,44 @@ pub fn xb_prepare_args(src: &TestServer, base: &Path, args: &[&str], inc: Option
 /// the next incremental's redo would then skip.
 pub fn pages_above(dir: &Path, lsn: u64) -> Vec<(PathBuf, u64, u64)> {
     let mut out = Vec::new();
+    for p in innodb_files(dir) {
+        let bytes = std::fs::read(&p).unwrap();
+        for (no, page) in bytes.chunks_exact(16_384).enumerate() {
+            let page_lsn = u64::from_be_bytes(page[16..24].try_into().unwrap());
+            if page_lsn > lsn {
+                out.push((p.clone(), no as u64, page_lsn));
+            }
+        }
+    }
+    out
+}
+
+/// Every file under `dir`, at any depth.
+pub fn files_under(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
     let mut todo = vec![dir.to_path_buf()];
     while let Some(d) = todo.pop() {
         for e in std::fs::read_dir(&d).unwrap() {
             let p = e.unwrap().path();
             if p.is_dir() {
                 todo.push(p);
-                continue;
-            }
-            let name = p.file_name().unwrap().to_string_lossy().into_owned();
-            if !(name.ends_with(".ibd") || name == "ibdata1" || name.starts_with("undo0")) {
-                continue;
-            }
-            let bytes = std::fs::read(&p).unwrap();
-            for (no, page) in bytes.chunks_exact(16_384).enumerate() {
-                let page_lsn = u64::from_be_bytes(page[16..24].try_into().unwrap());
-                if page_lsn > lsn {
-                    out.push((p.clone(), no as u64, page_lsn));
-                }
+            } else {
+                out.push(p);
             }
         }
     }
     out
+}
+
+/// The InnoDB data files under `dir` (`*.ibd`, `ibdata1`, `undo0*`).
+pub fn innodb_files(dir: &Path) -> Vec<PathBuf> {
+    files_under(dir)
+        .into_iter()
+        .filter(|p| {
+            let name = p.file_name().unwrap().to_string_lossy();
+            name.ends_with(".ibd") || name == "ibdata1" || name.starts_with("undo0")
+        })
+        .collect()
 }
 
 /// The LSN the copied log ends at, from `xb-cli prepare`'s report ("redo
