@@ -17,19 +17,19 @@
 //! recomputed. Nothing moves: LSNs are byte positions, headers included.
 
 use std::collections::HashMap;
-use std::fs::{File, OpenOptions};
+use std::fs::File;
 use std::os::unix::fs::FileExt;
 use std::path::Path;
 
 use crate::redo105::{BLOCK, HEADER_SIZE, Log105, Redo105Error, block_ok};
-use crate::redo108_names::{EditFn, LogPatch, record_len, rename_edits, revert};
+use crate::redo108_names::{EditFn, LogPatch, record_len, rename_edits, revert, writer};
 
 /// Size of a block header; the payload starts here.
 const PAYLOAD_START: usize = 12;
 /// Where the trailer (CRC-32C) starts; the payload ends here at the latest.
 const TRAILER: usize = 508;
 /// Bytes one read fills.
-const WINDOW: usize = 4 << 20;
+pub(crate) const WINDOW: usize = 4 << 20;
 
 /// Rewrites, in the log file at `path` (a backup's copy), every file name
 /// for which `rename` returns a replacement, from the latest checkpoint to
@@ -248,16 +248,9 @@ impl Rewriter<'_> {
             }
             let crc = crc32c::crc32c(&b[..TRAILER]);
             b[TRAILER..].copy_from_slice(&crc.to_be_bytes());
-            let w = match &mut self.writer {
-                Some(w) => w,
-                None => self.writer.insert(
-                    OpenOptions::new()
-                        .write(true)
-                        .open(self.path)
-                        .map_err(|e| io_error(self.path, 0, &e))?,
-                ),
-            };
-            w.write_all_at(&b, block)
+            writer(&mut self.writer, self.path)
+                .map_err(|e| io_error(self.path, 0, &e))?
+                .write_all_at(&b, block)
                 .map_err(|e| io_error(self.path, block, &e))?;
             match self.patch_of.get(&block) {
                 Some(&i) => self.patches[i].after = b,

@@ -43,7 +43,7 @@ pub struct LogPatch {
 }
 
 /// Length of the varint starting with `b`.
-fn varint_len(b: u8) -> usize {
+pub(crate) fn varint_len(b: u8) -> usize {
     match b {
         0..=0x7f => 1,
         0x80..=0xbf => 2,
@@ -214,7 +214,7 @@ fn edit_into(
     };
     // opened for writing only once there is something to write
     let file = File::open(path).map_err(|e| io(0, e))?;
-    let mut writer: Option<File> = None;
+    let mut out: Option<File> = None;
     let size = log.size();
     let mut lsn = start;
     let mut buf = Vec::new();
@@ -232,16 +232,9 @@ fn edit_into(
                 Ok(n) => {
                     let mtr = &mut buf[p..p + n];
                     if let Some(patch) = edit_mtr(mtr, edit, path, off + p as u64)? {
-                        let w = match &mut writer {
-                            Some(w) => w,
-                            None => writer.insert(
-                                OpenOptions::new()
-                                    .write(true)
-                                    .open(path)
-                                    .map_err(|e| io(0, e))?,
-                            ),
-                        };
-                        w.write_all_at(&patch.after, patch.offset)
+                        writer(&mut out, path)
+                            .map_err(|e| io(0, e))?
+                            .write_all_at(&patch.after, patch.offset)
                             .map_err(|e| io(patch.offset, e))?;
                         patches.push(patch);
                     }
@@ -253,6 +246,15 @@ fn edit_into(
             }
         }
         lsn += p as u64;
+    }
+}
+
+/// The log at `path` opened for writing, the first time a walk has
+/// something to write (a walk that only reads never opens it so).
+pub(crate) fn writer<'w>(slot: &'w mut Option<File>, path: &Path) -> std::io::Result<&'w mut File> {
+    match slot {
+        Some(f) => Ok(f),
+        None => Ok(slot.insert(OpenOptions::new().write(true).open(path)?)),
     }
 }
 

@@ -20,7 +20,7 @@ use std::collections::HashMap;
 use std::path::Path;
 
 use crate::redo::{RedoError, RedoFormat};
-use crate::redo108_names::{Edit, record_len};
+use crate::redo108_names::{Edit, record_len, varint_len};
 
 const FREE_PAGE: u8 = 0x00;
 const INIT_PAGE: u8 = 0x10;
@@ -38,15 +38,10 @@ const FSP_SIZE_AT: usize = 38 + 8;
 /// A MariaDB varint at `b[0..]`: its value and length, `None` when cut off.
 fn varint(b: &[u8]) -> Option<(u32, usize)> {
     let &first = b.first()?;
-    let len = match first {
-        0..=0x7f => return Some((u32::from(first), 1)),
-        0x80..=0xbf => 2,
-        0xc0..=0xdf => 3,
-        0xe0..=0xef => 4,
-        _ => 5,
-    };
+    let len = varint_len(first);
     let rest = b.get(1..len)?;
     let (mask, add): (u32, u32) = match len {
+        1 => (0xff, 0),
         2 => (0x3f, 0x80),
         3 => (0x1f, 0x4080),
         4 => (0x0f, 0x0020_4080),
@@ -136,7 +131,7 @@ pub fn recovered_sizes(path: &Path, format: RedoFormat) -> Result<HashMap<u32, u
     };
     match format {
         RedoFormat::MariaDb105 => {
-            crate::redo105_names::edit_mtrs(path, &mut note, 4 << 20)?;
+            crate::redo105_names::edit_mtrs(path, &mut note, crate::redo105_names::WINDOW)?;
         }
         RedoFormat::MariaDb108 => {
             crate::redo108_names::edit_mtrs(path, &mut note)?;
