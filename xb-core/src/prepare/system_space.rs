@@ -51,15 +51,9 @@ fn layout(dir: &Path) -> Result<(Vec<String>, u64), PrepareError> {
             reason: other.to_string(),
         },
     })?;
-    let mut names: Vec<String> =
-        crate::run::files::system_files(&opts.get("innodb_data_file_path").unwrap_or_default())
-            .iter()
-            .filter_map(|n| n.rsplit('/').next().map(str::to_string))
-            .filter(|n| !n.is_empty())
-            .collect();
-    if names.is_empty() {
-        names.push("ibdata1".into());
-    }
+    let names = crate::run::files::system_file_names(
+        &opts.get("innodb_data_file_path").unwrap_or_default(),
+    );
     let page_size = match opts.get("innodb_page_size") {
         None => 16_384,
         Some(v) => parse_page_size(&v).ok_or_else(|| PrepareError::BadSettings {

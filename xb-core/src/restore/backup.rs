@@ -92,19 +92,9 @@ fn system_files(dir: &Path) -> Result<Vec<String>, RestoreError> {
         return Ok(vec!["ibdata1".into()]);
     }
     let opts = optfile::read_groups(&cnf, &["mysqld"])?;
-    let names: Vec<String> = opts
-        .get("innodb_data_file_path")
-        .unwrap_or_default()
-        .split(';')
-        .filter_map(|spec| spec.split(':').next())
-        .map(|n| n.trim().rsplit('/').next().unwrap_or("").to_string())
-        .filter(|n| !n.is_empty())
-        .collect();
-    Ok(if names.is_empty() {
-        vec!["ibdata1".into()]
-    } else {
-        names
-    })
+    Ok(crate::run::files::system_file_names(
+        &opts.get("innodb_data_file_path").unwrap_or_default(),
+    ))
 }
 
 /// Walks the backup: its files, empty directories and `.isl` contents,

@@ -168,6 +168,12 @@ pub fn plan(copied: &[(String, Option<u32>)], live: &[LiveSpace], changed: &Hash
     fix
 }
 
+/// The `.ibd` a whole copy `<name>.new` stands for; `None` for another
+/// name.
+fn tablespace_of(rel: &str) -> Option<String> {
+    rel.strip_suffix(".new").map(|stem| format!("{stem}.ibd"))
+}
+
 /// An incremental copies a tablespace whose page 0 is not written yet
 /// whole, as `<name>.new` (see `data_copy::copy_delta`): held against the
 /// server as the `.ibd` it stands for. Returns the copies so named, and
@@ -178,9 +184,8 @@ fn whole_copies_as_tablespaces(
     let mut young = Vec::new();
     let copied = copied
         .into_iter()
-        .map(|(rel, id)| match rel.strip_suffix(".new") {
-            Some(stem) => {
-                let ibd = format!("{stem}.ibd");
+        .map(|(rel, id)| match tablespace_of(&rel) {
+            Some(ibd) => {
                 young.push(ibd.clone());
                 (ibd, id)
             }
@@ -245,11 +250,7 @@ pub async fn apply(step: &mut Step<'_>, changed: &HashSet<u32>) -> Result<Fix, B
             changed: fix
                 .copy
                 .iter()
-                .map(|j| {
-                    j.rel
-                        .strip_suffix(".new")
-                        .map_or_else(|| j.rel.clone(), |r| format!("{r}.ibd"))
-                })
+                .map(|j| tablespace_of(&j.rel).unwrap_or_else(|| j.rel.clone()))
                 .collect(),
             renamed: fix
                 .rename

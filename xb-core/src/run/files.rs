@@ -117,6 +117,25 @@ pub fn system_files(data_file_path: &str) -> Vec<String> {
         .collect()
 }
 
+/// The names the system tablespace's files have inside a backup (which
+/// keeps them at its top, whatever directory the source kept them in):
+/// the last component of each file in `innodb_data_file_path`, `ibdata1`
+/// when it names none.
+#[must_use]
+pub fn system_file_names(data_file_path: &str) -> Vec<String> {
+    let names: Vec<String> = system_files(data_file_path)
+        .iter()
+        .filter_map(|n| n.rsplit('/').next())
+        .filter(|n| !n.is_empty())
+        .map(String::from)
+        .collect();
+    if names.is_empty() {
+        vec!["ibdata1".into()]
+    } else {
+        names
+    }
+}
+
 /// Lists what to copy from the server's datadir.
 ///
 /// # Errors
@@ -252,6 +271,15 @@ mod tests {
         assert!(!t.keeps("shop", "items.ibd"));
         assert!(t.keeps("shop", "db.opt"));
         assert!(Filter::default().is_full());
+    }
+
+    #[test]
+    fn system_tablespace_names_in_a_backup() {
+        assert_eq!(
+            system_file_names("/data/sys/ibdata1:12M;ibdata2:50M:autoextend"),
+            ["ibdata1", "ibdata2"]
+        );
+        assert_eq!(system_file_names(""), ["ibdata1"]);
     }
 
     #[test]

@@ -2,7 +2,8 @@
 //!
 //! - redo: `#innodb_redo/#ib_redoN`; the backup's redo file is a valid
 //!   file of the same format, at least as large as the server's own;
-//! - protect DDL: with `--lock-ddl=reduced` (a full backup) none during the InnoDB copy, then `LOCK INSTANCE FOR BACKUP`
+//! - protect DDL: with `--lock-ddl=reduced` (the default) or `off`, full
+//!   or incremental, none during the InnoDB copy, then `LOCK INSTANCE FOR BACKUP`
 //!   and what DDL changed meanwhile made good ([`super::ddl_fix`]; spaces
 //!   with an index built during the copy, whose pages skip the redo, are
 //!   copied again); undo tablespaces are copied under the lock, which

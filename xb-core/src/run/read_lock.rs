@@ -71,9 +71,6 @@ pub(super) async fn take(step: &mut Step<'_>) -> Result<(), BackupError> {
     Ok(())
 }
 
-/// What the lock report and progress call [`take_tables`]'s lock.
-pub(super) const TABLE_LOCKS: &str = "LOCK TABLES … READ";
-
 /// Read locks on `tables` (schema, name) only, as [`take`] takes the
 /// global one: long statements waited for or killed as the options say.
 /// Falls back to [`take`] where the user may not lock those tables
@@ -107,7 +104,7 @@ pub(super) async fn take_tables(
         }
         Err(e) => Err(e),
         Ok(()) => {
-            step.found.writes_blocked(TABLE_LOCKS);
+            step.found.writes_blocked(Held::TableReadLocks.name());
             Ok(())
         }
     }

@@ -77,7 +77,7 @@ mod tests {
     use super::*;
     use std::time::{Duration, Instant};
 
-    /// Hands out `left` chunks of 64 KiB.
+    /// Hands out its number of chunks of 64 KiB.
     struct Fake(u32);
 
     impl ChunkReader for Fake {
