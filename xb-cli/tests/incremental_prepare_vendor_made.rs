@@ -57,20 +57,36 @@ fn vendor_backup(src: &TestServer, target: &Path, base: Option<&Path>) {
 /// Lets the source flush its dirty pages so its checkpoint moves close to
 /// its LSN: the next backup then starts at a recent checkpoint, and the
 /// tables of the runbook go into the incrementals as `.delta` files (not as
-/// whole `.new` copies of tables created inside the copied redo).
+/// whole `.new` copies of tables created inside the copied redo). It waits
+/// for a checkpoint newer than the one at the call, too: mariadb-backup's
+/// `to_lsn` is the latest checkpoint, so without one two backups in a row
+/// could share it and the runbook's "does not follow" step would not be
+/// tested.
 async fn checkpoint(src: &TestServer) {
     let mut c = src.conn().await.unwrap();
+    let status = |rows: Vec<(String, u64)>, name: &str| {
+        rows.iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| *v)
+            .unwrap_or_else(|| panic!("SHOW GLOBAL STATUS has no {name}"))
+    };
+    const QUERY: &str = "SHOW GLOBAL STATUS WHERE Variable_name IN \
+        ('Innodb_lsn_last_checkpoint', 'Innodb_checkpoint_age')";
+    let first = status(c.query(QUERY).await.unwrap(), "Innodb_lsn_last_checkpoint");
     c.query_drop(
         "SET GLOBAL innodb_max_dirty_pages_pct_lwm=0.001, innodb_max_dirty_pages_pct=0.001",
     )
     .await
     .unwrap();
-    for _ in 0..100 {
-        let age: Option<(String, u64)> = c
-            .query_first("SHOW GLOBAL STATUS LIKE 'Innodb_checkpoint_age'")
-            .await
-            .unwrap();
-        if age.is_none_or(|(_, a)| a < 1 << 20) {
+    let mut settled = false;
+    for _ in 0..300 {
+        let rows: Vec<(String, u64)> = c.query(QUERY).await.unwrap();
+        let (at, age) = (
+            status(rows.clone(), "Innodb_lsn_last_checkpoint"),
+            status(rows, "Innodb_checkpoint_age"),
+        );
+        if at > first && age < 1 << 20 {
+            settled = true;
             break;
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
@@ -78,6 +94,7 @@ async fn checkpoint(src: &TestServer) {
     c.query_drop("SET GLOBAL innodb_max_dirty_pages_pct=90, innodb_max_dirty_pages_pct_lwm=0")
         .await
         .unwrap();
+    assert!(settled, "the source wrote no new checkpoint in 30 s");
 }
 
 async fn run_sql(src: &TestServer, stmts: &[&str]) {
