@@ -119,8 +119,9 @@ pub trait Target: Send + Sync {
     fn create_plain(&self, rel: &str) -> Result<Box<dyn OutFile>, SeamError> {
         self.create(rel, 0)
     }
-    /// Removes `rel` if the target can (a directory can; a stream cannot and
-    /// returns `Ok(false)`).
+    /// Takes back a file [`Target::create`] wrote as `rel`: a directory
+    /// removes it, a stream says so in a `D` chunk that extraction obeys.
+    /// `Ok(false)` from a target that cannot.
     ///
     /// # Errors
     /// As for `create`.

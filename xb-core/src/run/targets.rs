@@ -115,14 +115,20 @@ impl OutFile for File {
     }
 }
 
-impl Target for SinkTarget {
-    fn create(&self, rel: &str, size_hint: u64) -> Result<Box<dyn OutFile>, SeamError> {
-        let sink: &dyn Datasink = if PLAIN_FILES.contains(&rel) {
+impl SinkTarget {
+    /// The chain a file named `rel` goes through in [`Target::create`].
+    fn chain_of(&self, rel: &str) -> &dyn Datasink {
+        if PLAIN_FILES.contains(&rel) {
             &*self.plain
         } else {
             &*self.data
-        };
-        Ok(Box::new(File(sink.open(rel, size_hint)?)))
+        }
+    }
+}
+
+impl Target for SinkTarget {
+    fn create(&self, rel: &str, size_hint: u64) -> Result<Box<dyn OutFile>, SeamError> {
+        Ok(Box::new(File(self.chain_of(rel).open(rel, size_hint)?)))
     }
 
     fn create_log(&self, rel: &str) -> Result<Box<dyn OutFile>, SeamError> {
@@ -134,7 +140,9 @@ impl Target for SinkTarget {
     }
 
     fn remove(&self, rel: &str) -> Result<bool, SeamError> {
-        Ok(self.plain.remove(rel)?)
+        // through the chain that wrote it, which names it as it did
+        // (`NAME.zst.xbcrypt`)
+        Ok(self.chain_of(rel).remove(rel)?)
     }
 
     fn finish(&self) -> Result<(), SeamError> {

@@ -44,7 +44,7 @@ impl XbStreamWriter {
     }
 }
 
-/// Header of an `E` chunk, or the start of a `P` chunk header.
+/// Header of an `E` or `D` chunk, or the start of a `P` chunk header.
 fn header(kind: u8, path: &str, cap: usize) -> Vec<u8> {
     let mut h = Vec::with_capacity(34 + path.len() + cap);
     h.extend_from_slice(MAGIC);
@@ -121,6 +121,18 @@ impl Datasink for XbStreamWriter {
         }))
     }
 
+    /// A `D` chunk: the reader (ours, mbstream) removes the file it has
+    /// written under `path` so far. A backup uses it to take back a copy
+    /// that DDL made stale, before it writes the file again.
+    fn remove(&self, path: &str) -> Result<bool, SinkError> {
+        check_rel(path)?;
+        let h = header(b'D', path, 0);
+        let mut out = self.out.lock().unwrap_or_else(PoisonError::into_inner);
+        out.write_all(&h)
+            .map_err(|e| SinkError::io(format!("the stream (removing {path})"), e))?;
+        Ok(true)
+    }
+
     fn finish(&self) -> Result<(), SinkError> {
         let mut out = self.out.lock().unwrap_or_else(PoisonError::into_inner);
         out.flush().map_err(|e| SinkError::io("the stream", e))
@@ -157,6 +169,35 @@ mod tests {
         want.extend_from_slice(&5u32.to_le_bytes());
         want.extend_from_slice(b"empty");
         assert_eq!(bytes, want);
+    }
+
+    #[test]
+    fn a_removed_file_written_again_extracts_as_its_second_content() {
+        let buf = SharedBuf::default();
+        let s = XbStreamWriter::new(Box::new(buf.clone()));
+        for (path, body) in [("db/m.MYD", &b"stale"[..]), ("db/gone.MYD", b"x")] {
+            let mut f = s.open(path, 0).unwrap();
+            f.write(body).unwrap();
+            f.close().unwrap();
+        }
+        assert!(s.remove("db/m.MYD").unwrap());
+        assert!(s.remove("db/gone.MYD").unwrap());
+        let mut f = s.open("db/m.MYD", 0).unwrap();
+        f.write(b"fresh").unwrap();
+        f.close().unwrap();
+        s.finish().unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        crate::extract::extract(
+            &buf.bytes()[..],
+            dir.path(),
+            &crate::extract::ExtractOptions::default(),
+        )
+        .unwrap();
+        assert_eq!(
+            std::fs::read(dir.path().join("db/m.MYD")).unwrap(),
+            b"fresh"
+        );
+        assert!(!dir.path().join("db/gone.MYD").exists());
     }
 
     #[test]
