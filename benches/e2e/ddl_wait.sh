@@ -3,10 +3,13 @@
 # and a stream of commits run through a backup by xb and by mariadb-backup
 # (MariaDB 10.11, same dataset, tools alternating per round).
 #
-#   benches/e2e/ddl_wait.sh [--size-gb N] [--rounds R] [--cold] [--workdir DIR] [--keep]
+#   benches/e2e/ddl_wait.sh [--size-gb N] [--rounds R] [--cold] [--backlog] [--workdir DIR] [--keep]
 #
 # --cold drops the page cache before each run (needs root), so the copy
 # reads from disk and lasts long enough for the streams to matter.
+# --backlog updates every row once before each run, so the backup starts
+# with a large checkpoint age (a busy server): its redo copy has a backlog
+# to copy before the end point is reached.
 #
 # Both tools at --parallel=4 (xb's default; mariadb-backup's is 1, run too)
 # and ending with data on disk (mariadb-backup followed by sync; xb
@@ -18,7 +21,7 @@
 # the server's own (NOW(6) before and after, in one session per stream).
 set -euo pipefail
 here=$(cd "$(dirname "$0")/../.." && pwd)
-size_gb=1 rounds=3 work= keep=0 cold=0
+size_gb=1 rounds=3 work= keep=0 cold=0 backlog=0
 while [ $# -gt 0 ]; do
     case $1 in
         --size-gb) size_gb=$2; shift 2 ;;
@@ -26,7 +29,8 @@ while [ $# -gt 0 ]; do
         --workdir) work=$2; shift 2 ;;
         --keep) keep=1; shift ;;
         --cold) cold=1; shift ;;
-        *) echo "usage: $0 [--size-gb N] [--rounds R] [--cold] [--workdir DIR] [--keep]" >&2; exit 2 ;;
+        --backlog) backlog=1; shift ;;
+        *) echo "usage: $0 [--size-gb N] [--rounds R] [--cold] [--backlog] [--workdir DIR] [--keep]" >&2; exit 2 ;;
     esac
 done
 flavor=mariadb1011
@@ -89,6 +93,9 @@ start_stream() { # script-fn out-file
 measure() { # name cmd...
     local name=$1; shift
     rm -rf "$work/out"; mkdir -p "$work/out"
+    if [ "$backlog" = 1 ]; then
+        for t in $(seq 1 8); do sql "UPDATE sbtest.sbtest$t SET k = k + 1"; done
+    fi
     sync
     [ "$cold" = 1 ] && echo 3 > /proc/sys/vm/drop_caches
     start_stream ddl_script "$work/ddl.times"

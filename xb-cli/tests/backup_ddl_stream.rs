@@ -332,3 +332,144 @@ async fn mariadb_1011_lock_ddl_off_fails_on_ddl_during_the_copy_and_not_without(
     conn.disconnect().await.unwrap();
     xb_prepare_and_compare(&src, &target, &["offdb"]).await;
 }
+
+/// MariaDB, `BACKUP STAGE FLUSH`: the MyISAM tables no statement uses are
+/// copied one at a time under `BACKUP LOCK`, while DDL goes on. A table
+/// dropped, renamed or truncated after its copy and before `BLOCK_DDL` is
+/// taken back from the backup (in a stream, by a remove chunk that
+/// `mbstream -x` obeys) and the new name copied; the restore equals the
+/// source.
+async fn myisam_copied_at_flush_while_ddl_goes_on(stream: bool) {
+    let src = TestServer::start_with_args(Flavor::MariaDb1011, BINLOG_ARGS).expect("source");
+    let spec = LoadSpec {
+        rows_per_table: 2_000,
+        ..LoadSpec::default()
+    };
+    prepare(src.opts(), &spec).await.expect("load data");
+    let mut conn = src.conn().await.unwrap();
+    let mut setup = vec!["CREATE DATABASE fl".to_string()];
+    // copied first (by name), then touched by DDL while the big one copies
+    for t in ["a_dropped", "a_renamed", "a_truncated", "a_kept"] {
+        setup.push(format!(
+            "CREATE TABLE fl.{t} (id INT PRIMARY KEY, v VARCHAR(100)) ENGINE=MyISAM"
+        ));
+        setup.push(format!(
+            "INSERT INTO fl.{t} SELECT seq, '{t}' FROM fl.seq_1_to_3000"
+        ));
+    }
+    // ~50 MiB: at 8 MiB/s its copy lasts about six seconds (a stream shows
+    // it only once its first 10 MiB chunk is out)
+    setup.push("CREATE TABLE fl.z_big (id INT PRIMARY KEY, pad CHAR(255)) ENGINE=MyISAM".into());
+    setup.push("INSERT INTO fl.z_big SELECT seq, REPEAT('z', 255) FROM fl.seq_1_to_200000".into());
+    for sql in &setup {
+        conn.query_drop(sql.as_str())
+            .await
+            .unwrap_or_else(|e| panic!("{sql}: {e}"));
+    }
+    let load = WriteLoad::start(src.opts(), &spec);
+    load.wait_for_commits(50).await;
+    let target = src.scratch("backup");
+    let stream_file = src.scratch("backup.xbstream");
+    let mut backup = if stream {
+        let mut cmd = tokio::process::Command::from(xb_backup_command(
+            &src,
+            &["--stream=xbstream", "--throttle", "8"],
+        ));
+        cmd.stdout(std::fs::File::create(&stream_file).unwrap())
+            .stderr(std::process::Stdio::piped())
+            .kill_on_drop(true);
+        cmd.spawn().expect("xb-cli starts")
+    } else {
+        let target_s = target.to_string_lossy().into_owned();
+        spawn_xb_backup(&src, &["--target-dir", &target_s, "--throttle", "8"])
+    };
+    wait_until(
+        "the FLUSH stage copies the big MyISAM table",
+        Duration::from_secs(180),
+        || {
+            if stream {
+                std::fs::read(&stream_file)
+                    .is_ok_and(|b| b.windows(12).any(|w| w == b"fl/z_big.MYD"))
+            } else {
+                target.join("fl/z_big.MYD").exists()
+            }
+        },
+    )
+    .await;
+    let ddl = [
+        "DROP TABLE fl.a_dropped",
+        "RENAME TABLE fl.a_renamed TO fl.b_renamed",
+        "TRUNCATE TABLE fl.a_truncated",
+        "CREATE TABLE fl.born (id INT PRIMARY KEY) ENGINE=InnoDB",
+        "ALTER TABLE xbload.sbtest1 ADD COLUMN extra INT NOT NULL DEFAULT 7",
+    ];
+    for sql in ddl {
+        let t = Instant::now();
+        conn.query_drop(sql)
+            .await
+            .unwrap_or_else(|e| panic!("{sql}: {e}"));
+        assert!(
+            backup.try_wait().unwrap().is_none(),
+            "{sql} completed only after the backup ({:?})",
+            t.elapsed()
+        );
+    }
+    let out = finish_within(backup, Duration::from_secs(600)).await;
+    assert_success(&out);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("BACKUP STAGE FLUSH: copy") && err.contains("under BACKUP LOCK"),
+        "{err}"
+    );
+    // MYD and MYI of the dropped, renamed and truncated tables
+    assert!(
+        err.contains("DDL changed 6 file(s) copied at BACKUP STAGE FLUSH"),
+        "{err}"
+    );
+    // FLUSH holds back new writes to MyISAM tables: reported as a lock
+    let writes = err
+        .lines()
+        .find(|l| l.contains("writes to non-transactional tables blocked"))
+        .unwrap_or_else(|| panic!("the report names the write lock:\n{err}"));
+    assert!(writes.contains("by BACKUP STAGE FLUSH"), "{writes}");
+    if stream {
+        std::fs::create_dir_all(&target).unwrap();
+        let extracted = src
+            .tool("mbstream")
+            .args(["-x", "-C", &target.to_string_lossy()])
+            .stdin(std::fs::File::open(&stream_file).unwrap())
+            .output()
+            .unwrap();
+        assert!(
+            extracted.status.success(),
+            "mbstream -x failed: {}",
+            String::from_utf8_lossy(&extracted.stderr)
+        );
+    }
+    for gone in ["fl/a_dropped.MYD", "fl/a_dropped.frm", "fl/a_renamed.MYI"] {
+        assert!(!target.join(gone).exists(), "{gone} is not in the backup");
+    }
+    // the InnoDB table made after the InnoDB copy comes as a whole `.new`
+    for here in [
+        "fl/b_renamed.MYD",
+        "fl/b_renamed.frm",
+        "fl/a_kept.MYD",
+        "fl/born.new",
+    ] {
+        assert!(target.join(here).exists(), "{here} is in the backup");
+    }
+    load.wait_for_commits(50).await;
+    load.stop().await.expect("load ran without errors");
+    conn.disconnect().await.unwrap();
+    xb_prepare_and_compare(&src, &target, &["fl", "xbload"]).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn mariadb_1011_myisam_tables_are_copied_at_flush_while_ddl_goes_on() {
+    myisam_copied_at_flush_while_ddl_goes_on(false).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn mariadb_1011_myisam_copies_made_stale_by_ddl_are_taken_back_in_a_stream() {
+    myisam_copied_at_flush_while_ddl_goes_on(true).await;
+}

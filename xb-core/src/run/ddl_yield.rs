@@ -165,7 +165,7 @@ pub fn touched(before: &[(Job, Option<Identity>)], waiters: &[Waiter]) -> Touche
     // files change identity when truncated, with no DDL involved)
     for (job, was) in before.iter().filter(|(j, _)| j.rel.ends_with(".ibd")) {
         let now = identity(&job.src);
-        let owner = table_of(&job.rel);
+        let owner = super::files::table_of(&job.rel);
         let waited = match &owner {
             Some(Some(key)) => by_name.get(key).copied(),
             _ => None,
@@ -200,37 +200,6 @@ pub fn marker(rel: &str, ext: &str) -> String {
     }
 }
 
-/// The table a file-per-table tablespace belongs to: `None` for a file
-/// outside a schema directory (system, general, undo tablespaces),
-/// `Some(None)` for a name xb cannot decode.
-fn table_of(rel: &str) -> Option<Option<(String, String)>> {
-    let (dir, file) = rel.split_once('/')?;
-    if file.contains('/') {
-        return None;
-    }
-    let stem = file.strip_suffix(".ibd")?;
-    // `t#p#p0`, `t#P#p0#SP#s0`: a literal '#' only starts a partition
-    // suffix, since the server writes '#' in a name as @0023
-    let table = stem.split('#').next().unwrap_or(stem);
-    Some(decode(dir).zip(decode(table)))
-}
-
-/// Undoes the server's file-name encoding for names that use only its
-/// four-hex-digit form (`@002d` for '-'); `None` for anything else.
-fn decode(name: &str) -> Option<String> {
-    let mut out = String::with_capacity(name.len());
-    let mut rest = name;
-    while let Some(at) = rest.find('@') {
-        out.push_str(&rest[..at]);
-        let hex = rest.get(at + 1..at + 5)?;
-        let code = u32::from_str_radix(hex, 16).ok()?;
-        out.push(char::from_u32(code)?);
-        rest = &rest[at + 5..];
-    }
-    out.push_str(rest);
-    Some(out)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -258,21 +227,6 @@ mod tests {
         std::fs::create_dir_all(p.parent().unwrap()).unwrap();
         std::fs::write(&p, b"x").unwrap();
         p
-    }
-
-    #[test]
-    fn names_decode_from_the_servers_file_encoding() {
-        assert_eq!(decode("t@002d1").as_deref(), Some("t-1"));
-        assert_eq!(decode("plain_name").as_deref(), Some("plain_name"));
-        assert_eq!(decode("a@0023b").as_deref(), Some("a#b"));
-        assert_eq!(decode("bad@0G"), None);
-        assert_eq!(
-            table_of("my@002ddb/t#p#p0.ibd"),
-            Some(Some(("my-db".into(), "t".into())))
-        );
-        assert_eq!(table_of("ibdata1"), None);
-        assert_eq!(table_of("mysql.ibd"), None);
-        assert_eq!(table_of("db/x@0G.ibd"), Some(None));
     }
 
     #[test]

@@ -207,6 +207,63 @@ pub fn list(facts: &ServerFacts, filter: &Filter) -> Result<Manifest, BackupErro
     Ok(m)
 }
 
+/// The table a file in a schema directory belongs to, by the names the
+/// server uses in SQL: `None` for a file outside a schema directory
+/// (system, general, undo tablespaces), `Some(None)` for a name xb cannot
+/// decode.
+pub(super) fn table_of(rel: &str) -> Option<Option<(String, String)>> {
+    let (dir, file) = rel.split_once('/')?;
+    if file.contains('/') {
+        return None;
+    }
+    let stem = file.rsplit_once('.').map_or(file, |(stem, _)| stem);
+    // `t#p#p0`, `t#P#p0#SP#s0`: a literal '#' only starts a partition
+    // suffix, since the server writes '#' in a name as @0023
+    let table = stem.split('#').next().unwrap_or(stem);
+    Some(decode(dir).zip(decode(table)))
+}
+
+/// Undoes the server's file-name encoding for names that use only its
+/// four-hex-digit form (`@002d` for '-'); `None` for anything else.
+fn decode(name: &str) -> Option<String> {
+    let mut out = String::with_capacity(name.len());
+    let mut rest = name;
+    while let Some(at) = rest.find('@') {
+        out.push_str(&rest[..at]);
+        let hex = rest.get(at + 1..at + 5)?;
+        let code = u32::from_str_radix(hex, 16).ok()?;
+        out.push(char::from_u32(code)?);
+        rest = &rest[at + 5..];
+    }
+    out.push_str(rest);
+    Some(out)
+}
+
+/// What a file is and when it last changed. Equal stamps before a copy and
+/// later mean nobody wrote, truncated, replaced or renamed it in between
+/// (a rename changes the inode's ctime).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct Stamp {
+    dev: u64,
+    ino: u64,
+    size: u64,
+    mtime: (i64, i64),
+    ctime: (i64, i64),
+}
+
+/// The [`Stamp`] of `path`; `None` when it is not there (or not readable).
+pub(super) fn stamp(path: &Path) -> Option<Stamp> {
+    use std::os::unix::fs::MetadataExt;
+    let m = std::fs::metadata(path).ok()?;
+    Some(Stamp {
+        dev: m.dev(),
+        ino: m.ino(),
+        size: m.size(),
+        mtime: (m.mtime(), m.mtime_nsec()),
+        ctime: (m.ctime(), m.ctime_nsec()),
+    })
+}
+
 /// An undo tablespace, by its name in the backup: `undo_001` (MySQL's
 /// implicit ones), `undo001` (MariaDB), or a MySQL `.ibu` file.
 #[must_use]
@@ -227,6 +284,25 @@ fn is_numbered_undo(name: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn names_decode_from_the_servers_file_encoding() {
+        assert_eq!(decode("t@002d1").as_deref(), Some("t-1"));
+        assert_eq!(decode("plain_name").as_deref(), Some("plain_name"));
+        assert_eq!(decode("a@0023b").as_deref(), Some("a#b"));
+        assert_eq!(decode("bad@0G"), None);
+        assert_eq!(
+            table_of("my@002ddb/t#p#p0.ibd"),
+            Some(Some(("my-db".into(), "t".into())))
+        );
+        assert_eq!(table_of("ibdata1"), None);
+        assert_eq!(table_of("mysql.ibd"), None);
+        assert_eq!(table_of("db/x@0G.ibd"), Some(None));
+        assert_eq!(
+            table_of("db/m#P#p1.MYD"),
+            Some(Some(("db".into(), "m".into())))
+        );
+    }
 
     #[test]
     fn undo_tablespaces_are_told_by_name() {

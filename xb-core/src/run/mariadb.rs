@@ -6,11 +6,14 @@
 //! - protect DDL: `BACKUP STAGE START` only, with `--lock-ddl=reduced`
 //!   (the default) or `off` on a full backup: DDL and writes to
 //!   non-transactional tables go on during the InnoDB copy; after it
-//!   `FLUSH` and `BLOCK_DDL`, and what DDL changed meanwhile is made good
-//!   ([`super::ddl_fix`]). With `--lock-ddl=on`, and for every
-//!   incremental, `START`, `FLUSH`, `BLOCK_DDL` before the copy, as
-//!   mariadb-backup before 10.11.8;
-//! - non-InnoDB: non-transactional tables under `BLOCK_DDL`, then
+//!   `FLUSH`, where the non-transactional tables no statement uses are
+//!   copied one at a time under `BACKUP LOCK` while DDL still goes on
+//!   ([`super::flush_copy`]), then `BLOCK_DDL`, and what DDL changed
+//!   meanwhile is made good ([`super::ddl_fix`]). With `--lock-ddl=on`,
+//!   and for every incremental, `START`, `FLUSH`, `BLOCK_DDL` before the
+//!   copy, as mariadb-backup before 10.11.8;
+//! - non-InnoDB: the other non-transactional tables (and the early copies
+//!   DDL made stale) and the table metadata under `BLOCK_DDL`, then
 //!   `BACKUP STAGE BLOCK_COMMIT` and the Aria tables and log;
 //! - consistent point: `SHOW MASTER STATUS` and `@@gtid_binlog_pos`, a
 //!   RocksDB checkpoint (MyRocks), the LSN, `FLUSH ENGINE LOGS`, and the
@@ -29,6 +32,7 @@ use super::backup_lock;
 use super::ddl_fix;
 use super::feed::{Feed, Pad};
 use super::flavour::{ConsistentPoint, Flavour, NonInnodb, RedoPlan, Step};
+use super::flush_copy::{self, Early};
 use super::locks::Held;
 use super::redo_copy::RedoCopied;
 use super::rocksdb;
@@ -43,6 +47,8 @@ pub struct MariaDb {
     log: Option<RedoLog>,
     /// The RocksDB checkpoint made at the consistent point, copied after release.
     rocks_checkpoint: Option<PathBuf>,
+    /// The non-transactional tables copied at `BACKUP STAGE FLUSH`.
+    early: Early,
 }
 
 impl Flavour for MariaDb {
@@ -97,6 +103,7 @@ impl Flavour for MariaDb {
         }
         step.progress.phase("BACKUP STAGE START/FLUSH/BLOCK_DDL");
         backup_lock::take(step, Some(Held::BackupStage), "BACKUP STAGE START").await?;
+        flush(step).await?;
         block_ddl(step).await
     }
 
@@ -108,7 +115,10 @@ impl Flavour for MariaDb {
         if !step.ctx.reduced_ddl_lock {
             return Ok(());
         }
-        step.progress.phase("BACKUP STAGE FLUSH/BLOCK_DDL");
+        step.progress.phase("BACKUP STAGE FLUSH");
+        flush(step).await?;
+        self.early = flush_copy::copy_unused(step).await?;
+        step.progress.phase("BACKUP STAGE BLOCK_DDL");
         block_ddl(step).await?;
         // every change to a page is in the redo (MariaDB 10.5+ logs index
         // builds too), so only the set of files can differ
@@ -122,7 +132,16 @@ impl Flavour for MariaDb {
         files: NonInnodb,
     ) -> Result<(), BackupError> {
         step.progress.phase("copy non-InnoDB tables");
-        step.copy(files.tables)?;
+        let early = std::mem::take(&mut self.early);
+        let settled = early.settle(step.ctx.target.as_ref(), files.tables)?;
+        if settled.taken_back > 0 {
+            step.progress.phase(&format!(
+                "DDL changed {} file(s) copied at BACKUP STAGE FLUSH: taken back, copied again under BLOCK_DDL",
+                settled.taken_back
+            ));
+        }
+        step.copy(settled.rest)?;
+        step.catch_up_redo().await?;
         step.progress.phase("BACKUP STAGE BLOCK_COMMIT");
         backup_lock::take(step, None, "BACKUP STAGE BLOCK_COMMIT").await?;
         step.found.commits_blocked("BACKUP STAGE BLOCK_COMMIT");
@@ -169,6 +188,7 @@ impl Flavour for MariaDb {
         step.session.release(Held::BackupStage).await?;
         step.found.commits_unblocked();
         step.found.ddl_unblocked();
+        step.found.writes_unblocked();
         Ok(())
     }
 
@@ -187,12 +207,17 @@ impl Flavour for MariaDb {
     }
 }
 
-/// `BACKUP STAGE FLUSH` (unused non-transactional tables closed, new
-/// writes to them wait) and `BLOCK_DDL` (DDL waits).
+/// `BACKUP STAGE FLUSH`: unused non-transactional tables are closed, and
+/// new writes to any of them wait until the end.
+async fn flush(step: &mut Step<'_>) -> Result<(), BackupError> {
+    backup_lock::take(step, None, "BACKUP STAGE FLUSH").await?;
+    step.found.writes_blocked("BACKUP STAGE FLUSH");
+    Ok(())
+}
+
+/// `BACKUP STAGE BLOCK_DDL`: DDL waits until the end.
 async fn block_ddl(step: &mut Step<'_>) -> Result<(), BackupError> {
-    for stage in ["BACKUP STAGE FLUSH", "BACKUP STAGE BLOCK_DDL"] {
-        backup_lock::take(step, None, stage).await?;
-    }
+    backup_lock::take(step, None, "BACKUP STAGE BLOCK_DDL").await?;
     step.found.ddl_blocked("BACKUP STAGE BLOCK_DDL");
     Ok(())
 }

@@ -44,6 +44,7 @@ pub mod external;
 pub mod feed;
 pub mod files;
 mod flavour;
+mod flush_copy;
 pub mod incremental;
 pub mod lag;
 pub mod local;
@@ -521,6 +522,7 @@ async fn locked_phases<F: Flavour>(
         .into_iter()
         .partition(|j| ctx.reduced_ddl_lock && !facts.mariadb && files::is_undo(&j.rel));
     step.copy(now)?;
+    step.catch_up_redo().await?;
     flavour.after_innodb(step, &copied).await?;
     if !under_lock.is_empty() {
         step.progress.phase("copy undo tablespaces");

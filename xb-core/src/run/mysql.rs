@@ -314,11 +314,7 @@ async fn lock_every_table(ctx: &Ctx) -> Result<Conn, BackupError> {
     let tables: Vec<(String, String)> =
         m.query(sql).await.map_err(|e| BackupError::sql(sql, &e))?;
     for (db, t) in tables {
-        let q = format!(
-            "SELECT 1 FROM `{}`.`{}` LIMIT 0",
-            db.replace('`', "``"),
-            t.replace('`', "``")
-        );
+        let q = format!("SELECT 1 FROM {} LIMIT 0", server::quote_table(&db, &t));
         // a table dropped since the listing (ER_NO_SUCH_TABLE) is no longer
         // ours to protect
         if let Err(e) = server::exec(&mut m, &q).await {

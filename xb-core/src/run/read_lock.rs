@@ -84,13 +84,7 @@ pub(super) async fn take_tables(
 ) -> Result<(), BackupError> {
     let list = tables
         .iter()
-        .map(|(db, t)| {
-            format!(
-                "`{}`.`{}` READ",
-                db.replace('`', "``"),
-                t.replace('`', "``")
-            )
-        })
+        .map(|(db, t)| format!("{} READ", super::server::quote_table(db, t)))
         .collect::<Vec<_>>()
         .join(", ");
     match take_as(step, Held::TableReadLocks, &format!("LOCK TABLES {list}")).await {

@@ -296,6 +296,30 @@ impl RedoCopier {
         self.thread.as_ref().is_some_and(|t| !t.is_finished())
     }
 
+    /// Waits until the copy has reached `lsn`, holding nothing on the
+    /// server: a busy server's backlog of log is copied before a lock is
+    /// taken, so under the lock only the last moments of log remain. Gives
+    /// up quietly when the copy makes no progress for `patience` or stops
+    /// (the finish reports why).
+    pub fn catch_up(&self, lsn: u64, patience: Duration) {
+        self.kick();
+        let mut last = self.copied_lsn();
+        let mut since = Instant::now();
+        while self.is_running() {
+            let now = self.copied_lsn();
+            if now >= lsn {
+                return;
+            }
+            if now != last {
+                last = now;
+                since = Instant::now();
+            } else if since.elapsed() > patience {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+
     /// Stops handing out log until [`Self::finish_at`] names the end point,
     /// and returns once no read is in flight: everything copied so far was
     /// in the log before the end point is read, so the copy can end exactly

@@ -175,6 +175,12 @@ pub async fn set_lock_wait_timeout(conn: &mut Conn, secs: u64) -> Result<(), Bac
     exec(conn, &format!("SET SESSION lock_wait_timeout = {secs}")).await
 }
 
+/// `` `db`.`table` `` for SQL, backquotes in the names doubled.
+#[must_use]
+pub fn quote_table(db: &str, table: &str) -> String {
+    format!("`{}`.`{}`", db.replace('`', "``"), table.replace('`', "``"))
+}
+
 /// Runs a statement, naming it in the error.
 ///
 /// # Errors
@@ -379,6 +385,20 @@ pub async fn status_u64(conn: &mut Conn, name: &str) -> Result<Option<u64>, Back
 /// # Errors
 /// SQL errors, or a status without that line.
 pub async fn current_lsn(conn: &mut Conn) -> Result<u64, BackupError> {
+    innodb_status_lsn(conn, "Log sequence number").await
+}
+
+/// The LSN up to which InnoDB's log is on disk (`Log flushed up to` of SHOW
+/// ENGINE INNODB STATUS): the redo copy can reach it without waiting for
+/// the server to write more.
+///
+/// # Errors
+/// SQL errors, or a status without that line.
+pub async fn flushed_lsn(conn: &mut Conn) -> Result<u64, BackupError> {
+    innodb_status_lsn(conn, "Log flushed up to").await
+}
+
+async fn innodb_status_lsn(conn: &mut Conn, line: &str) -> Result<u64, BackupError> {
     let sql = "SHOW ENGINE INNODB STATUS";
     let row: Option<(String, String, String)> = conn
         .query_first(sql)
@@ -386,12 +406,10 @@ pub async fn current_lsn(conn: &mut Conn) -> Result<u64, BackupError> {
         .map_err(|e| BackupError::sql(sql, &e))?;
     let text = row.map(|r| r.2).unwrap_or_default();
     text.lines()
-        .find_map(|l| l.strip_prefix("Log sequence number"))
+        .find_map(|l| l.strip_prefix(line))
         .and_then(|rest| rest.split_whitespace().next())
         .and_then(|n| n.parse().ok())
-        .ok_or_else(|| {
-            BackupError::sql_answer(sql, "no \"Log sequence number\" line in the status")
-        })
+        .ok_or_else(|| BackupError::sql_answer(sql, format!("no \"{line}\" line in the status")))
 }
 
 /// Binlog coordinates: (file, position, GTID position).
