@@ -87,7 +87,8 @@ async fn ddl_stream_through_a_backup(
             let full = src.scratch("full");
             let full_s = full.to_string_lossy().into_owned();
             let args = [&["--target-dir", full_s.as_str()][..], extra].concat();
-            assert_success(&run_xb_backup(&src, &args).await);
+            let backup = spawn_xb_backup(&src, &args);
+            assert_success(&finish_within_on(&src, backup, Duration::from_secs(200)).await);
             load.wait_for_commits(100).await;
             Some(full)
         }
@@ -154,9 +155,21 @@ async fn ddl_stream_through_a_backup(
     let mut slowest_ddl = Duration::ZERO;
     for sql in STREAM {
         let t = Instant::now();
-        conn.query_drop(*sql)
-            .await
-            .unwrap_or_else(|e| panic!("{sql}: {e}"));
+        match tokio::time::timeout(Duration::from_secs(150), conn.query_drop(*sql)).await {
+            Ok(r) => r.unwrap_or_else(|e| panic!("{sql}: {e}")),
+            Err(_) => {
+                eprintln!(
+                    "{sql} hangs; the server's sessions:\n{}",
+                    processlist(&src).await
+                );
+                // fails with the backup's output if it still runs
+                let out = finish_within_on(&src, backup, Duration::ZERO).await;
+                panic!(
+                    "{sql} hangs after the backup ended:\n{}",
+                    String::from_utf8_lossy(&out.stderr)
+                );
+            }
+        }
         slowest_ddl = slowest_ddl.max(t.elapsed());
         if backup.try_wait().unwrap().is_none() {
             during += 1;
@@ -171,7 +184,7 @@ async fn ddl_stream_through_a_backup(
     stop_probe.store(true, std::sync::atomic::Ordering::Release);
     let still_copying = backup.try_wait().unwrap().is_none();
     let (inserts, slowest_insert) = probe.await.unwrap();
-    let out = finish_within(backup, Duration::from_secs(600)).await;
+    let out = finish_within_on(&src, backup, Duration::from_secs(200)).await;
     assert_success(&out);
     let err = String::from_utf8_lossy(&out.stderr);
     // the DDL was not queued until the backup's end

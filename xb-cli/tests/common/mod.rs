@@ -32,21 +32,27 @@ pub fn output_of(mut cmd: Command) -> Output {
     cmd.output().expect("xb-cli runs")
 }
 
-/// Runs `xb-cli backup` off the async runtime.
+/// Runs `xb-cli backup` to its end; one that runs past [`BACKUP_LIMIT`]
+/// fails the test with its output and the server's sessions.
 pub async fn run_xb_backup(server: &TestServer, extra: &[&str]) -> Output {
-    let cmd = xb_backup_command(server, extra);
-    tokio::task::spawn_blocking(move || output_of(cmd))
-        .await
-        .unwrap()
+    let child = spawn_xb_backup(server, extra);
+    finish_within_on(server, child, BACKUP_LIMIT).await
 }
 
-/// Runs `xb-cli backup` with its standard output sent to `file`.
+/// Longer than any backup of the suite takes on a busy CI machine, and
+/// shorter than the runner's own limit: a hung backup fails its test with
+/// the backup's output and the server's sessions, not a bare timeout.
+pub const BACKUP_LIMIT: std::time::Duration = std::time::Duration::from_secs(240);
+
+/// Runs `xb-cli backup` with its standard output sent to `file`, as
+/// [`run_xb_backup`].
 pub async fn run_xb_backup_to_file(server: &TestServer, extra: &[&str], file: &Path) -> Output {
-    let mut cmd = xb_backup_command(server, extra);
-    cmd.stdout(std::fs::File::create(file).unwrap());
-    tokio::task::spawn_blocking(move || output_of(cmd))
-        .await
-        .unwrap()
+    let mut cmd = tokio::process::Command::from(xb_backup_command(server, extra));
+    cmd.stdout(std::fs::File::create(file).unwrap())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true);
+    let child = cmd.spawn().expect("xb-cli starts");
+    finish_within_on(server, child, BACKUP_LIMIT).await
 }
 
 /// Asserts exit 0, printing stderr otherwise.
@@ -366,13 +372,75 @@ pub async fn spawn_throttled_backup(
     child
 }
 
-/// Waits for a background backup, at most `limit` (then it is killed and
-/// the test fails).
+/// Waits for a background backup, at most `limit`; then it is killed and
+/// the test fails with what it had printed, so a hang says where it hung.
 pub async fn finish_within(child: tokio::process::Child, limit: std::time::Duration) -> Output {
-    tokio::time::timeout(limit, child.wait_with_output())
-        .await
-        .unwrap_or_else(|_| panic!("xb-cli did not end within {limit:?}"))
-        .expect("xb-cli output")
+    finish_or_report(child, limit, None).await
+}
+
+/// [`finish_within`], and a hang also shows `server`'s process list.
+pub async fn finish_within_on(
+    server: &TestServer,
+    child: tokio::process::Child,
+    limit: std::time::Duration,
+) -> Output {
+    finish_or_report(child, limit, Some(server)).await
+}
+
+async fn finish_or_report(
+    mut child: tokio::process::Child,
+    limit: std::time::Duration,
+    server: Option<&TestServer>,
+) -> Output {
+    use tokio::io::AsyncReadExt;
+    async fn drain(pipe: Option<impl tokio::io::AsyncRead + Unpin>) -> Vec<u8> {
+        let mut buf = Vec::new();
+        if let Some(mut p) = pipe {
+            let _ = p.read_to_end(&mut buf).await;
+        }
+        buf
+    }
+    let stdout = tokio::spawn(drain(child.stdout.take()));
+    let stderr = tokio::spawn(drain(child.stderr.take()));
+    let status = match tokio::time::timeout(limit, child.wait()).await {
+        Ok(status) => status.expect("xb-cli status"),
+        Err(_) => {
+            let list = match server {
+                Some(s) => processlist(s).await,
+                None => String::new(),
+            };
+            let _ = child.kill().await;
+            let err = stderr.await.unwrap_or_default();
+            panic!(
+                "xb-cli did not end within {limit:?}; it printed:\n{}\nthe server's sessions:\n{list}",
+                String::from_utf8_lossy(&err)
+            );
+        }
+    };
+    Output {
+        status,
+        stdout: stdout.await.unwrap(),
+        stderr: stderr.await.unwrap(),
+    }
+}
+
+/// The server's process list, for a runbook's failure message when a
+/// statement or a backup hangs.
+pub async fn processlist(server: &TestServer) -> String {
+    use mysql_async::prelude::Queryable;
+    let Ok(mut c) = server.conn().await else {
+        return "(no connection for SHOW FULL PROCESSLIST)".into();
+    };
+    let rows: Vec<mysql_async::Row> = c.query("SHOW FULL PROCESSLIST").await.unwrap_or_default();
+    rows.iter()
+        .map(|r| {
+            (0..r.len())
+                .map(|i| r.as_ref(i).map_or("NULL".to_string(), |v| v.as_sql(true)))
+                .collect::<Vec<_>>()
+                .join(" | ")
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
 }
 
 /// Polls `cond` every 100 ms until it holds; fails the test after `limit`.
