@@ -87,8 +87,7 @@ pub struct BackupArgs {
     /// When DDL is blocked: `on` for the whole InnoDB copy; `reduced`
     /// (default) only after it, with tables created, dropped, renamed or
     /// rebuilt meanwhile made good then; `off` as `reduced`, but DDL that
-    /// ran during the copy fails the backup. A MariaDB incremental blocks
-    /// DDL for the whole copy whatever the mode.
+    /// ran during the copy fails the backup.
     #[arg(long, value_enum, ignore_case = true, default_value_t = LockDdlArg::Reduced)]
     pub lock_ddl: LockDdlArg,
     /// Incremental backup on top of the backup in DIR (full or incremental):

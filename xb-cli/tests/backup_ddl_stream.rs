@@ -4,8 +4,8 @@
 //! restore equals the source after binlog replay, table for table: dropped
 //! tables absent, renamed ones under their new names. On MariaDB both
 //! `xb-cli prepare` and `mariadb-backup --prepare` restore it. The same
-//! stream through a MySQL incremental restores through `xb-cli prepare`
-//! of the chain.
+//! stream through an incremental restores through `xb-cli prepare` of the
+//! chain, on both.
 //! With `--lock-ddl=off` DDL during the copy fails the backup, named, and
 //! a backup no DDL ran through restores.
 #![allow(clippy::unwrap_used)] // a test that cannot unwrap its fixtures has failed
@@ -122,11 +122,19 @@ async fn ddl_stream_through_a_backup(
                 "xbload/to_truncate.ibd",
             ]
             .iter()
-            // an incremental's copy of them is a delta
-            .all(|f| target.join(f).exists() || target.join(format!("{f}.delta")).exists())
+            // an incremental's copy of them is a delta, or for a table
+            // whose first page the server has not written yet (MariaDB), a
+            // whole `.new`
+            .all(|f| {
+                target.join(f).exists()
+                    || target.join(format!("{f}.delta")).exists()
+                    || target.join(f.replace(".ibd", ".new")).exists()
+            })
         },
     )
     .await;
+    let whole = |t: &str| target.join(format!("xbload/{t}.new")).exists();
+    let (doomed_whole, to_rename_whole) = (whole("doomed"), whole("to_rename"));
 
     // MyISAM writes and the DDL stream, side by side
     let probe_opts = src.opts();
@@ -227,14 +235,32 @@ async fn ddl_stream_through_a_backup(
         err.contains("DDL ran during the copy"),
         "the backup says what it made good:\n{err}"
     );
-    // the dropped and renamed tables' copies carry their markers
-    for f in [
-        "xbload/doomed.del",
-        "xbload/to_rename.ren",
-        "xbload/to_truncate.new",
-    ] {
+    // the dropped and renamed tables' copies carry their markers; an
+    // incremental's whole copies of them are taken back instead (and the
+    // renamed table copied whole under its new name)
+    let doomed = if doomed_whole {
+        None
+    } else {
+        Some("xbload/doomed.del")
+    };
+    let renamed = if to_rename_whole {
+        "xbload/renamed.new"
+    } else {
+        "xbload/to_rename.ren"
+    };
+    for f in doomed
+        .into_iter()
+        .chain([renamed, "xbload/to_truncate.new"])
+    {
         assert!(target.join(f).exists(), "{f} is in the backup:\n{err}");
     }
+    for (whole, f) in [
+        (doomed_whole, "xbload/doomed.new"),
+        (to_rename_whole, "xbload/to_rename.new"),
+    ] {
+        assert!(!(whole && target.join(f).exists()), "{f} was taken back");
+    }
+    eprintln!("whole copies taken back: doomed {doomed_whole}, to_rename {to_rename_whole}");
     load.wait_for_commits(100).await;
     load.stop().await.expect("load ran without errors");
     conn.disconnect().await.unwrap();
@@ -270,8 +296,19 @@ async fn mysql_97_ddl_stream_during_the_copy_restores_with_xb_prepare() {
     xb_prepare_and_compare(&src, &target, &["xbload"]).await;
 }
 
-/// MySQL: the stream through an incremental. (MariaDB incrementals block
-/// DDL for the whole copy, see `run::backup`.)
+/// MariaDB: the stream through an incremental.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn mariadb_1011_ddl_stream_during_an_incremental_restores_with_xb_prepare() {
+    let (src, inc, full) = ddl_stream_through_a_backup(Flavor::MariaDb1011, Some(&[])).await;
+    let full = full.unwrap();
+    assert!(
+        inc.join("xbload/sbtest4.ibd.delta").exists(),
+        "an incremental"
+    );
+    prepare_incremental_and_compare(&src, &full, &inc).await;
+}
+
+/// MySQL: the stream through an incremental.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn mysql_97_ddl_stream_during_an_incremental_restores_with_xb_prepare() {
     let (src, inc, full) = ddl_stream_through_a_backup(Flavor::MySql97, Some(&[])).await;
@@ -485,4 +522,86 @@ async fn mariadb_1011_myisam_tables_are_copied_at_flush_while_ddl_goes_on() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn mariadb_1011_myisam_copies_made_stale_by_ddl_are_taken_back_in_a_stream() {
     myisam_copied_at_flush_while_ddl_goes_on(true).await;
+}
+
+/// A MariaDB incremental under `--lock-ddl=reduced`: tables created since
+/// the last flush have no first page on disk and are copied whole, as
+/// `.new`. One renamed and one dropped after that copy are taken back from
+/// the incremental (the renamed one copied whole again under its new
+/// name), and the chain restores equal to the source.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn mariadb_1011_incremental_takes_back_a_young_tables_copy_that_ddl_changed() {
+    let src = TestServer::start_with_args(Flavor::MariaDb1011, BINLOG_ARGS).expect("source");
+    let spec = LoadSpec {
+        rows_per_table: 2_000,
+        ..LoadSpec::default()
+    };
+    prepare(src.opts(), &spec).await.expect("load data");
+    let load = WriteLoad::start(src.opts(), &spec);
+    load.wait_for_commits(50).await;
+    let full = src.scratch("full");
+    assert_success(&run_xb_backup(&src, &["--target-dir", full.to_str().unwrap()]).await);
+    let mut conn = src.conn().await.unwrap();
+    // the largest tables, so the copy takes them first
+    for t in ["young_renamed", "young_dropped"] {
+        for sql in [
+            format!("CREATE TABLE xbload.{t} (id INT PRIMARY KEY, pad CHAR(200)) ENGINE=InnoDB"),
+            format!("INSERT INTO xbload.{t} SELECT seq, '{t}' FROM xbload.seq_1_to_60000"),
+        ] {
+            conn.query_drop(&sql)
+                .await
+                .unwrap_or_else(|e| panic!("{sql}: {e}"));
+        }
+    }
+    let inc = src.scratch("inc");
+    let inc_s = inc.to_string_lossy().into_owned();
+    let full_s = full.to_string_lossy().into_owned();
+    let mut backup = spawn_xb_backup(
+        &src,
+        &[
+            "--target-dir",
+            &inc_s,
+            "--incremental-basedir",
+            &full_s,
+            "--throttle",
+            "4",
+        ],
+    );
+    wait_until(
+        "the incremental copies the young tables whole",
+        Duration::from_secs(120),
+        || {
+            ["xbload/young_renamed.new", "xbload/young_dropped.new"]
+                .iter()
+                .all(|f| inc.join(f).exists())
+        },
+    )
+    .await;
+    for sql in [
+        "RENAME TABLE xbload.young_renamed TO xbload.grown_up",
+        "DROP TABLE xbload.young_dropped",
+    ] {
+        conn.query_drop(sql)
+            .await
+            .unwrap_or_else(|e| panic!("{sql}: {e}"));
+        assert!(
+            backup.try_wait().unwrap().is_none(),
+            "{sql} waited for the backup"
+        );
+    }
+    let out = finish_within_on(&src, backup, Duration::from_secs(200)).await;
+    assert_success(&out);
+    for gone in [
+        "xbload/young_renamed.new",
+        "xbload/young_dropped.new",
+        "xbload/young_renamed.ren",
+        "xbload/young_dropped.del",
+    ] {
+        assert!(!inc.join(gone).exists(), "{gone} is not in the incremental");
+    }
+    assert!(inc.join("xbload/grown_up.new").exists());
+    load.wait_for_commits(50).await;
+    load.stop().await.expect("load ran without errors");
+    conn.disconnect().await.unwrap();
+    prepare_incremental_and_compare(&src, &full, &inc).await;
 }

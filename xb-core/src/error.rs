@@ -189,16 +189,6 @@ pub enum BackupError {
         /// Tablespaces dropped.
         dropped: Vec<String>,
     },
-    /// DDL during an incremental's copy changed a table the copy had taken
-    /// whole as `.new` (created so shortly before that its first page was
-    /// not written yet): that copy cannot be taken back.
-    #[error(
-        "DDL during the copy changed {file}, which this incremental had copied whole as a new table"
-    )]
-    DdlOnYoungTable {
-        /// The tablespace, as the backup names it.
-        file: String,
-    },
     /// The base of an incremental backup does not fit this server; found
     /// before the target was touched.
     #[error("the incremental base {base} cannot be used: {problem}")]
@@ -459,9 +449,6 @@ impl BackupError {
             BackupError::DdlDuringCopy { .. } => {
                 "Nothing was claimed complete. Take the backup again with --lock-ddl=reduced (DDL runs during the copy and what it changed is copied again) or --lock-ddl=on (DDL waits for the whole copy), or when no DDL runs.".into()
             }
-            BackupError::DdlOnYoungTable { .. } => {
-                "Nothing was claimed complete. Take the incremental again: the table is no longer new then. Or give incrementals --lock-ddl=on, so DDL waits for the copy.".into()
-            }
             BackupError::SafeSlaveTimeout { .. } => {
                 "The replica's SQL thread runs again as before. Temporary tables on a replica come from statement-based replication of sessions on its source that keep them open: wait for those sessions to end, raise --safe-slave-backup-timeout, or replicate with binlog_format=ROW; then take the backup again.".into()
             }
@@ -502,8 +489,7 @@ impl BackupError {
             BackupError::TablespacesOutside { .. } | BackupError::TablespaceNameClash { .. } => 14,
             BackupError::TablespacesMissing { .. }
             | BackupError::DdlOnSharedTablespace { .. }
-            | BackupError::DdlDuringCopy { .. }
-            | BackupError::DdlOnYoungTable { .. } => 24,
+            | BackupError::DdlDuringCopy { .. } => 24,
             BackupError::IncrementalBase { .. } => 25,
             BackupError::PageTrackingUnavailable => 14,
             BackupError::SafeSlaveTimeout { .. } => 26,

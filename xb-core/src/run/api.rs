@@ -100,16 +100,15 @@ pub enum LockDdl {
     /// The default (as in XtraBackup 8.4): DDL runs during the InnoDB copy
     /// and is blocked only for the rest
     /// of the backup; tablespaces it changed are made good then (see
-    /// `run::ddl_fix`); in a MySQL incremental the tablespaces copied again
-    /// are whole `.new` files beside the deltas. A MariaDB incremental
-    /// blocks DDL for the whole copy (tables created since the last flush
-    /// are copied whole there, and DDL on them could not be made good).
+    /// `run::ddl_fix`); in an incremental the tablespaces copied again are
+    /// whole `.new` files beside the deltas (and a young table's whole copy
+    /// that DDL changed is taken back and copied again).
     #[default]
     Reduced,
     /// No lock during the InnoDB copy, as with `Reduced`, but DDL that
     /// ran during it fails the backup instead of being made good: for the
     /// DBA who wants a backup that holds every table exactly as the copy
-    /// read it, or none. MariaDB incrementals as with `Reduced`.
+    /// read it, or none.
     Off,
 }
 

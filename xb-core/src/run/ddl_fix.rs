@@ -33,6 +33,7 @@ use super::ddl_yield::marker;
 use super::flavour::Step;
 use super::meta;
 use super::spaces::{self, ServerSpace};
+use super::targets::take_back;
 use crate::error::BackupError;
 
 /// A tablespace the server has once DDL is blocked.
@@ -195,6 +196,39 @@ fn whole_copies_as_tablespaces(
     (copied, young)
 }
 
+/// An incremental's whole copies (`X.new`, of young tables) that `fix`
+/// drops, renames or copies again: a marker would name `X.ibd`, which the
+/// incremental does not hold. Each is taken back from the target instead
+/// (the returned names), and a table that lives on under another name is
+/// copied whole again under it; one copied again under its own name is
+/// already in `fix.copy`.
+fn retake_young(fix: &mut Fix, young: &[String], live: &[LiveSpace]) -> Vec<String> {
+    let touched: Vec<&String> = young.iter().filter(|y| fix.touches(y)).collect();
+    let mut stale = Vec::new();
+    for y in touched {
+        stale.push(marker(y, "new"));
+        fix.drop.retain(|d| d != y);
+        let Some(i) = fix.rename.iter().position(|(from, _)| from == y) else {
+            continue;
+        };
+        let (_, to) = fix.rename.remove(i);
+        let rel = marker(&to, "new");
+        if fix.copy.iter().any(|j| j.rel == rel) {
+            continue;
+        }
+        if let Some(l) = live.iter().find(|l| l.rel == to) {
+            fix.copy.push(Job {
+                src: l.src.clone(),
+                rel,
+                kind: Kind::Tablespace,
+                size: l.size,
+            });
+        }
+    }
+    fix.copy.sort_by(|a, b| a.rel.cmp(&b.rel));
+    stale
+}
+
 /// The text of a `.ren` marker: the new name as mariadb-backup writes it,
 /// `db/table` (no `./`, no `.ibd`).
 #[must_use]
@@ -238,13 +272,11 @@ pub async fn apply(step: &mut Step<'_>, changed: &HashSet<u32>) -> Result<Fix, B
     let now = live(&reported, step);
     let copied = copied_ids(&step.found.stats.spaces, &step.found.listed_ids);
     let (copied, young) = whole_copies_as_tablespaces(copied);
-    let fix = plan(&copied, &now, changed);
+    let mut fix = plan(&copied, &now, changed);
     if fix.is_empty() {
         return Ok(fix);
     }
-    if let Some(rel) = young.iter().find(|r| fix.touches(r)) {
-        return Err(BackupError::DdlOnYoungTable { file: rel.clone() });
-    }
+    let stale = retake_young(&mut fix, &young, &now);
     if step.ctx.refuse_ddl_during_copy {
         return Err(BackupError::DdlDuringCopy {
             changed: fix
@@ -269,6 +301,9 @@ pub async fn apply(step: &mut Step<'_>, changed: &HashSet<u32>) -> Result<Fix, B
         "DDL during the copy"
     );
     let target = step.ctx.target.as_ref();
+    for rel in &stale {
+        take_back(target, rel)?;
+    }
     for rel in &fix.drop {
         meta::write(target, &marker(rel, "del"), "")?;
     }
@@ -344,6 +379,40 @@ mod tests {
             assert!(f.touches("db/young.ibd"), "{now:?}: {f:?}");
             assert!(!f.touches("db/old.ibd"), "{now:?}: {f:?}");
         }
+    }
+
+    #[test]
+    fn a_young_tables_whole_copy_that_ddl_touched_is_taken_back_not_marked() {
+        let (copied, young) = whole_copies_as_tablespaces(copied(&[
+            ("db/young.new", Some(7)),
+            ("db/old.ibd", Some(5)),
+        ]));
+        // renamed: taken back, copied whole under the new name; the old
+        // table's rename stays a marker
+        let now = [live(7, "db/grown_up.ibd"), live(5, "db/old_renamed.ibd")];
+        let mut f = plan(&copied, &now, &HashSet::new());
+        assert_eq!(retake_young(&mut f, &young, &now), ["db/young.new"]);
+        assert_eq!(again(&f), ["db/grown_up.new"]);
+        assert_eq!(
+            f.rename,
+            [("db/old.ibd".to_string(), "db/old_renamed.ibd".to_string())]
+        );
+        assert!(f.drop.is_empty(), "{f:?}");
+        // dropped: taken back, nothing else
+        let now = [live(5, "db/old.ibd")];
+        let mut f = plan(&copied, &now, &HashSet::new());
+        assert_eq!(retake_young(&mut f, &young, &now), ["db/young.new"]);
+        assert!(f.is_empty(), "{f:?}");
+        // rebuilt under its name: taken back before it is copied again
+        let now = [live(9, "db/young.ibd"), live(5, "db/old.ibd")];
+        let mut f = plan(&copied, &now, &HashSet::new());
+        assert_eq!(retake_young(&mut f, &young, &now), ["db/young.new"]);
+        assert_eq!(again(&f), ["db/young.new"]);
+        assert!(f.drop.is_empty(), "{f:?}");
+        // untouched: nothing taken back
+        let now = [live(7, "db/young.ibd"), live(5, "db/old.ibd")];
+        let mut f = plan(&copied, &now, &HashSet::new());
+        assert!(retake_young(&mut f, &young, &now).is_empty());
     }
 
     #[test]

@@ -20,6 +20,7 @@ use super::files::{self, Stamp};
 use super::flavour::Step;
 use super::seams::Target;
 use super::server;
+use super::targets::take_back;
 use crate::error::BackupError;
 
 /// Suffixes of the table data files copied early; `.frm`, `.par`, trigger
@@ -111,17 +112,6 @@ impl Early {
             out.taken_back += 1;
         }
         Ok(out)
-    }
-}
-
-fn take_back(target: &dyn Target, rel: &str) -> Result<(), BackupError> {
-    if target.remove(rel).map_err(BackupError::Target)? {
-        Ok(())
-    } else {
-        Err(BackupError::Target(super::seams::SeamError::Io {
-            path: rel.to_string(),
-            message: "the target cannot take back a copy that DDL made stale".into(),
-        }))
     }
 }
 

@@ -10,8 +10,8 @@
 //!   copied one at a time under `BACKUP LOCK` while DDL still goes on
 //!   ([`super::flush_copy`]), then `BLOCK_DDL`, and what DDL changed
 //!   meanwhile is made good ([`super::ddl_fix`]). With `--lock-ddl=on`,
-//!   and for every incremental, `START`, `FLUSH`, `BLOCK_DDL` before the
-//!   copy, as mariadb-backup before 10.11.8;
+//!   `START`, `FLUSH`, `BLOCK_DDL` before the copy, as mariadb-backup
+//!   before 10.11.8;
 //! - non-InnoDB: the other non-transactional tables (and the early copies
 //!   DDL made stale) and the table metadata under `BLOCK_DDL`, then
 //!   `BACKUP STAGE BLOCK_COMMIT` and the Aria tables and log;

@@ -94,7 +94,7 @@ struct Ctx {
     filter: files::Filter,
     lock_ddl_per_table: bool,
     /// DDL blocked only at the end of the InnoDB copy (`--lock-ddl=reduced`
-    /// or `off`, without per-table locks; not for a MariaDB incremental).
+    /// or `off`, without per-table locks).
     reduced_ddl_lock: bool,
     /// With `reduced_ddl_lock`: DDL that ran during the copy fails the
     /// backup (`--lock-ddl=off`) rather than being made good.
@@ -191,19 +191,7 @@ pub async fn backup(
         Arc::clone(&lag),
         facts.mariadb,
     );
-    // A MariaDB incremental copies a table whose first page is not on disk
-    // yet whole, as `.new`; DDL on such a table during the copy could not
-    // be made good, and young tables are common there (MariaDB writes page
-    // 0 at its first flush). So its DDL waits for the whole copy.
     let late_ddl_lock = opts.lock_ddl != LockDdl::On && !opts.lock_ddl_per_table;
-    let mariadb_incremental = opts.incremental.is_some() && facts.mariadb;
-    if late_ddl_lock && mariadb_incremental {
-        // said, not warned: with reduced the default, every nightly
-        // MariaDB incremental would warn
-        tracing::info!(
-            "a MariaDB incremental blocks DDL for the whole InnoDB copy (tables created since the last flush are copied whole, and DDL on them could not be made good)"
-        );
-    }
     let ctx = Ctx {
         facts,
         target: Arc::clone(&output.target),
@@ -212,7 +200,7 @@ pub async fn backup(
         redo_interval: opts.redo_interval,
         filter: opts.filter.clone(),
         lock_ddl_per_table: opts.lock_ddl_per_table,
-        reduced_ddl_lock: late_ddl_lock && !mariadb_incremental,
+        reduced_ddl_lock: late_ddl_lock,
         refuse_ddl_during_copy: opts.lock_ddl == LockDdl::Off,
         read_rate: opts.sink.throttle.map(xb_sink::Rate::new),
         incremental_lsn,

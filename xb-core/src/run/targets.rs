@@ -215,6 +215,22 @@ impl Output {
     }
 }
 
+/// Takes back a file the backup wrote as `rel` (a copy that DDL made
+/// stale), failing where the target cannot.
+///
+/// # Errors
+/// [`BackupError::Target`].
+pub(super) fn take_back(target: &dyn Target, rel: &str) -> Result<(), BackupError> {
+    if target.remove(rel).map_err(BackupError::Target)? {
+        Ok(())
+    } else {
+        Err(BackupError::Target(SeamError::Io {
+            path: rel.to_string(),
+            message: "the target cannot take back a copy that DDL made stale".into(),
+        }))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use std::time::{Duration, Instant};
