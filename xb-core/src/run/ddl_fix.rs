@@ -276,7 +276,6 @@ pub async fn apply(step: &mut Step<'_>, changed: &HashSet<u32>) -> Result<Fix, B
     if fix.is_empty() {
         return Ok(fix);
     }
-    let stale = retake_young(&mut fix, &young, &now);
     if step.ctx.refuse_ddl_during_copy {
         return Err(BackupError::DdlDuringCopy {
             changed: fix
@@ -300,6 +299,7 @@ pub async fn apply(step: &mut Step<'_>, changed: &HashSet<u32>) -> Result<Fix, B
         copied_again = ?fix.copy.iter().map(|j| &j.rel).collect::<Vec<_>>(),
         "DDL during the copy"
     );
+    let stale = retake_young(&mut fix, &young, &now);
     let target = step.ctx.target.as_ref();
     for rel in &stale {
         take_back(target, rel)?;
@@ -319,10 +319,18 @@ pub async fn apply(step: &mut Step<'_>, changed: &HashSet<u32>) -> Result<Fix, B
         step.copy(fix.copy.clone())?;
     }
     step.progress.warning(&format!(
-        "DDL ran during the copy: {} tablespace(s) copied again, {} renamed and {} dropped at prepare",
+        "DDL ran during the copy: {} tablespace(s) copied again, {} renamed and {} dropped at prepare{}",
         fix.copy.len(),
         fix.rename.len(),
-        fix.drop.len()
+        fix.drop.len(),
+        if stale.is_empty() {
+            String::new()
+        } else {
+            format!(
+                "; {} whole copies of new tables taken back",
+                stale.len()
+            )
+        }
     ));
     Ok(fix)
 }

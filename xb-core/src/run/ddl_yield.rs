@@ -207,12 +207,7 @@ mod tests {
     use std::path::PathBuf;
 
     fn job(dir: &Path, rel: &str) -> Job {
-        Job {
-            src: dir.join(rel),
-            rel: rel.into(),
-            kind: Kind::Tablespace,
-            size: 0,
-        }
+        crate::run::files::job(dir.join(rel), rel.into(), Kind::Tablespace)
     }
 
     fn waiter(s: &str, t: &str) -> Waiter {

@@ -90,7 +90,8 @@ impl Manifest {
     }
 }
 
-fn job(src: PathBuf, rel: String, kind: Kind) -> Job {
+/// A copy of `src` into the backup as `rel`, sized as the file is now.
+pub(super) fn job(src: PathBuf, rel: String, kind: Kind) -> Job {
     let size = std::fs::metadata(&src).map(|m| m.len()).unwrap_or(0);
     Job {
         src,

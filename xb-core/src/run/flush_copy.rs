@@ -161,12 +161,7 @@ mod tests {
     use std::sync::Mutex;
 
     fn job(dir: &Path, rel: &str) -> Job {
-        Job {
-            src: dir.join(rel),
-            rel: rel.into(),
-            kind: Kind::Plain,
-            size: 0,
-        }
+        crate::run::files::job(dir.join(rel), rel.into(), Kind::Plain)
     }
 
     fn put(dir: &Path, rel: &str, body: &[u8]) {
