@@ -388,8 +388,9 @@ async fn mariadb_1011_lock_ddl_off_fails_on_ddl_during_the_copy_and_not_without(
 /// dropped, renamed or truncated after its copy and before `BLOCK_DDL` is
 /// taken back from the backup (in a stream, by a remove chunk that
 /// `mbstream -x` obeys) and the new name copied; the restore equals the
-/// source.
-async fn myisam_copied_at_flush_while_ddl_goes_on(stream: bool) {
+/// source. With `--lock-ddl=off` the same DDL fails the backup instead,
+/// naming the files.
+async fn myisam_copied_at_flush_while_ddl_goes_on(stream: bool, off: bool) {
     let src = TestServer::start_with_args(Flavor::MariaDb1011, BINLOG_ARGS).expect("source");
     let spec = LoadSpec {
         rows_per_table: 2_000,
@@ -431,7 +432,12 @@ async fn myisam_copied_at_flush_while_ddl_goes_on(stream: bool) {
         cmd.spawn().expect("xb-cli starts")
     } else {
         let target_s = target.to_string_lossy().into_owned();
-        spawn_xb_backup(&src, &["--target-dir", &target_s, "--throttle", "8"])
+        let mode = if off {
+            "--lock-ddl=off"
+        } else {
+            "--lock-ddl=reduced"
+        };
+        spawn_xb_backup(&src, &["--target-dir", &target_s, "--throttle", "8", mode])
     };
     wait_until(
         "the FLUSH stage copies the big MyISAM table",
@@ -453,9 +459,12 @@ async fn myisam_copied_at_flush_while_ddl_goes_on(stream: bool) {
         "CREATE TABLE fl.born (id INT PRIMARY KEY) ENGINE=InnoDB",
         "ALTER TABLE xbload.sbtest1 ADD COLUMN extra INT NOT NULL DEFAULT 7",
     ];
+    // with off, only the MyISAM tables' DDL, which only the FLUSH-stage
+    // copy can see
+    let ddl = if off { &ddl[..3] } else { &ddl[..] };
     for sql in ddl {
         let t = Instant::now();
-        conn.query_drop(sql)
+        conn.query_drop(*sql)
             .await
             .unwrap_or_else(|e| panic!("{sql}: {e}"));
         assert!(
@@ -464,7 +473,13 @@ async fn myisam_copied_at_flush_while_ddl_goes_on(stream: bool) {
             t.elapsed()
         );
     }
-    let out = finish_within(backup, Duration::from_secs(600)).await;
+    let out = finish_within_on(&src, backup, Duration::from_secs(200)).await;
+    if off {
+        load.stop().await.expect("load ran without errors");
+        assert_failure_mentions(&out, &["fl/a_dropped.MYD", "fl/a_renamed.MYD"]);
+        assert_eq!(out.status.code(), Some(24));
+        return;
+    }
     assert_success(&out);
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
@@ -516,12 +531,17 @@ async fn myisam_copied_at_flush_while_ddl_goes_on(stream: bool) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn mariadb_1011_myisam_tables_are_copied_at_flush_while_ddl_goes_on() {
-    myisam_copied_at_flush_while_ddl_goes_on(false).await;
+    myisam_copied_at_flush_while_ddl_goes_on(false, false).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn mariadb_1011_lock_ddl_off_fails_on_ddl_after_a_flush_stage_copy() {
+    myisam_copied_at_flush_while_ddl_goes_on(false, true).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn mariadb_1011_myisam_copies_made_stale_by_ddl_are_taken_back_in_a_stream() {
-    myisam_copied_at_flush_while_ddl_goes_on(true).await;
+    myisam_copied_at_flush_while_ddl_goes_on(true, false).await;
 }
 
 /// A MariaDB incremental under `--lock-ddl=reduced`: tables created since

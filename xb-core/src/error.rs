@@ -176,13 +176,11 @@ pub enum BackupError {
     /// With `--lock-ddl=off`, DDL changed tablespaces while the InnoDB
     /// copy ran without a DDL lock.
     #[error(
-        "DDL ran during the copy (--lock-ddl=off): {} created or changed, {} renamed, {} dropped",
-        changed.join(", "),
-        renamed.join(", "),
-        dropped.join(", ")
+        "DDL ran during the copy (--lock-ddl=off): {}",
+        ddl_summary(changed, renamed, dropped)
     )]
     DdlDuringCopy {
-        /// Tablespaces created or changed (their backup names).
+        /// Tablespaces (or non-transactional table files) created or changed (their backup names).
         changed: Vec<String>,
         /// Tablespaces renamed, `old -> new`.
         renamed: Vec<String>,
@@ -516,9 +514,36 @@ fn toku_no_space(e: &xb_tokudb::TokuError) -> bool {
     }
 }
 
+/// "a, b created or changed; c -> d renamed": only the kinds that happened.
+fn ddl_summary(changed: &[String], renamed: &[String], dropped: &[String]) -> String {
+    [
+        (changed, "created or changed"),
+        (renamed, "renamed"),
+        (dropped, "dropped"),
+    ]
+    .iter()
+    .filter(|(list, _)| !list.is_empty())
+    .map(|(list, what)| format!("{} {what}", list.join(", ")))
+    .collect::<Vec<_>>()
+    .join("; ")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn ddl_during_the_copy_names_only_what_happened() {
+        let e = BackupError::DdlDuringCopy {
+            changed: vec!["db/m.MYD".into(), "db/m.MYI".into()],
+            renamed: vec![],
+            dropped: vec!["db/t.ibd".into()],
+        };
+        assert_eq!(
+            e.to_string(),
+            "DDL ran during the copy (--lock-ddl=off): db/m.MYD, db/m.MYI created or changed; db/t.ibd dropped"
+        );
+    }
 
     #[test]
     fn hints_and_codes_follow_the_variant_not_the_words() {

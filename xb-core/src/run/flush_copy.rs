@@ -43,7 +43,7 @@ pub(super) struct Settled {
     /// Files still to copy under `BLOCK_DDL`.
     pub rest: Vec<Job>,
     /// Early copies that DDL made stale, taken back from the target.
-    pub taken_back: usize,
+    pub taken_back: Vec<String>,
 }
 
 /// Copies, table by table under `BACKUP LOCK`, the data files of the
@@ -99,7 +99,7 @@ impl Early {
                 Some(was) if files::stamp(&job.src) == Some(was) => {}
                 Some(_) => {
                     take_back(target, &job.rel)?;
-                    out.taken_back += 1;
+                    out.taken_back.push(job.rel.clone());
                     out.rest.push(job);
                 }
                 None => out.rest.push(job),
@@ -109,7 +109,7 @@ impl Early {
         gone.sort();
         for rel in gone {
             take_back(target, &rel)?;
-            out.taken_back += 1;
+            out.taken_back.push(rel);
         }
         Ok(out)
     }
@@ -269,11 +269,11 @@ mod tests {
         let settled = early.settle(&target, now).unwrap();
         let rest: Vec<&str> = settled.rest.iter().map(|j| j.rel.as_str()).collect();
         assert_eq!(rest, ["db/grown.MYD", "db/new_name.MYD", "db/in_use.MYD"]);
-        assert_eq!(settled.taken_back, 3);
         assert_eq!(
-            *target.0.lock().unwrap(),
+            settled.taken_back,
             ["db/grown.MYD", "db/dropped.MYD", "db/renamed.MYD"]
         );
+        assert_eq!(*target.0.lock().unwrap(), settled.taken_back);
     }
 
     #[test]
@@ -292,6 +292,6 @@ mod tests {
         let settled = early
             .settle(&Taken::default(), vec![job(d, "db/t.MYD")])
             .unwrap();
-        assert_eq!(settled.taken_back, 1);
+        assert_eq!(settled.taken_back, ["db/t.MYD"]);
     }
 }

@@ -134,10 +134,18 @@ impl Flavour for MariaDb {
         step.progress.phase("copy non-InnoDB tables");
         let early = std::mem::take(&mut self.early);
         let settled = early.settle(step.ctx.target.as_ref(), files.tables)?;
-        if settled.taken_back > 0 {
+        if !settled.taken_back.is_empty() {
+            if step.ctx.refuse_ddl_during_copy {
+                // --lock-ddl=off: DDL that ran during the copy fails the backup
+                return Err(BackupError::DdlDuringCopy {
+                    changed: settled.taken_back,
+                    renamed: Vec::new(),
+                    dropped: Vec::new(),
+                });
+            }
             step.progress.phase(&format!(
                 "DDL changed {} file(s) copied at BACKUP STAGE FLUSH: taken back, copied again under BLOCK_DDL",
-                settled.taken_back
+                settled.taken_back.len()
             ));
         }
         step.copy(settled.rest)?;
