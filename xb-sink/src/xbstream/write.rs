@@ -56,6 +56,16 @@ fn header(kind: u8, path: &str, cap: usize) -> Vec<u8> {
     h
 }
 
+/// Writes one chunk (`parts` back to back) under the stream's lock, so it
+/// stays contiguous; an error names the file the chunk is for.
+fn put(out: &Out, parts: &[&[u8]], path: &str) -> Result<(), SinkError> {
+    let mut out = out.lock().unwrap_or_else(PoisonError::into_inner);
+    parts
+        .iter()
+        .try_for_each(|p| out.write_all(p))
+        .map_err(|e| SinkError::io(format!("the stream (file {path})"), e))
+}
+
 struct StreamFile {
     out: Out,
     path: String,
@@ -73,10 +83,7 @@ impl StreamFile {
         h.extend_from_slice(&(payload.len() as u64).to_le_bytes());
         h.extend_from_slice(&self.offset.to_le_bytes());
         h.extend_from_slice(&crc32fast::hash(payload).to_le_bytes());
-        let mut out = self.out.lock().unwrap_or_else(PoisonError::into_inner);
-        out.write_all(&h)
-            .and_then(|()| out.write_all(payload))
-            .map_err(|e| SinkError::io(format!("the stream (file {})", self.path), e))?;
+        put(&self.out, &[&h, payload], &self.path)?;
         self.offset += payload.len() as u64;
         Ok(())
     }
@@ -102,10 +109,7 @@ impl SinkFile for StreamFile {
 
     fn close(mut self: Box<Self>) -> Result<(), SinkError> {
         self.flush_buf()?;
-        let h = header(b'E', &self.path, 0);
-        let mut out = self.out.lock().unwrap_or_else(PoisonError::into_inner);
-        out.write_all(&h)
-            .map_err(|e| SinkError::io(format!("the stream (file {})", self.path), e))
+        put(&self.out, &[&header(b'E', &self.path, 0)], &self.path)
     }
 }
 
@@ -126,10 +130,7 @@ impl Datasink for XbStreamWriter {
     /// that DDL made stale, before it writes the file again.
     fn remove(&self, path: &str) -> Result<bool, SinkError> {
         check_rel(path)?;
-        let h = header(b'D', path, 0);
-        let mut out = self.out.lock().unwrap_or_else(PoisonError::into_inner);
-        out.write_all(&h)
-            .map_err(|e| SinkError::io(format!("the stream (removing {path})"), e))?;
+        put(&self.out, &[&header(b'D', path, 0)], path)?;
         Ok(true)
     }
 
