@@ -303,17 +303,10 @@ impl RedoCopier {
     /// (the finish reports why).
     pub fn catch_up(&self, lsn: u64, patience: Duration) {
         self.kick();
-        let mut last = self.copied_lsn();
-        let mut since = Instant::now();
+        let mut stall = Stall::new(self.copied_lsn(), patience);
         while self.is_running() {
             let now = self.copied_lsn();
-            if now >= lsn {
-                return;
-            }
-            if now != last {
-                last = now;
-                since = Instant::now();
-            } else if since.elapsed() > patience {
+            if now >= lsn || stall.stalled(now) {
                 return;
             }
             std::thread::sleep(Duration::from_millis(5));
@@ -346,16 +339,12 @@ impl RedoCopier {
     ) -> Result<RedoCopied, RedoCopyError> {
         self.shared.target.store(target.max(1), Ordering::Release);
         self.kick();
-        let mut last = self.copied_lsn();
-        let mut since = Instant::now();
+        let mut stall = Stall::new(self.copied_lsn(), patience);
         let thread = self.thread.take().ok_or(RedoCopyError::Panicked)?;
         while !thread.is_finished() {
             std::thread::sleep(Duration::from_millis(2));
             let now = self.copied_lsn();
-            if now != last {
-                last = now;
-                since = Instant::now();
-            } else if since.elapsed() > patience {
+            if stall.stalled(now) {
                 self.shared.cancel.store(true, Ordering::Release);
                 self.kick();
                 let _ = thread.join();
@@ -416,6 +405,36 @@ impl Drop for RedoCopier {
             self.shared.cancel.store(true, Ordering::Release);
             self.kick();
             let _ = t.join();
+        }
+    }
+}
+
+/// Tells when the copy has made no progress (the same copied LSN) for
+/// `patience`: where waiting for it stops.
+struct Stall {
+    last: u64,
+    since: Instant,
+    patience: Duration,
+}
+
+impl Stall {
+    fn new(at: u64, patience: Duration) -> Self {
+        Stall {
+            last: at,
+            since: Instant::now(),
+            patience,
+        }
+    }
+
+    /// Notes the copied LSN `now`; true once it has not moved for the
+    /// patience.
+    fn stalled(&mut self, now: u64) -> bool {
+        if now != self.last {
+            self.last = now;
+            self.since = Instant::now();
+            false
+        } else {
+            self.since.elapsed() > self.patience
         }
     }
 }
