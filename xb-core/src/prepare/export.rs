@@ -65,12 +65,8 @@ struct Table {
 
 impl Table {
     fn quoted(&self) -> String {
-        format!("{}.{}", quote(&self.schema), quote(&self.name))
+        crate::run::server::quote_table(&self.schema, &self.name)
     }
-}
-
-fn quote(ident: &str) -> String {
-    format!("`{}`", ident.replace('`', "``"))
 }
 
 /// The server's file name for an identifier (its `filename` character
