@@ -180,7 +180,8 @@ pub enum BackupError {
         ddl_summary(changed, renamed, dropped)
     )]
     DdlDuringCopy {
-        /// Tablespaces (or non-transactional table files) created or changed (their backup names).
+        /// Tablespaces, or non-transactional table files, created or
+        /// changed (their backup names).
         changed: Vec<String>,
         /// Tablespaces renamed, `old -> new`.
         renamed: Vec<String>,

@@ -71,8 +71,10 @@ pub(super) async fn copy_unused(step: &mut Step<'_>) -> Result<Early, BackupErro
         let stamps: Vec<Option<Stamp>> = jobs.iter().map(|j| files::stamp(&j.src)).collect();
         let rels: Vec<String> = jobs.iter().map(|j| j.rel.clone()).collect();
         let copied = step.copy(jobs);
-        step.session.exec("BACKUP UNLOCK").await?;
+        // a failed copy is the error to report, even if the unlock fails too
+        let unlocked = step.session.exec("BACKUP UNLOCK").await;
         copied?;
+        unlocked?;
         for (rel, stamp) in rels.into_iter().zip(stamps) {
             if let Some(stamp) = stamp {
                 early.copied.insert(rel, stamp);
