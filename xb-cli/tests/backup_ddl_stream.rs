@@ -87,8 +87,7 @@ async fn ddl_stream_through_a_backup(
             let full = src.scratch("full");
             let full_s = full.to_string_lossy().into_owned();
             let args = [&["--target-dir", full_s.as_str()][..], extra].concat();
-            let backup = spawn_xb_backup(&src, &args);
-            assert_success(&finish_within_on(&src, backup, Duration::from_secs(200)).await);
+            assert_success(&run_xb_backup(&src, &args).await);
             load.wait_for_commits(100).await;
             Some(full)
         }
@@ -428,14 +427,11 @@ async fn myisam_copied_at_flush_while_ddl_goes_on(stream: bool, off: bool) {
     let target = src.scratch("backup");
     let stream_file = src.scratch("backup.xbstream");
     let mut backup = if stream {
-        let mut cmd = tokio::process::Command::from(xb_backup_command(
+        spawn_xb_backup_to_file(
             &src,
             &["--stream=xbstream", "--throttle", "8"],
-        ));
-        cmd.stdout(std::fs::File::create(&stream_file).unwrap())
-            .stderr(std::process::Stdio::piped())
-            .kill_on_drop(true);
-        cmd.spawn().expect("xb-cli starts")
+            &stream_file,
+        )
     } else {
         let target_s = target.to_string_lossy().into_owned();
         let mode = if off {

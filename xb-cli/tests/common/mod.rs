@@ -47,12 +47,22 @@ pub const BACKUP_LIMIT: std::time::Duration = std::time::Duration::from_secs(240
 /// Runs `xb-cli backup` with its standard output sent to `file`, as
 /// [`run_xb_backup`].
 pub async fn run_xb_backup_to_file(server: &TestServer, extra: &[&str], file: &Path) -> Output {
+    let child = spawn_xb_backup_to_file(server, extra, file);
+    finish_within_on(server, child, BACKUP_LIMIT).await
+}
+
+/// `xb-cli backup EXTRA…` in the background with its standard output sent
+/// to `file` (a stream), its standard error captured.
+pub fn spawn_xb_backup_to_file(
+    server: &TestServer,
+    extra: &[&str],
+    file: &Path,
+) -> tokio::process::Child {
     let mut cmd = tokio::process::Command::from(xb_backup_command(server, extra));
     cmd.stdout(std::fs::File::create(file).unwrap())
         .stderr(Stdio::piped())
         .kill_on_drop(true);
-    let child = cmd.spawn().expect("xb-cli starts");
-    finish_within_on(server, child, BACKUP_LIMIT).await
+    cmd.spawn().expect("xb-cli starts")
 }
 
 /// Asserts exit 0, printing stderr otherwise.
