@@ -55,7 +55,6 @@ fn check(page: &[u8], page_no: u64, no_crc: u32, len: usize) -> Verdict {
 }
 
 /// Checks page `page_no` of a data file (`.MAD`); `page` is one block.
-#[must_use]
 pub fn check_data_page(cap: &Capabilities, page_no: u64, page: &[u8]) -> Verdict {
     let len = page.len() - CRC_SIZE;
     if page[..len].iter().all(|&b| b == 0) {
@@ -71,7 +70,6 @@ pub fn check_data_page(cap: &Capabilities, page_no: u64, page: &[u8]) -> Verdict
 
 /// Checks block `page_no` of an index file (`.MAI`); the header blocks
 /// carry no checksum and always pass.
-#[must_use]
 pub fn check_index_page(cap: &Capabilities, page_no: u64, page: &[u8]) -> Verdict {
     if page_no < cap.header_blocks() || page.iter().all(|&b| b == 0) {
         return Ok(());
