@@ -160,6 +160,53 @@ impl Capabilities {
     }
 }
 
+/// Where the state, after the file header, keeps the LSNs that fence off
+/// older log records: after `open_count` and `changed` (2 bytes each), the
+/// table's create/rename LSN, then "state is of horizon", then the LSN
+/// below which recovery skips every record for the table (7 bytes each).
+const CREATE_RENAME_AT: usize = FILE_HEADER + 4;
+const SKIP_REDO_AT: usize = CREATE_RENAME_AT + 14;
+/// Bytes of the index header that [`RedoFences::read`] needs.
+pub const FENCES_LEN: usize = SKIP_REDO_AT + 7;
+
+/// The LSNs an Aria table's header sets when an operation makes its older
+/// log records inapplicable: CREATE, RENAME, TRUNCATE (which empties the
+/// files in place), REPAIR, OPTIMIZE, a bulk load into an empty table.
+/// Ordinary writes leave them alone (they move only the horizon between
+/// them), so a change between two reads means the table was rebuilt or
+/// emptied in between, even where its files kept their inodes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RedoFences {
+    /// LSN of the table's creation or last rename.
+    pub create_rename: [u8; 7],
+    /// Records before this LSN are not applied to the table.
+    pub skip_redo: [u8; 7],
+}
+
+impl RedoFences {
+    /// Reads the fences from the start of an index file.
+    ///
+    /// # Errors
+    /// [`HeaderError::Short`] or [`HeaderError::NotAria`].
+    pub fn read(head: &[u8]) -> Result<RedoFences, HeaderError> {
+        check_magic(head)?;
+        if head.len() < FENCES_LEN {
+            return Err(HeaderError::Short {
+                have: head.len(),
+                need: FENCES_LEN,
+            });
+        }
+        let mut create_rename = [0u8; 7];
+        create_rename.copy_from_slice(&head[CREATE_RENAME_AT..CREATE_RENAME_AT + 7]);
+        let mut skip_redo = [0u8; 7];
+        skip_redo.copy_from_slice(&head[SKIP_REDO_AT..SKIP_REDO_AT + 7]);
+        Ok(RedoFences {
+            create_rename,
+            skip_redo,
+        })
+    }
+}
+
 fn check_magic(probe: &[u8]) -> Result<(), HeaderError> {
     if probe.len() < FILE_HEADER {
         return Err(HeaderError::Short {
@@ -251,6 +298,19 @@ fefe0903080001aa00d7008700ef0001000001000000030300000000000000000000000000000000
         assert!(cap.online_backup_safe());
         assert_eq!(cap.header_blocks(), 1);
         assert_eq!(cap.bitmap_pages_covered(), 21_825);
+    }
+
+    #[test]
+    fn the_redo_fences_are_read_from_the_state() {
+        let head = unhex(TRANSACTIONAL);
+        let f = RedoFences::read(&head).unwrap();
+        // file 1, offset 0x065fc9 (lsn_store: 3 bytes file, 4 bytes offset)
+        assert_eq!(f.create_rename, [1, 0, 0, 0xc9, 0x5f, 0x06, 0]);
+        assert_eq!(f.skip_redo, [1, 0, 0, 0xc9, 0x5f, 0x06, 0]);
+        assert!(matches!(
+            RedoFences::read(&head[..40]),
+            Err(HeaderError::Short { .. })
+        ));
     }
 
     #[test]

@@ -9,14 +9,18 @@
 //!
 //! Pure format code plus one positioned-read reader: no SQL, no threads.
 //!
+//! - [`control`]: `aria_log_control`, with the last log file raised to the
+//!   newest one a backup copied;
 //! - [`header`]: what the index file's header says (transactional, page
 //!   checksums, block size, where key pages start);
 //! - [`page`]: the page checksum check, for data and index pages;
 //! - [`reader`]: a live file read page by page, bad pages re-read.
 
+pub mod control;
 pub mod header;
 pub mod page;
 pub mod reader;
 
-pub use header::{Capabilities, HeaderError};
-pub use reader::{AriaFile, AriaReader, ReadError, RetryPolicy};
+pub use control::{Control, ControlError};
+pub use header::{Capabilities, HeaderError, RedoFences};
+pub use reader::{AriaFile, AriaReader, ReadError, RetryPolicy, read_capabilities, read_fences};

@@ -3,7 +3,8 @@
 //! table that is online-backup safe every page is checked; a page that
 //! does not check out is read again after a pause, since the server may be
 //! writing it, and the copy fails only when it stays bad. Pages of other
-//! tables are handed out as read (they are copied while writes are blocked).
+//! tables are handed out as read, byte for byte (they are copied while
+//! writes to them are blocked).
 
 use std::fs::File;
 use std::io::ErrorKind;
@@ -11,7 +12,7 @@ use std::os::unix::fs::{FileExt, MetadataExt};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use crate::header::{Capabilities, HeaderError};
+use crate::header::{Capabilities, FENCES_LEN, HeaderError, RedoFences};
 use crate::page::{check_data_page, check_index_page};
 
 /// Bytes per read: 128 pages of 8 KiB.
@@ -100,6 +101,8 @@ pub struct AriaReader {
     cap: Capabilities,
     policy: RetryPolicy,
     next_page: u64,
+    /// Bytes handed out so far from a table that is not page-checked.
+    plain_offset: u64,
     buf: Vec<u8>,
     retries: u64,
     identity: (u64, u64),
@@ -149,6 +152,7 @@ impl AriaReader {
             cap,
             policy,
             next_page: 0,
+            plain_offset: 0,
             buf: vec![0; BATCH_BYTES.max(block) / block * block],
             retries: 0,
             identity: (meta.dev(), meta.ino()),
@@ -181,6 +185,13 @@ impl AriaReader {
     /// [`ReadError::Io`], or [`ReadError::Corrupt`] for a page that stayed
     /// bad after [`RetryPolicy::tries`] reads.
     pub fn next_pages(&mut self) -> Result<&[u8], ReadError> {
+        if !self.cap.online_backup_safe() {
+            // not page-checked (and a FIXED or DYNAMIC table's data file
+            // is no run of pages): the bytes as they are
+            let filled = self.read_at(0, self.buf.len(), self.plain_offset)?;
+            self.plain_offset += filled as u64;
+            return Ok(&self.buf[..filled]);
+        }
         let block = self.cap.block_size as usize;
         let offset = self.next_page * block as u64;
         let mut filled = self.read_at(0, self.buf.len(), offset)?;
@@ -217,9 +228,6 @@ impl AriaReader {
     /// Checks page `i` of the buffer, re-reading it while it does not
     /// check out. `Ok(false)` when the file no longer reaches it.
     fn page_is_good(&mut self, i: usize, page_no: u64) -> Result<bool, ReadError> {
-        if !self.cap.online_backup_safe() {
-            return Ok(true);
-        }
         let block = self.cap.block_size as usize;
         let at = i * block;
         let mut tries = 1;
@@ -272,6 +280,65 @@ impl AriaReader {
         }
         Ok(filled)
     }
+}
+
+/// The capabilities of the table whose index file is `index`; `Ok(None)`
+/// when the file is gone.
+///
+/// # Errors
+/// As for [`AriaReader::open`].
+pub fn read_capabilities(index: &Path) -> Result<Option<Capabilities>, ReadError> {
+    match File::open(index) {
+        Ok(f) => capabilities(&f, index).map(Some),
+        Err(e) if e.kind() == ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(ReadError::Io {
+            file: index.to_path_buf(),
+            what: "cannot open".into(),
+            source: e,
+        }),
+    }
+}
+
+/// The redo fences in the header of the index file `index`; `Ok(None)`
+/// when the file is gone.
+///
+/// # Errors
+/// As for [`AriaReader::open`].
+pub fn read_fences(index: &Path) -> Result<Option<RedoFences>, ReadError> {
+    let f = match File::open(index) {
+        Ok(f) => f,
+        Err(e) if e.kind() == ErrorKind::NotFound => return Ok(None),
+        Err(e) => {
+            return Err(ReadError::Io {
+                file: index.to_path_buf(),
+                what: "cannot open".into(),
+                source: e,
+            });
+        }
+    };
+    let mut buf = vec![0u8; FENCES_LEN];
+    let mut filled = 0;
+    while filled < buf.len() {
+        match f.read_at(&mut buf[filled..], filled as u64) {
+            Ok(0) => break,
+            Ok(n) => filled += n,
+            Err(e) if e.kind() == ErrorKind::Interrupted => {}
+            Err(e) => {
+                return Err(ReadError::Io {
+                    file: index.to_path_buf(),
+                    what: "cannot read the header".into(),
+                    source: e,
+                });
+            }
+        }
+    }
+    buf.truncate(filled);
+    RedoFences::read(&buf)
+        .map(Some)
+        .map_err(|source| ReadError::Header {
+            file: index.to_path_buf(),
+            source,
+        })
 }
 
 /// Reads the capabilities from an open index file.
@@ -447,6 +514,24 @@ mod tests {
         let got = read_all(&mut r).unwrap();
         cut.join().unwrap();
         assert_eq!(got, bytes[..7 * 8192]);
+    }
+
+    #[test]
+    fn a_table_that_is_not_page_checked_reads_as_it_is() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut mai = unhex(TRANSACTIONAL);
+        mai.resize(8192, 0);
+        // born_transactional off (base info at 263)
+        mai[263 + 106] = 0;
+        std::fs::write(dir.path().join("d.MAI"), &mai).unwrap();
+        // a DYNAMIC table's data file: any length, no page checksums
+        let data: Vec<u8> = (0..20_000u32).map(|i| (i % 7) as u8).collect();
+        std::fs::write(dir.path().join("d.MAD"), &data).unwrap();
+        let mut r = AriaReader::open(&dir.path().join("d.MAD"), quick())
+            .unwrap()
+            .unwrap();
+        assert!(!r.capabilities().online_backup_safe());
+        assert_eq!(read_all(&mut r).unwrap(), data);
     }
 
     #[test]
