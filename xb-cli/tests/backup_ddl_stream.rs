@@ -492,7 +492,7 @@ async fn myisam_copied_at_flush_while_ddl_goes_on(stream: bool, off: bool) {
     );
     // MYD and MYI of the dropped, renamed and truncated tables
     assert!(
-        err.contains("DDL changed 6 file(s) copied at BACKUP STAGE FLUSH"),
+        err.contains("DDL changed 6 file(s) copied before BLOCK_DDL"),
         "{err}"
     );
     // FLUSH holds back new writes to MyISAM tables: reported as a lock

@@ -27,6 +27,9 @@ use crate::error::BackupError;
 pub enum Kind {
     /// An InnoDB tablespace: pages validated, torn reads retried.
     Tablespace,
+    /// A file of an Aria table the server may be writing: pages checked
+    /// and torn reads retried (the Aria log makes the copy consistent).
+    Aria,
     /// Any other file: copied as it is.
     Plain,
 }
@@ -229,6 +232,7 @@ fn copy_one(
 ) -> Result<Done, CopyError> {
     let mut src = match job.kind {
         Kind::Tablespace => reader.tablespace(&job.src),
+        Kind::Aria => reader.aria(&job.src),
         Kind::Plain => reader.plain(&job.src),
     }
     .map_err(CopyError::Read)?;

@@ -19,7 +19,8 @@ const NON_INNODB: &[&str] = &[
     "frm", "isl", "MYD", "MYI", "MRG", "TRG", "TRN", "ARM", "ARZ", "CSM", "CSV", "opt", "par",
     "sdi",
 ];
-/// Aria table files: crash-safe, copied with the Aria log while commits are blocked.
+/// Aria table files: crash-safe. Transactional ones are copied while
+/// written (MariaDB), the rest with the Aria log while commits are blocked.
 const ARIA: &[&str] = &["MAD", "MAI"];
 
 /// Which tables a partial backup keeps (`--databases`, `--tables`). The
@@ -262,6 +263,29 @@ pub(super) fn stamp(path: &Path) -> Option<Stamp> {
         size: m.size(),
         mtime: (m.mtime(), m.mtime_nsec()),
         ctime: (m.ctime(), m.ctime_nsec()),
+    })
+}
+
+/// Which file a path names: device, inode and birth time. The same
+/// identity later means no DDL replaced, renamed or rebuilt the file,
+/// though the server may have written it (an Aria table copied while
+/// written). The birth time tells a new file from a dropped one whose
+/// inode it reused; where the file system keeps none, inodes alone decide.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct Identity {
+    dev: u64,
+    ino: u64,
+    born: Option<std::time::SystemTime>,
+}
+
+/// The [`Identity`] of `path`; `None` when it is not there.
+pub(super) fn identity(path: &Path) -> Option<Identity> {
+    use std::os::unix::fs::MetadataExt;
+    let m = std::fs::metadata(path).ok()?;
+    Some(Identity {
+        dev: m.dev(),
+        ino: m.ino(),
+        born: m.created().ok(),
     })
 }
 

@@ -241,7 +241,8 @@ impl Step<'_> {
 pub struct NonInnodb {
     /// Non-transactional tables and table metadata (MyISAM, CSV, `.frm`, ...).
     pub tables: Vec<Job>,
-    /// Aria tables and logs (crash-safe; copied while commits are blocked).
+    /// Aria tables, control file and logs (crash-safe: the log, and the
+    /// tables not copied while written, are copied while commits are blocked).
     pub aria: Vec<Job>,
 }
 

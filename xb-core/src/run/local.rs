@@ -7,6 +7,7 @@ use std::io::ErrorKind;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
+use xb_aria::AriaReader;
 use xb_innodb::pagereader::{RetryPolicy, TablespaceReader};
 
 use super::seams::{ChunkReader, Reader, SeamError};
@@ -79,6 +80,29 @@ impl Reader for LiveReader {
 
     fn plain(&self, path: &Path) -> Result<Box<dyn ChunkReader>, SeamError> {
         Ok(Box::new(PlainReader::open(path)?))
+    }
+
+    fn aria(&self, path: &Path) -> Result<Box<dyn ChunkReader>, SeamError> {
+        let r = AriaReader::open(path, xb_aria::RetryPolicy::default())?.ok_or_else(|| {
+            SeamError::Vanished {
+                path: path.display().to_string(),
+            }
+        })?;
+        Ok(Box::new(Aria(r)))
+    }
+}
+
+struct Aria(AriaReader);
+
+impl ChunkReader for Aria {
+    fn next_chunk(&mut self) -> Result<&[u8], SeamError> {
+        self.0.next_pages().map_err(SeamError::from)
+    }
+    fn retries(&self) -> u64 {
+        self.0.retries()
+    }
+    fn identity(&self) -> Option<(u64, u64)> {
+        Some(self.0.identity())
     }
 }
 

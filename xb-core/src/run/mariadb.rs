@@ -12,9 +12,13 @@
 //!   meanwhile is made good ([`super::ddl_fix`]). With `--lock-ddl=on`,
 //!   `START`, `FLUSH`, `BLOCK_DDL` before the copy, as mariadb-backup
 //!   before 10.11.8;
+//! - Aria: `aria_log_control`, then the transactional Aria tables copied
+//!   while written, under `START` after the InnoDB copy
+//!   ([`super::aria_copy`]);
 //! - non-InnoDB: the other non-transactional tables (and the early copies
-//!   DDL made stale) and the table metadata under `BLOCK_DDL`, then
-//!   `BACKUP STAGE BLOCK_COMMIT` and the Aria tables and log;
+//!   DDL made stale, [`super::early`]) and the table metadata under
+//!   `BLOCK_DDL`, then `BACKUP STAGE BLOCK_COMMIT`, the Aria log and the
+//!   other Aria tables;
 //! - consistent point: `SHOW MASTER STATUS` and `@@gtid_binlog_pos`, a
 //!   RocksDB checkpoint (MyRocks), the LSN, `FLUSH ENGINE LOGS`, and the
 //!   checkpoint read from the log itself;
@@ -28,11 +32,13 @@ use xb_innodb::redo108::backup_log_header;
 
 use std::collections::HashSet;
 
+use super::aria_copy;
 use super::backup_lock;
 use super::ddl_fix;
+use super::early::{self, Early};
 use super::feed::{Feed, Pad};
 use super::flavour::{ConsistentPoint, Flavour, NonInnodb, RedoPlan, Step};
-use super::flush_copy::{self, Early};
+use super::flush_copy;
 use super::locks::Held;
 use super::redo_copy::RedoCopied;
 use super::rocksdb;
@@ -47,7 +53,8 @@ pub struct MariaDb {
     log: Option<RedoLog>,
     /// The RocksDB checkpoint made at the consistent point, copied after release.
     rocks_checkpoint: Option<PathBuf>,
-    /// The non-transactional tables copied at `BACKUP STAGE FLUSH`.
+    /// The tables copied before `BLOCK_DDL`: transactional Aria at
+    /// `START`, unused non-transactional ones at `FLUSH`.
     early: Early,
 }
 
@@ -112,12 +119,16 @@ impl Flavour for MariaDb {
         step: &mut Step<'_>,
         _copied: &[super::data_copy::Job],
     ) -> Result<(), BackupError> {
-        if !step.ctx.reduced_ddl_lock {
+        // under START alone with --lock-ddl=reduced/off, under BLOCK_DDL with on
+        let ddl_goes_on = step.ctx.reduced_ddl_lock;
+        aria_copy::copy_online(step, &mut self.early, ddl_goes_on).await?;
+        if !ddl_goes_on {
             return Ok(());
         }
         step.progress.phase("BACKUP STAGE FLUSH");
         flush(step).await?;
-        self.early = flush_copy::copy_unused(step).await?;
+        flush_copy::copy_unused(step, &mut self.early).await?;
+        aria_copy::copy_logs(step, &mut self.early.logs, true)?;
         step.progress.phase("BACKUP STAGE BLOCK_DDL");
         block_ddl(step).await?;
         // every change to a page is in the redo (MariaDB 10.5+ logs index
@@ -132,8 +143,10 @@ impl Flavour for MariaDb {
         files: NonInnodb,
     ) -> Result<(), BackupError> {
         step.progress.phase("copy non-InnoDB tables");
-        let early = std::mem::take(&mut self.early);
-        let settled = early.settle(step.ctx.target.as_ref(), files.tables)?;
+        let mut early = std::mem::take(&mut self.early);
+        let mut logs = std::mem::take(&mut early.logs);
+        let logged = early::ddl_logged(std::path::Path::new(&step.ctx.facts.datadir))?;
+        let settled = early.settle(step.ctx.target.as_ref(), files.tables, files.aria, &logged)?;
         if !settled.taken_back.is_empty() {
             if step.ctx.refuse_ddl_during_copy {
                 // --lock-ddl=off: DDL that ran during the copy fails the backup
@@ -144,17 +157,28 @@ impl Flavour for MariaDb {
                 });
             }
             step.progress.phase(&format!(
-                "DDL changed {} file(s) copied at BACKUP STAGE FLUSH: taken back, copied again under BLOCK_DDL",
+                "DDL changed {} file(s) copied before BLOCK_DDL: taken back, copied again",
                 settled.taken_back.len()
             ));
         }
-        step.copy(settled.rest)?;
+        let online = settled.aria_control.is_some();
+        let aria = aria_copy::split(settled.aria_rest, online);
+        let mut now = settled.rest;
+        now.extend(aria.before_commit);
+        step.copy(now)?;
+        aria_copy::copy_logs(step, &mut logs, true)?;
         step.catch_up_redo().await?;
         step.progress.phase("BACKUP STAGE BLOCK_COMMIT");
         backup_lock::take(step, None, "BACKUP STAGE BLOCK_COMMIT").await?;
         step.found.commits_blocked("BACKUP STAGE BLOCK_COMMIT");
-        step.progress.phase("copy Aria tables and log");
-        step.copy(files.aria)
+        step.progress.phase("copy the Aria log's tail");
+        step.copy(aria.at_commit)?;
+        aria_copy::copy_logs(step, &mut logs, false)?;
+        if let Some(control) = &settled.aria_control {
+            let bytes = early::control_for(control, logs.keys());
+            write_bytes(step.ctx.target.as_ref(), early::ARIA_CONTROL, &bytes)?;
+        }
+        Ok(())
     }
 
     async fn consistent_point(
@@ -213,6 +237,19 @@ impl Flavour for MariaDb {
         step.found.stats.add(copied?);
         removed
     }
+}
+
+/// Writes `bytes` into the backup as `rel`.
+fn write_bytes(
+    target: &dyn super::seams::Target,
+    rel: &str,
+    bytes: &[u8],
+) -> Result<(), BackupError> {
+    let mut f = target
+        .create(rel, bytes.len() as u64)
+        .map_err(BackupError::Target)?;
+    f.write(bytes).map_err(BackupError::Target)?;
+    f.close().map_err(BackupError::Target)
 }
 
 /// `BACKUP STAGE FLUSH`: unused non-transactional tables are closed, and

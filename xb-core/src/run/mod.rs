@@ -36,10 +36,12 @@
 //! target for a backup.
 
 mod api;
+mod aria_copy;
 mod backup_lock;
 pub mod data_copy;
 mod ddl_fix;
 mod ddl_yield;
+mod early;
 pub mod external;
 pub mod feed;
 pub mod files;

@@ -7,7 +7,7 @@
 //! failure means (which exit code, which hint) by its variant, never by the
 //! words of its message.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use xb_innodb::pagereader::PageReadError;
 use xb_sink::SinkError;
@@ -68,6 +68,31 @@ impl From<PageReadError> for SeamError {
                 message: format!("read at offset {offset} failed: {source}"),
             },
             other => SeamError::CorruptPage(other),
+        }
+    }
+}
+
+impl From<xb_aria::ReadError> for SeamError {
+    fn from(e: xb_aria::ReadError) -> Self {
+        use xb_aria::ReadError as E;
+        let io = |file: PathBuf, message: String| SeamError::Io {
+            path: file.display().to_string(),
+            message,
+        };
+        match e {
+            E::Corrupt {
+                file,
+                page,
+                reason,
+                tries,
+            } => SeamError::CorruptPage(PageReadError::Corrupt {
+                file,
+                page,
+                reason,
+                tries,
+            }),
+            E::Io { file, what, source } => io(file, format!("{what}: {source}")),
+            E::Header { file, source } => io(file, source.to_string()),
         }
     }
 }
@@ -181,6 +206,15 @@ pub trait Reader: Send + Sync {
     /// [`SeamError::Vanished`] when the file no longer exists, else
     /// [`SeamError::Io`] naming the file.
     fn plain(&self, path: &Path) -> Result<Box<dyn ChunkReader>, SeamError>;
+    /// A reader for a file of an Aria table the server may be writing
+    /// (pages checked, torn reads retried, when the table is
+    /// online-backup safe). The default reads it as it is.
+    ///
+    /// # Errors
+    /// As for [`Reader::tablespace`].
+    fn aria(&self, path: &Path) -> Result<Box<dyn ChunkReader>, SeamError> {
+        self.plain(path)
+    }
 }
 
 #[cfg(test)]
