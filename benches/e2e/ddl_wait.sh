@@ -3,13 +3,19 @@
 # and a stream of commits run through a backup by xb and by mariadb-backup
 # (MariaDB 10.11, same dataset, tools alternating per round).
 #
-#   benches/e2e/ddl_wait.sh [--size-gb N] [--rounds R] [--cold] [--backlog] [--workdir DIR] [--keep]
+#   benches/e2e/ddl_wait.sh [--size-gb N] [--rounds R] [--cold] [--backlog] [--aria-mb M]
+#                           [--workdir DIR] [--keep]
 #
 # --cold drops the page cache before each run (needs root), so the copy
 # reads from disk and lasts long enough for the streams to matter.
 # --backlog updates every row once before each run, so the backup starts
 # with a large checkpoint age (a busy server): its redo copy has a backlog
 # to copy before the end point is reached.
+# --aria-mb M adds a transactional Aria table of about M MiB, and a third
+# stream updating 100 of its rows every 0.05 s (Aria log written all along,
+# in 8 MiB log files): what copying Aria costs the commits.
+# XB_BEFORE=/path/to/xb-cli adds an older xb build to each round, at the
+# same settings as xb.
 #
 # Both tools at --parallel=4 (xb's default; mariadb-backup's is 1, run too)
 # and ending with data on disk (mariadb-backup followed by sync; xb
@@ -21,7 +27,7 @@
 # the server's own (NOW(6) before and after, in one session per stream).
 set -euo pipefail
 here=$(cd "$(dirname "$0")/../.." && pwd)
-size_gb=1 rounds=3 work= keep=0 cold=0 backlog=0
+size_gb=1 rounds=3 work= keep=0 cold=0 backlog=0 aria_mb=0
 while [ $# -gt 0 ]; do
     case $1 in
         --size-gb) size_gb=$2; shift 2 ;;
@@ -30,18 +36,19 @@ while [ $# -gt 0 ]; do
         --keep) keep=1; shift ;;
         --cold) cold=1; shift ;;
         --backlog) backlog=1; shift ;;
-        *) echo "usage: $0 [--size-gb N] [--rounds R] [--cold] [--backlog] [--workdir DIR] [--keep]" >&2; exit 2 ;;
+        --aria-mb) aria_mb=$2; shift 2 ;;
+        *) echo "usage: $0 [--size-gb N] [--rounds R] [--cold] [--backlog] [--aria-mb M] [--workdir DIR] [--keep]" >&2; exit 2 ;;
     esac
 done
 flavor=mariadb1011
-work=${work:-${XB_BENCH_DIR:-/tmp/xb-bench}-ddl-$size_gb}
+work=${work:-${XB_BENCH_DIR:-/tmp/xb-bench}-ddl-$size_gb-aria-$aria_mb}
 command -v sysbench >/dev/null || { echo "sysbench missing: apt-get install -y sysbench" >&2; exit 1; }
 db="$here/scripts/db.sh"
 data="$work/data" port=${XB_BENCH_PORT:-3499}
 mkdir -p "$work"
 cargo build -q --release -p xb-cli --manifest-path "$here/Cargo.toml"
 xb="${CARGO_TARGET_DIR:-$here/target}/release/xb-cli"
-XB_MYSQLD_ARGS="--innodb-buffer-pool-size=1G --innodb-log-file-size=1G --log-bin=binlog --server-id=1" \
+XB_MYSQLD_ARGS="--innodb-buffer-pool-size=1G --innodb-log-file-size=1G --log-bin=binlog --server-id=1 --aria-log-file-size=8388608" \
     "$db" "$flavor" start "$data" "$port" >/dev/null
 streams=()
 # the client runs under wrapper scripts: stop it and everything under it
@@ -59,6 +66,12 @@ if [ ! -f "$work/.loaded" ]; then
     sql "DROP DATABASE IF EXISTS sbtest; CREATE DATABASE sbtest"
     sysbench oltp_write_only --mysql-host=127.0.0.1 --mysql-port="$port" --mysql-user=xb \
         --mysql-password=xb --mysql-db=sbtest --tables=8 --table-size="$rows" --threads=2 prepare >/dev/null
+    if [ "$aria_mb" -gt 0 ]; then
+        echo "loading ~${aria_mb} MiB of transactional Aria" >&2
+        sql "DROP DATABASE IF EXISTS ariab; CREATE DATABASE ariab;
+             CREATE TABLE ariab.big (id INT PRIMARY KEY, n INT NOT NULL DEFAULT 0, pad CHAR(255)) ENGINE=Aria TRANSACTIONAL=1;
+             INSERT INTO ariab.big (id, pad) SELECT seq, REPEAT('a', 255) FROM ariab.seq_1_to_$(( aria_mb * 1024 * 1024 / 270 ))"
+    fi
     touch "$work/.loaded"
 fi
 sql "DROP DATABASE IF EXISTS ddlb; CREATE DATABASE ddlb; CREATE TABLE ddlb.probe (id INT AUTO_INCREMENT PRIMARY KEY, at DOUBLE) ENGINE=InnoDB"
@@ -84,6 +97,13 @@ commit_script() {
         echo "SELECT UNIX_TIMESTAMP(NOW(6)); INSERT INTO ddlb.probe (at) VALUES (UNIX_TIMESTAMP(NOW(6))); SELECT UNIX_TIMESTAMP(NOW(6)); DO SLEEP(0.05);"
     done
 }
+aria_rows=$(( aria_mb * 1024 * 1024 / 270 ))
+aria_script() {
+    local i
+    for i in $(seq 0 1000000); do
+        echo "UPDATE ariab.big SET n = n + 1 WHERE id BETWEEN $(( (i * 100) % (aria_rows - 100) + 1 )) AND $(( (i * 100) % (aria_rows - 100) + 100 )); DO SLEEP(0.05);"
+    done
+}
 start_stream() { # script-fn out-file
     "$1" | "$db" "$flavor" client "$data" -N -B --unbuffered > "$2" 2>/dev/null &
     streams+=($!)
@@ -100,6 +120,7 @@ measure() { # name cmd...
     [ "$cold" = 1 ] && echo 3 > /proc/sys/vm/drop_caches
     start_stream ddl_script "$work/ddl.times"
     start_stream commit_script "$work/commit.times"
+    [ "$aria_mb" -gt 0 ] && start_stream aria_script /dev/null
     sleep 2
     local t0 t1
     t0=$(date +%s.%N)
@@ -131,6 +152,7 @@ PY
 names=() cmds=()
 run() { names+=("$1"); cmds+=("$2"); }
 run xb "'$xb' backup ${conn[*]} --parallel=4 --lock-ddl=reduced --target-dir='$work/out/b'"
+[ -n "${XB_BEFORE:-}" ] && run xb-before "'$XB_BEFORE' backup ${conn[*]} --parallel=4 --lock-ddl=reduced --target-dir='$work/out/b'"
 mb="'$db' $flavor exec mariadb-backup --defaults-file='$cnf' --backup ${conn[*]} --target-dir='$work/out/b'"
 run mb-p4+sync "$mb --parallel=4 && sync"
 run mb-default+sync "$mb && sync"
@@ -152,5 +174,5 @@ print(f"{'run':16} {'wall s':>8} {'DDL started':>12} {'DDL done':>9} {'longest D
 for n, vs in rows.items():
     m = [st.median(v[i] for v in vs) for i in range(5)]
     print(f"{n:16} {m[0]:8.2f} {m[1]:12.0f} {m[2]:9.0f} {m[3]:14.3f} {m[4]:17.3f}")
-print("medians of", len(next(iter(rows.values()))), "rounds; xb and mb-p4+sync are at equal settings, mb-default+sync is mariadb-backup's default (1 thread)")
+print("medians of", len(next(iter(rows.values()))), "rounds; xb, xb-before and mb-p4+sync are at equal settings, mb-default+sync is mariadb-backup's default (1 thread)")
 PY

@@ -32,9 +32,10 @@ use super::server;
 use super::targets::take_back;
 use crate::error::BackupError;
 
-/// Copies `aria_log_control`, then every online-backup-safe Aria table,
-/// each under `BACKUP LOCK` when `per_table_lock` (DDL not blocked yet),
-/// recording them in `early`. Call it with `BACKUP STAGE START` held.
+/// Reads `aria_log_control`, then copies every online-backup-safe Aria
+/// table, each under `BACKUP LOCK` when `per_table_lock` (DDL not blocked
+/// yet), and the finished log files, recording all in `early`. Call it
+/// with `BACKUP STAGE START` held.
 ///
 /// # Errors
 /// [`BackupError::Sql`], and the errors of a copy.
@@ -51,16 +52,16 @@ pub(super) async fn copy_online(
     if tables.is_empty() {
         return Ok(());
     }
-    step.progress.phase(&format!(
-        "BACKUP STAGE START: copy {} transactional Aria table(s) while the server writes them",
-        tables.len()
-    ));
     let Some(read) = read_control(&control.src).await else {
         // left to the copy under BLOCK_COMMIT, as every Aria table was before
         tracing::warn!(file = %control.src.display(), "aria_log_control does not read cleanly: Aria tables are copied while commits are blocked");
         return Ok(());
     };
     early.aria_control = Some(read);
+    step.progress.phase(&format!(
+        "BACKUP STAGE START: copy {} transactional Aria table(s) while the server writes them",
+        tables.len()
+    ));
     for ((db, table), jobs) in tables {
         let ids: Vec<_> = jobs.iter().map(|j| early::aria_mark(&j.src)).collect();
         let rels: Vec<String> = jobs.iter().map(|j| j.rel.clone()).collect();
@@ -91,7 +92,7 @@ pub(super) async fn copy_online(
 /// `aria_log_control` as the server wrote it, read again while a read
 /// catches it mid-write (its checksums fail); `None` if it never reads
 /// cleanly within a second.
-async fn read_control(path: &std::path::Path) -> Option<xb_aria::Control> {
+async fn read_control(path: &Path) -> Option<xb_aria::Control> {
     for _ in 0..10 {
         if let Some(c) = std::fs::read(path)
             .ok()
