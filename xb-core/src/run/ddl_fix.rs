@@ -261,6 +261,51 @@ fn live(reported: &[ServerSpace], step: &Step<'_>) -> Vec<LiveSpace> {
         .collect()
 }
 
+/// The copied tablespaces the server's list leaves out although their
+/// files are still where they were copied from: MariaDB 10.6+ lists only
+/// the tablespaces it has opened since it started, and one no statement
+/// has touched since a restart is missing from it, not dropped. DDL is
+/// blocked, so a file still at its place is the table's; the space id its
+/// page 0 holds now says whether it is the same tablespace (a table
+/// dropped and created again under the name has a new one, and is then
+/// copied again like any other).
+fn unopened(copied: &[(String, Option<u32>)], now: &[LiveSpace], datadir: &Path) -> Vec<LiveSpace> {
+    let known_rels: HashSet<&str> = now.iter().map(|l| l.rel.as_str()).collect();
+    let known_ids: HashSet<u32> = now.iter().map(|l| l.id).collect();
+    copied
+        .iter()
+        .filter(|(rel, id)| {
+            has_markers(rel)
+                && !known_rels.contains(rel.as_str())
+                && id.is_some_and(|id| !known_ids.contains(&id))
+        })
+        .filter_map(|(rel, _)| {
+            let src = live_path(datadir, rel);
+            let mut head = [0u8; 38];
+            let f = std::fs::File::open(&src).ok()?;
+            std::os::unix::fs::FileExt::read_exact_at(&f, &mut head, 0).ok()?;
+            let id = xb_innodb::pagecheck::space_id(&head)?;
+            Some(LiveSpace {
+                id,
+                rel: rel.clone(),
+                size: f.metadata().ok()?.len(),
+                src,
+            })
+        })
+        .collect()
+}
+
+/// Where the live file of backup path `rel` is: in the datadir, or where
+/// its `.isl` (MariaDB `DATA DIRECTORY`) says.
+fn live_path(datadir: &Path, rel: &str) -> PathBuf {
+    let in_datadir = datadir.join(rel);
+    let isl = in_datadir.with_extension("isl");
+    match std::fs::read_to_string(isl) {
+        Ok(named) if !named.trim_end().is_empty() => PathBuf::from(named.trim_end()),
+        _ => in_datadir,
+    }
+}
+
 /// With DDL blocked: reads the server's tablespaces, writes the markers
 /// and copies what must be copied again. `changed` names spaces the
 /// flavour knows were changed outside the redo. Returns the fix applied.
@@ -269,9 +314,10 @@ fn live(reported: &[ServerSpace], step: &Step<'_>) -> Vec<LiveSpace> {
 /// [`BackupError::Sql`] reading the list; as [`Step::copy`].
 pub async fn apply(step: &mut Step<'_>, changed: &HashSet<u32>) -> Result<Fix, BackupError> {
     let reported = spaces::list(step.session.conn(), &step.ctx.facts).await?;
-    let now = live(&reported, step);
+    let mut now = live(&reported, step);
     let copied = copied_ids(&step.found.stats.spaces, &step.found.listed_ids);
     let (copied, young) = whole_copies_as_tablespaces(copied);
+    now.extend(unopened(&copied, &now, Path::new(&step.ctx.facts.datadir)));
     let mut fix = plan(&copied, &now, changed);
     if fix.is_empty() {
         return Ok(fix);
@@ -338,6 +384,40 @@ pub async fn apply(step: &mut Step<'_>, changed: &HashSet<u32>) -> Result<Fix, B
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn tables_the_server_has_not_opened_since_a_restart_are_not_dropped() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        std::fs::create_dir_all(d.join("db")).unwrap();
+        let page0 = |id: u32| {
+            let mut p = vec![0u8; 16384];
+            p[34..38].copy_from_slice(&id.to_be_bytes());
+            p
+        };
+        // not opened since the restart: the same file, the same space
+        std::fs::write(d.join("db/idle.ibd"), page0(5)).unwrap();
+        // dropped and created again under the name: a new space
+        std::fs::write(d.join("db/again.ibd"), page0(9)).unwrap();
+        let copied = vec![
+            ("db/idle.ibd".to_string(), Some(5)),
+            ("db/again.ibd".to_string(), Some(6)),
+            ("db/gone.ibd".to_string(), Some(7)),
+            ("db/open.ibd".to_string(), Some(8)),
+        ];
+        let mut now = vec![live(8, "db/open.ibd")];
+        let found = unopened(&copied, &now, d);
+        let got: Vec<(u32, &str)> = found.iter().map(|l| (l.id, l.rel.as_str())).collect();
+        assert_eq!(got, [(5, "db/idle.ibd"), (9, "db/again.ibd")]);
+        now.extend(found);
+        let fix = plan(&copied, &now, &HashSet::new());
+        // the idle table is kept; the new space replaces the old (the old
+        // copy dropped, the new one copied again), the one gone is dropped
+        assert_eq!(fix.drop, ["db/again.ibd", "db/gone.ibd"]);
+        let again: Vec<&str> = fix.copy.iter().map(|j| j.rel.as_str()).collect();
+        assert_eq!(again, ["db/again.new"]);
+        assert!(fix.rename.is_empty());
+    }
 
     fn live(id: u32, rel: &str) -> LiveSpace {
         LiveSpace {
