@@ -260,25 +260,11 @@ impl AriaReader {
     /// Reads `len` bytes at file offset `offset` into the buffer at `at`,
     /// up to the end of the file; returns the bytes read.
     fn read_at(&mut self, at: usize, len: usize, offset: u64) -> Result<usize, ReadError> {
-        let mut filled = 0;
-        while filled < len {
-            match self
-                .file
-                .read_at(&mut self.buf[at + filled..at + len], offset + filled as u64)
-            {
-                Ok(0) => break,
-                Ok(n) => filled += n,
-                Err(e) if e.kind() == ErrorKind::Interrupted => {}
-                Err(e) => {
-                    return Err(ReadError::Io {
-                        file: self.path.clone(),
-                        what: format!("read at offset {}", offset + filled as u64),
-                        source: e,
-                    });
-                }
-            }
-        }
-        Ok(filled)
+        read_upto(&self.file, &mut self.buf[at..at + len], offset).map_err(|e| ReadError::Io {
+            file: self.path.clone(),
+            what: format!("read at offset {offset}"),
+            source: e,
+        })
     }
 }
 
@@ -288,8 +274,34 @@ impl AriaReader {
 /// # Errors
 /// As for [`AriaReader::open`].
 pub fn read_capabilities(index: &Path) -> Result<Option<Capabilities>, ReadError> {
+    let Some(f) = open_index(index)? else {
+        return Ok(None);
+    };
+    capabilities(&f, index).map(Some)
+}
+
+/// The redo fences in the header of the index file `index`; `Ok(None)`
+/// when the file is gone.
+///
+/// # Errors
+/// As for [`AriaReader::open`].
+pub fn read_fences(index: &Path) -> Result<Option<RedoFences>, ReadError> {
+    let Some(f) = open_index(index)? else {
+        return Ok(None);
+    };
+    let head = read_head(&f, index, FENCES_LEN)?;
+    RedoFences::read(&head)
+        .map(Some)
+        .map_err(|source| ReadError::Header {
+            file: index.to_path_buf(),
+            source,
+        })
+}
+
+/// Opens an index file; `Ok(None)` when it is gone.
+fn open_index(index: &Path) -> Result<Option<File>, ReadError> {
     match File::open(index) {
-        Ok(f) => capabilities(&f, index).map(Some),
+        Ok(f) => Ok(Some(f)),
         Err(e) if e.kind() == ErrorKind::NotFound => Ok(None),
         Err(e) => Err(ReadError::Io {
             file: index.to_path_buf(),
@@ -299,77 +311,42 @@ pub fn read_capabilities(index: &Path) -> Result<Option<Capabilities>, ReadError
     }
 }
 
-/// The redo fences in the header of the index file `index`; `Ok(None)`
-/// when the file is gone.
-///
-/// # Errors
-/// As for [`AriaReader::open`].
-pub fn read_fences(index: &Path) -> Result<Option<RedoFences>, ReadError> {
-    let f = match File::open(index) {
-        Ok(f) => f,
-        Err(e) if e.kind() == ErrorKind::NotFound => return Ok(None),
-        Err(e) => {
-            return Err(ReadError::Io {
-                file: index.to_path_buf(),
-                what: "cannot open".into(),
-                source: e,
-            });
-        }
-    };
-    let mut buf = vec![0u8; FENCES_LEN];
-    let mut filled = 0;
-    while filled < buf.len() {
-        match f.read_at(&mut buf[filled..], filled as u64) {
-            Ok(0) => break,
-            Ok(n) => filled += n,
-            Err(e) if e.kind() == ErrorKind::Interrupted => {}
-            Err(e) => {
-                return Err(ReadError::Io {
-                    file: index.to_path_buf(),
-                    what: "cannot read the header".into(),
-                    source: e,
-                });
-            }
-        }
-    }
-    buf.truncate(filled);
-    RedoFences::read(&buf)
-        .map(Some)
-        .map_err(|source| ReadError::Header {
-            file: index.to_path_buf(),
-            source,
-        })
-}
-
 /// Reads the capabilities from an open index file.
 fn capabilities(index: &File, path: &Path) -> Result<Capabilities, ReadError> {
-    let read = |len: usize| -> Result<Vec<u8>, ReadError> {
-        let mut buf = vec![0u8; len];
-        let mut filled = 0;
-        while filled < len {
-            match index.read_at(&mut buf[filled..], filled as u64) {
-                Ok(0) => break,
-                Ok(n) => filled += n,
-                Err(e) if e.kind() == ErrorKind::Interrupted => {}
-                Err(e) => {
-                    return Err(ReadError::Io {
-                        file: path.to_path_buf(),
-                        what: "cannot read the header".into(),
-                        source: e,
-                    });
-                }
-            }
-        }
-        buf.truncate(filled);
-        Ok(buf)
-    };
     let header = |source| ReadError::Header {
         file: path.to_path_buf(),
         source,
     };
-    let probe = read(Capabilities::PROBE)?;
+    let probe = read_head(index, path, Capabilities::PROBE)?;
     let len = Capabilities::header_len(&probe).map_err(header)?;
-    Capabilities::parse(&read(len)?).map_err(header)
+    Capabilities::parse(&read_head(index, path, len)?).map_err(header)
+}
+
+/// The first `len` bytes of `file` (fewer if it is shorter).
+fn read_head(file: &File, path: &Path, len: usize) -> Result<Vec<u8>, ReadError> {
+    let mut buf = vec![0u8; len];
+    let n = read_upto(file, &mut buf, 0).map_err(|e| ReadError::Io {
+        file: path.to_path_buf(),
+        what: "cannot read the header".into(),
+        source: e,
+    })?;
+    buf.truncate(n);
+    Ok(buf)
+}
+
+/// Fills `buf` from `offset` on, up to the end of the file; returns the
+/// bytes read.
+fn read_upto(file: &File, buf: &mut [u8], offset: u64) -> std::io::Result<usize> {
+    let mut filled = 0;
+    while filled < buf.len() {
+        match file.read_at(&mut buf[filled..], offset + filled as u64) {
+            Ok(0) => break,
+            Ok(n) => filled += n,
+            Err(e) if e.kind() == ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(filled)
 }
 
 #[cfg(test)]
@@ -377,6 +354,14 @@ mod tests {
     use super::*;
     use crate::header::tests::{TRANSACTIONAL, unhex};
     use crate::page::crc;
+
+    /// Long enough for a writer thread to step in.
+    fn patient() -> RetryPolicy {
+        RetryPolicy {
+            tries: 50,
+            delay: Duration::from_millis(10),
+        }
+    }
 
     fn quick() -> RetryPolicy {
         RetryPolicy {
@@ -461,15 +446,7 @@ mod tests {
         let mut torn = good.clone();
         torn[5 * 8192..5 * 8192 + 4096].fill(0xaa);
         std::fs::write(&mad, &torn).unwrap();
-        let mut r = AriaReader::open(
-            &mad,
-            RetryPolicy {
-                tries: 50,
-                delay: Duration::from_millis(10),
-            },
-        )
-        .unwrap()
-        .unwrap();
+        let mut r = AriaReader::open(&mad, patient()).unwrap().unwrap();
         // the "server" finishes its write while the reader waits
         let path = mad.clone();
         let fix = good.clone();
@@ -495,15 +472,7 @@ mod tests {
         let mut bytes = std::fs::read(&mad).unwrap();
         bytes[7 * 8192 + 1] ^= 1;
         std::fs::write(&mad, &bytes).unwrap();
-        let mut r = AriaReader::open(
-            &mad,
-            RetryPolicy {
-                tries: 50,
-                delay: Duration::from_millis(10),
-            },
-        )
-        .unwrap()
-        .unwrap();
+        let mut r = AriaReader::open(&mad, patient()).unwrap().unwrap();
         // TRUNCATE TABLE while the reader waits on the bad page
         let path = mad.clone();
         let cut = std::thread::spawn(move || {

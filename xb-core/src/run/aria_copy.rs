@@ -253,8 +253,7 @@ fn logs_to_copy(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::run::seams::OutFile;
-    use std::sync::Mutex;
+    use crate::run::targets::Taken;
 
     fn job(dir: &Path, rel: &str) -> Job {
         files::job(dir.join(rel), rel.into(), Kind::Plain)
@@ -298,23 +297,6 @@ mod tests {
         let s = split(aria, false);
         assert!(s.before_commit.is_empty());
         assert_eq!(s.at_commit.len(), 5);
-    }
-
-    /// A target that records what it is asked to take back.
-    #[derive(Default)]
-    struct Taken(Mutex<Vec<String>>);
-
-    impl Target for Taken {
-        fn create(&self, rel: &str, _: u64) -> Result<Box<dyn OutFile>, SeamError> {
-            unreachable!("late_logs writes nothing: {rel}")
-        }
-        fn remove(&self, rel: &str) -> Result<bool, SeamError> {
-            self.0.lock().unwrap().push(rel.into());
-            Ok(true)
-        }
-        fn finish(&self) -> Result<(), SeamError> {
-            Ok(())
-        }
     }
 
     #[test]

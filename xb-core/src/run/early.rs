@@ -238,9 +238,8 @@ fn parse_ddl_log(text: &str) -> HashSet<(String, String)> {
 mod tests {
     use super::*;
     use crate::run::data_copy::Kind;
-    use crate::run::seams::{OutFile, SeamError};
+    use crate::run::targets::Taken;
     use std::os::unix::fs::FileExt;
-    use std::sync::Mutex;
 
     fn job(dir: &Path, rel: &str) -> Job {
         crate::run::files::job(dir.join(rel), rel.into(), Kind::Plain)
@@ -254,23 +253,6 @@ mod tests {
         let p = dir.join(rel);
         std::fs::create_dir_all(p.parent().unwrap()).unwrap();
         std::fs::write(p, body).unwrap();
-    }
-
-    /// A target that records what it is asked to take back.
-    #[derive(Default)]
-    struct Taken(Mutex<Vec<String>>);
-
-    impl Target for Taken {
-        fn create(&self, rel: &str, _: u64) -> Result<Box<dyn OutFile>, SeamError> {
-            unreachable!("settle writes nothing: {rel}")
-        }
-        fn remove(&self, rel: &str) -> Result<bool, SeamError> {
-            self.0.lock().unwrap().push(rel.into());
-            Ok(true)
-        }
-        fn finish(&self) -> Result<(), SeamError> {
-            Ok(())
-        }
     }
 
     /// The files of real DDL, as MariaDB 10.11 logged it: a rename, an

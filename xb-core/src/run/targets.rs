@@ -231,6 +231,29 @@ pub(super) fn take_back(target: &dyn Target, rel: &str) -> Result<(), BackupErro
     }
 }
 
+/// A target that writes nothing and records what it is asked to take
+/// back: for the code that settles early copies.
+#[cfg(test)]
+#[derive(Default)]
+pub(super) struct Taken(pub std::sync::Mutex<Vec<String>>);
+
+#[cfg(test)]
+impl Target for Taken {
+    fn create(&self, rel: &str, _: u64) -> Result<Box<dyn super::seams::OutFile>, SeamError> {
+        unreachable!("only takes back: {rel}")
+    }
+    fn remove(&self, rel: &str) -> Result<bool, SeamError> {
+        self.0
+            .lock()
+            .map_err(|_| SeamError::Cancelled)?
+            .push(rel.into());
+        Ok(true)
+    }
+    fn finish(&self) -> Result<(), SeamError> {
+        Ok(())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use std::time::{Duration, Instant};
