@@ -10,7 +10,7 @@
 
 mod common;
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use common::*;
 use mysql_async::prelude::Queryable;
@@ -95,17 +95,7 @@ async fn aria_tables_copied_while_written(off: bool) {
         "CREATE TABLE ar.born (id INT PRIMARY KEY) ENGINE=Aria TRANSACTIONAL=1",
         "INSERT INTO ar.born VALUES (1), (2)",
     ];
-    for sql in after_copy {
-        let t = Instant::now();
-        conn.query_drop(*sql)
-            .await
-            .unwrap_or_else(|e| panic!("{sql}: {e}"));
-        assert!(
-            backup.try_wait().unwrap().is_none(),
-            "{sql} completed only after the backup ({:?})",
-            t.elapsed()
-        );
-    }
+    run_beside_the_backup(&mut conn, &mut backup, after_copy).await;
     let log_after = newest_aria_log(src.datadir());
     let out = finish_within_on(&src, backup, Duration::from_secs(200)).await;
     if off {

@@ -466,17 +466,7 @@ async fn myisam_copied_at_flush_while_ddl_goes_on(stream: bool, off: bool) {
     // with off, only the MyISAM tables' DDL, which only the FLUSH-stage
     // copy can see
     let ddl = if off { &ddl[..3] } else { &ddl[..] };
-    for sql in ddl {
-        let t = Instant::now();
-        conn.query_drop(*sql)
-            .await
-            .unwrap_or_else(|e| panic!("{sql}: {e}"));
-        assert!(
-            backup.try_wait().unwrap().is_none(),
-            "{sql} completed only after the backup ({:?})",
-            t.elapsed()
-        );
-    }
+    run_beside_the_backup(&mut conn, &mut backup, ddl).await;
     let out = finish_within_on(&src, backup, Duration::from_secs(200)).await;
     if off {
         load.stop().await.expect("load ran without errors");

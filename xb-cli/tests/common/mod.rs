@@ -479,3 +479,25 @@ pub fn scratch_dir(prefix: &str) -> tempfile::TempDir {
         .tempdir_in(base)
         .unwrap()
 }
+
+/// Runs each of `statements` on `conn` while `backup` runs, and fails the
+/// runbook for one that completed only after the backup ended (it waited
+/// behind the backup's locks instead of going on beside it).
+pub async fn run_beside_the_backup(
+    conn: &mut mysql_async::Conn,
+    backup: &mut tokio::process::Child,
+    statements: &[&str],
+) {
+    use mysql_async::prelude::Queryable;
+    for sql in statements {
+        let t = std::time::Instant::now();
+        conn.query_drop(*sql)
+            .await
+            .unwrap_or_else(|e| panic!("{sql}: {e}"));
+        assert!(
+            backup.try_wait().unwrap().is_none(),
+            "{sql} completed only after the backup ({:?})",
+            t.elapsed()
+        );
+    }
+}
