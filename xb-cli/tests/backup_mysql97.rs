@@ -30,3 +30,10 @@ async fn mysql_9_7_backup_and_xb_prepare_restore_equal_tables() {
     );
     xb_prepare_and_compare(&src, &target, &[&spec.schema]).await;
 }
+
+/// The same promise on MySQL, whose redo copy hands out the block the log
+/// ends in (see the MariaDB runbook of the same name).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_idle_servers_backup_locks_without_waiting_on_the_redo_copy() {
+    idle_backup_does_not_wait_on_the_redo_copy(Flavor::MySql97).await;
+}

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
 use xb_testing::load::{LoadSpec, WriteLoad, prepare};
-use xb_testing::server::TestServer;
+use xb_testing::server::{Flavor, TestServer};
 use xb_testing::verify::{check_tables, replay_binlog, table_checksums};
 
 /// Source servers write a binlog, so restores can be rolled forward.
@@ -500,4 +500,18 @@ pub async fn run_beside_the_backup(
             t.elapsed()
         );
     }
+}
+
+/// A backup of an idle `flavor` server whose output has no warning that
+/// the redo copy made no progress before a lock.
+pub async fn idle_backup_does_not_wait_on_the_redo_copy(flavor: Flavor) {
+    let src = TestServer::start(flavor).expect("source");
+    let target = src.scratch("backup");
+    let out = run_xb_backup(&src, &["--target-dir", &target.to_string_lossy()]).await;
+    assert_success(&out);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !err.contains("the redo copy made no progress"),
+        "the catch-up waited for log it cannot copy before the end:\n{err}"
+    );
 }

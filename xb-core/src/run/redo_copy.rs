@@ -299,18 +299,22 @@ impl RedoCopier {
     /// Waits until the copy has reached `lsn`, holding nothing on the
     /// server: a busy server's backlog of log is copied before a lock is
     /// taken, so under the lock only the last moments of log remain. Gives
-    /// up quietly when the copy makes no progress for `patience` or stops
-    /// (the finish reports why).
-    pub fn catch_up(&self, lsn: u64, patience: Duration) {
+    /// up when the copy makes no progress for `patience` or stops (the
+    /// finish reports why). Returns whether `lsn` was reached.
+    pub fn catch_up(&self, lsn: u64, patience: Duration) -> bool {
         self.kick();
         let mut stall = Stall::new(self.copied_lsn(), patience);
         while self.is_running() {
             let now = self.copied_lsn();
-            if now >= lsn || stall.stalled(now) {
-                return;
+            if now >= lsn {
+                return true;
+            }
+            if stall.stalled(now) {
+                return false;
             }
             std::thread::sleep(Duration::from_millis(5));
         }
+        false
     }
 
     /// Stops handing out log until [`Self::finish_at`] names the end point,
