@@ -100,9 +100,8 @@ pub struct AriaReader {
     which: AriaFile,
     cap: Capabilities,
     policy: RetryPolicy,
-    next_page: u64,
-    /// Bytes handed out so far from a table that is not page-checked.
-    plain_offset: u64,
+    /// Bytes handed out so far (whole pages, on a page-checked table).
+    offset: u64,
     buf: Vec<u8>,
     retries: u64,
     identity: (u64, u64),
@@ -137,11 +136,10 @@ impl AriaReader {
         let cap = if which == AriaFile::Index {
             capabilities(&file, &index_path)?
         } else {
-            match File::open(&index_path) {
-                Ok(index) => capabilities(&index, &index_path)?,
-                Err(e) if e.kind() == ErrorKind::NotFound => return Ok(None),
-                Err(e) => return Err(io("cannot open its index file", e)),
-            }
+            let Some(index) = open_index(&index_path)? else {
+                return Ok(None);
+            };
+            capabilities(&index, &index_path)?
         };
         let meta = file.metadata().map_err(|e| io("cannot stat", e))?;
         let block = cap.block_size as usize;
@@ -151,8 +149,7 @@ impl AriaReader {
             which,
             cap,
             policy,
-            next_page: 0,
-            plain_offset: 0,
+            offset: 0,
             buf: vec![0; BATCH_BYTES.max(block) / block * block],
             retries: 0,
             identity: (meta.dev(), meta.ino()),
@@ -188,20 +185,20 @@ impl AriaReader {
         if !self.cap.online_backup_safe() {
             // not page-checked (and a FIXED or DYNAMIC table's data file
             // is no run of pages): the bytes as they are
-            let filled = self.read_at(0, self.buf.len(), self.plain_offset)?;
-            self.plain_offset += filled as u64;
+            let filled = self.read_at(0, self.buf.len(), self.offset)?;
+            self.offset += filled as u64;
             return Ok(&self.buf[..filled]);
         }
         let block = self.cap.block_size as usize;
-        let offset = self.next_page * block as u64;
-        let mut filled = self.read_at(0, self.buf.len(), offset)?;
+        let first_page = self.offset / block as u64;
+        let mut filled = self.read_at(0, self.buf.len(), self.offset)?;
         let mut tries = 1;
         while filled % block != 0 && filled < block {
             // the last page is being appended: wait for the rest of it
             if tries >= self.policy.tries {
                 return Err(ReadError::Corrupt {
                     file: self.path.clone(),
-                    page: self.next_page,
+                    page: first_page,
                     reason: "the file ends inside this page",
                     tries,
                 });
@@ -209,19 +206,19 @@ impl AriaReader {
             std::thread::sleep(self.policy.delay);
             self.retries += 1;
             tries += 1;
-            filled = self.read_at(0, self.buf.len(), offset)?;
+            filled = self.read_at(0, self.buf.len(), self.offset)?;
         }
         let whole = filled / block;
         let mut good = 0;
         while good < whole {
-            let page_no = self.next_page + good as u64;
+            let page_no = first_page + good as u64;
             if !self.page_is_good(good, page_no)? {
                 // the file was cut short under us (TRUNCATE): it ends here
                 break;
             }
             good += 1;
         }
-        self.next_page += good as u64;
+        self.offset += (good * block) as u64;
         Ok(&self.buf[..good * block])
     }
 
