@@ -27,7 +27,7 @@ use super::data_copy::{Job, Kind};
 use super::early::{self, ARIA_CONTROL, Early};
 use super::files::{self, Stamp};
 use super::flavour::Step;
-use super::seams::{SeamError, Target};
+use super::seams::Target;
 use super::server;
 use super::targets::take_back;
 use crate::error::BackupError;
@@ -135,6 +135,17 @@ fn online_safe(listed: &[Job]) -> BTreeMap<(String, String), Vec<Job>> {
     out
 }
 
+/// The bytes of `aria_log_control` for a backup that holds the Aria log
+/// files `logs`: `control` as read before the tables, naming the newest of
+/// them as the last log file.
+pub(super) fn control_for<'a>(
+    control: &xb_aria::Control,
+    logs: impl Iterator<Item = &'a String>,
+) -> Vec<u8> {
+    let newest = logs.filter_map(|l| log_number(l)).max().unwrap_or(0);
+    control.with_last_log(newest)
+}
+
 /// Aria tables the server writes even while DDL is blocked: the statistics
 /// tables and log tables, copied while commits are blocked.
 const COMMIT_ONLY: &[(&str, &str)] = &[
@@ -221,13 +232,7 @@ fn logs_to_copy(
     target: &dyn Target,
     finished_only: bool,
 ) -> Result<Vec<Job>, BackupError> {
-    let entries = std::fs::read_dir(datadir).map_err(|e| {
-        BackupError::Read(SeamError::Io {
-            path: datadir.display().to_string(),
-            message: format!("cannot list: {e}"),
-        })
-    })?;
-    let mut logs: Vec<(u32, String, std::path::PathBuf)> = entries
+    let mut logs: Vec<(u32, String, std::path::PathBuf)> = files::read_dir(datadir)?
         .flatten()
         .filter_map(|e| {
             let name = e.file_name().to_string_lossy().into_owned();
@@ -297,6 +302,17 @@ mod tests {
         let s = split(aria, false);
         assert!(s.before_commit.is_empty());
         assert_eq!(s.at_commit.len(), 5);
+    }
+
+    #[test]
+    fn the_control_file_written_last_names_the_newest_log_copied() {
+        let control = xb_aria::Control::parse(&crate::run::early::tests::CONTROL).unwrap();
+        let logs = ["aria_log.00000001".to_string(), "aria_log.00000007".into()];
+        let seven = xb_aria::Control::parse(&control_for(&control, logs.iter())).unwrap();
+        assert_eq!(
+            (seven.last_log(), seven.checkpoint()),
+            (7, control.checkpoint())
+        );
     }
 
     #[test]

@@ -47,8 +47,7 @@ pub type Identity = (u64, u64);
 /// The device and inode of `path`, `None` if it is gone.
 #[must_use]
 pub fn identity(path: &Path) -> Option<Identity> {
-    use std::os::unix::fs::MetadataExt;
-    std::fs::metadata(path).ok().map(|m| (m.dev(), m.ino()))
+    super::files::identity(path).map(|i| i.inode())
 }
 
 /// A table some statement waits for because xb's session has locked it.

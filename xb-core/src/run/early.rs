@@ -5,8 +5,9 @@
 //! - transactional Aria tables, copied at `START` while the server writes
 //!   them ([`super::aria_copy`]): their writes are in the Aria log, so
 //!   only DDL can make the copy stale, and it is still good if each file is
-//!   the same file ([`Identity`]) and the server's backup DDL log
-//!   (`ddl.log`, kept from `BACKUP STAGE START` on) names no DDL on it;
+//!   the same file with the same redo fences ([`AriaMark`]) and the
+//!   server's backup DDL log (`ddl.log`, kept from `BACKUP STAGE START` on)
+//!   names no DDL on it;
 //! - non-transactional tables copied at `FLUSH` ([`super::flush_copy`]),
 //!   which no statement writes from then on: still good if the file has
 //!   not changed at all ([`Stamp`]) and `ddl.log` names no DDL on it.
@@ -28,8 +29,9 @@ use crate::error::BackupError;
 /// Name of the server's backup DDL log in the datadir.
 const DDL_LOG: &str = "ddl.log";
 
-/// The Aria control file: copied first, before any Aria table, and never
-/// again (recovery must start from a checkpoint older than every copy).
+/// The Aria control file: read before any Aria table is copied (recovery
+/// must start from a checkpoint older than every copy) and written into
+/// the backup last.
 pub(super) const ARIA_CONTROL: &str = "aria_log_control";
 
 /// The early copies of one backup.
@@ -73,12 +75,14 @@ pub(super) fn aria_mark(path: &Path) -> Option<AriaMark> {
 pub(super) struct Settled {
     /// Non-transactional files still to copy under `BLOCK_DDL`.
     pub rest: Vec<Job>,
-    /// Aria files (and logs) still to copy under `BLOCK_COMMIT`.
+    /// Aria files still to copy (logs among them), for
+    /// [`super::aria_copy::split`] to sort into stages.
     pub aria_rest: Vec<Job>,
     /// Early copies that DDL made stale, taken back from the target.
     pub taken_back: Vec<String>,
     /// The control file read before the early Aria copies, if any: the
-    /// one to write into the backup after the logs ([`control_for`]).
+    /// one to write into the backup after the logs
+    /// ([`super::aria_copy::control_for`]).
     pub aria_control: Option<xb_aria::Control>,
 }
 
@@ -117,20 +121,6 @@ impl Early {
         out.aria_control = aria_control;
         Ok(out)
     }
-}
-
-/// The bytes of `aria_log_control` for a backup that holds the Aria log
-/// files `logs`: `control` as read before the tables, naming the newest of
-/// them as the last log file.
-pub(super) fn control_for<'a>(
-    control: &xb_aria::Control,
-    logs: impl Iterator<Item = &'a String>,
-) -> Vec<u8> {
-    let newest = logs
-        .filter_map(|l| super::aria_copy::log_number(l))
-        .max()
-        .unwrap_or(0);
-    control.with_last_log(newest)
 }
 
 /// Settles one kind of early copy: `copied` against `now`, each file
@@ -235,7 +225,7 @@ fn parse_ddl_log(text: &str) -> HashSet<(String, String)> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
     use crate::run::data_copy::Kind;
     use crate::run::targets::Taken;
@@ -445,17 +435,11 @@ mod tests {
             ]
         );
         assert_eq!(*target.0.lock().unwrap(), settled.taken_back);
-        // the control file written at the end names the newest log copied
-        let logs = ["aria_log.00000001".to_string(), "aria_log.00000007".into()];
-        let seven = xb_aria::Control::parse(&control_for(&control, logs.iter())).unwrap();
-        assert_eq!(
-            (seven.last_log(), seven.checkpoint()),
-            (7, control.checkpoint())
-        );
+        assert_eq!(settled.aria_control, Some(control));
     }
 
     /// A MariaDB 10.11.18 server's `aria_log_control`: log file 1.
-    const CONTROL: [u8; 52] = [
+    pub(in crate::run) const CONTROL: [u8; 52] = [
         0xfe, 0xfe, 0x0c, 0x01, 0x7e, 0x88, 0xf7, 0x42, 0xee, 0xc1, 0x11, 0xf1, 0x82, 0x29, 0x02,
         0xfc, 0x00, 0x00, 0x00, 0x01, 0x1e, 0x00, 0x16, 0x00, 0x00, 0x20, 0x05, 0x7c, 0x26, 0xc5,
         0x1e, 0xe9, 0x19, 0x69, 0x01, 0x00, 0x00, 0x67, 0x4c, 0x06, 0x00, 0x01, 0x00, 0x00, 0x00,

@@ -20,7 +20,7 @@ const NON_INNODB: &[&str] = &[
     "sdi",
 ];
 /// Aria table files: crash-safe. Transactional ones are copied while
-/// written (MariaDB), the rest with the Aria log while commits are blocked.
+/// written (MariaDB), the rest once writes to them are blocked.
 const ARIA: &[&str] = &["MAD", "MAI"];
 
 /// Which tables a partial backup keeps (`--databases`, `--tables`). The
@@ -138,6 +138,22 @@ pub fn system_file_names(data_file_path: &str) -> Vec<String> {
     }
 }
 
+/// Why directory `d` could not be listed.
+fn unlistable(d: &Path, e: std::io::Error) -> BackupError {
+    BackupError::Read(SeamError::Io {
+        path: d.display().to_string(),
+        message: format!("cannot list: {e}"),
+    })
+}
+
+/// The entries of directory `d`.
+///
+/// # Errors
+/// [`BackupError::Read`] naming `d` when it cannot be listed.
+pub(super) fn read_dir(d: &Path) -> Result<std::fs::ReadDir, BackupError> {
+    std::fs::read_dir(d).map_err(|e| unlistable(d, e))
+}
+
 /// Lists what to copy from the server's datadir.
 ///
 /// # Errors
@@ -145,13 +161,6 @@ pub fn system_file_names(data_file_path: &str) -> Vec<String> {
 /// be listed.
 pub fn list(facts: &ServerFacts, filter: &Filter) -> Result<Manifest, BackupError> {
     let datadir = Path::new(&facts.datadir);
-    let unlistable = |d: &Path, e: std::io::Error| {
-        BackupError::Read(SeamError::Io {
-            path: d.display().to_string(),
-            message: format!("cannot list: {e}"),
-        })
-    };
-    let read = |d: &Path| std::fs::read_dir(d).map_err(|e| unlistable(d, e));
     let mut m = Manifest::default();
     let home = if facts.data_home_dir.is_empty() {
         datadir.to_path_buf()
@@ -163,14 +172,14 @@ pub fn list(facts: &ServerFacts, filter: &Filter) -> Result<Manifest, BackupErro
             .push(job(home.join(&f), f.clone(), Kind::Tablespace));
     }
     let undo_dir = datadir.join(facts.undo_directory.trim_start_matches("./"));
-    for e in read(&undo_dir)? {
+    for e in read_dir(&undo_dir)? {
         let e = e.map_err(|e| unlistable(&undo_dir, e))?;
         let name = e.file_name().to_string_lossy().into_owned();
         if is_numbered_undo(&name) {
             m.innodb.push(job(e.path(), name, Kind::Tablespace));
         }
     }
-    for e in read(datadir)? {
+    for e in read_dir(datadir)? {
         let e = e.map_err(|e| unlistable(datadir, e))?;
         let path = e.path();
         let name = e.file_name().to_string_lossy().into_owned();
@@ -187,7 +196,7 @@ pub fn list(facts: &ServerFacts, filter: &Filter) -> Result<Manifest, BackupErro
         {
             continue;
         }
-        for f in read(&path)? {
+        for f in read_dir(&path)? {
             let f = f.map_err(|e| unlistable(&path, e))?;
             let fp = f.path();
             if !fp.is_file() {
@@ -276,6 +285,13 @@ pub(super) struct Identity {
     dev: u64,
     ino: u64,
     born: Option<std::time::SystemTime>,
+}
+
+impl Identity {
+    /// Device and inode alone: what a reader's open file reports.
+    pub(super) fn inode(&self) -> (u64, u64) {
+        (self.dev, self.ino)
+    }
 }
 
 /// The [`Identity`] of `path`; `None` when it is not there.

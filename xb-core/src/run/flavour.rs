@@ -262,8 +262,8 @@ pub const UNVOUCHED_TAIL: u64 = 64 << 10;
 pub struct NonInnodb {
     /// Non-transactional tables and table metadata (MyISAM, CSV, `.frm`, ...).
     pub tables: Vec<Job>,
-    /// Aria tables, control file and logs (crash-safe: the log, and the
-    /// tables not copied while written, are copied while commits are blocked).
+    /// Aria tables, control file and logs (crash-safe; when each is copied
+    /// is the flavour's choice).
     pub aria: Vec<Job>,
 }
 

@@ -16,9 +16,10 @@
 //!   while written, under `START` after the InnoDB copy
 //!   ([`super::aria_copy`]);
 //! - non-InnoDB: the other non-transactional tables (and the early copies
-//!   DDL made stale, [`super::early`]) and the table metadata under
-//!   `BLOCK_DDL`, then `BACKUP STAGE BLOCK_COMMIT`, the Aria log and the
-//!   other Aria tables;
+//!   DDL made stale, [`super::early`]), the other Aria tables, the finished
+//!   Aria log files and the table metadata under `BLOCK_DDL`, then
+//!   `BACKUP STAGE BLOCK_COMMIT`, the Aria log's tail, the statistics
+//!   tables and `aria_log_control`;
 //! - consistent point: `SHOW MASTER STATUS` and `@@gtid_binlog_pos`, a
 //!   RocksDB checkpoint (MyRocks), the LSN, `FLUSH ENGINE LOGS`, and the
 //!   checkpoint read from the log itself;
@@ -175,7 +176,7 @@ impl Flavour for MariaDb {
         step.copy(aria.at_commit)?;
         aria_copy::copy_logs(step, &mut logs, false)?;
         if let Some(control) = &settled.aria_control {
-            let bytes = early::control_for(control, logs.keys());
+            let bytes = aria_copy::control_for(control, logs.keys());
             write_bytes(step.ctx.target.as_ref(), early::ARIA_CONTROL, &bytes)?;
         }
         Ok(())
