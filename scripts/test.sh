@@ -4,7 +4,8 @@
 #   scripts/test.sh
 #
 # Installs what the tests need (host tools with apt-get, cargo-nextest, the
-# four database server roots under /opt/xb-*), then runs, failing on the
+# four database server roots under /opt/xb-*, an S3 server and Azurite under
+# /opt/xb-objstore), then runs, failing on the
 # first step that fails:
 #   cargo fmt --check, cargo clippy -D warnings, cargo nextest (every test,
 #   real servers included), cargo test --doc.
@@ -41,6 +42,11 @@ for f in $(scripts/db.sh flavors); do
     scripts/db.sh "$f" install > "/tmp/xb-install-$f.log" 2>&1 &
     pids+=($!)
 done
+# object stores for the object-storage runbooks: s3s-fs (crates.io), Azurite (npm)
+for k in s3 azure; do
+    scripts/objstore.sh "$k" install > "/tmp/xb-install-objstore-$k.log" 2>&1 &
+    pids+=($!)
+done
 for p in "${pids[@]}"; do
     wait "$p" || { cat /tmp/xb-install-*.log >&2; echo "server install failed" >&2; exit 1; }
 done
@@ -49,6 +55,9 @@ done
 export XB_TEST_TMP
 XB_TEST_TMP=$(mktemp -d /tmp/xb-test.XXXXXX)
 cleanup() {
+    for pid in "$XB_TEST_TMP"/xb-s3-*/pid "$XB_TEST_TMP"/xb-azure-*/pid; do
+        [ -f "$pid" ] && kill -9 "$(cat "$pid")" 2>/dev/null || true
+    done
     for run in "$XB_TEST_TMP"/*/*.run; do
         [ -f "$run/flavor" ] || continue
         "$root/scripts/db.sh" "$(cat "$run/flavor")" stop "${run%.run}" >/dev/null 2>&1 || true

@@ -22,6 +22,14 @@ pub struct BackupArgs {
     /// With --stream it is not written to.
     #[arg(long, value_name = "DIR")]
     pub target_dir: Option<PathBuf>,
+    /// Write the backup into object storage instead: s3://BUCKET/NAME,
+    /// azure://CONTAINER/NAME, gs://BUCKET/NAME or file:///DIR/NAME. Files
+    /// are laid out as in a directory backup; NAME must hold nothing yet.
+    /// "completed OK" only once a final listing shows every object.
+    #[arg(long, value_name = "URL", conflicts_with_all = ["target_dir", "stream"])]
+    pub target: Option<String>,
+    #[command(flatten)]
+    pub store: crate::objects::StoreArgs,
     /// Write the backup to standard output in this format instead.
     #[arg(long, value_name = "FORMAT", value_parser = ["xbstream", "mbstream"])]
     pub stream: Option<String>,
@@ -91,7 +99,8 @@ pub struct BackupArgs {
     #[arg(long, value_enum, ignore_case = true, default_value_t = LockDdlArg::Reduced)]
     pub lock_ddl: LockDdlArg,
     /// Incremental backup on top of the backup in DIR (full or incremental):
-    /// only InnoDB pages changed since its to_lsn are copied.
+    /// only InnoDB pages changed since its to_lsn are copied. DIR may be an
+    /// object-storage URL (s3://BUCKET/NAME, …) of a complete backup.
     #[arg(long, value_name = "DIR", conflicts_with = "incremental_lsn")]
     pub incremental_basedir: Option<PathBuf>,
     /// Incremental backup of the pages changed since this LSN.
@@ -341,17 +350,29 @@ pub async fn run(args: BackupArgs) -> anyhow::Result<u8> {
         )
         .command_line(std::env::args().skip(1).collect());
     plan = match (&args.stream, &args.target_dir) {
+        (None, None) if args.target.is_some() => {
+            let url = args.target.as_deref().unwrap_or_default();
+            plan.target_object(args.store.location(url)?, args.store.options())
+        }
         (Some(_), _) => plan.stream(Box::new(std::io::BufWriter::with_capacity(
             1 << 20,
             std::io::stdout(),
         ))),
         (None, Some(dir)) => plan.target_dir(dir),
         (None, None) => {
-            anyhow::bail!("give --target-dir DIR, or --stream=xbstream to write to standard output")
+            anyhow::bail!(
+                "give --target-dir DIR, --target URL (object storage), or --stream=xbstream to write to standard output"
+            )
         }
     };
     if let Some(dir) = &args.incremental_basedir {
-        plan = plan.incremental(xb_core::run::IncrementalBase::Dir(dir.clone()));
+        let base = match dir.to_str() {
+            Some(url) if xb_sink::object::is_object_url(url) => {
+                xb_core::run::IncrementalBase::Object(args.store.location(url)?)
+            }
+            _ => xb_core::run::IncrementalBase::Dir(dir.clone()),
+        };
+        plan = plan.incremental(base);
     } else if let Some(lsn) = args.incremental_lsn {
         plan = plan.incremental(xb_core::run::IncrementalBase::Lsn(lsn));
     }

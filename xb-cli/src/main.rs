@@ -4,6 +4,7 @@
 mod argv;
 mod backup;
 mod extract;
+mod objects;
 mod prepare;
 mod restore;
 
@@ -24,8 +25,10 @@ enum Command {
     Backup(Box<backup::BackupArgs>),
     /// Make a backup restorable by running the server's own crash recovery on it.
     Prepare(prepare::PrepareArgs),
-    /// Unpack an xbstream into a directory (like `xbstream -x`).
+    /// Unpack an xbstream, or download a backup from object storage, into a directory.
     Extract(extract::ExtractArgs),
+    /// List the backups under an object-storage prefix, complete or not.
+    List(objects::ListArgs),
     /// Copy a prepared backup into a server's (empty) datadir.
     CopyBack(restore::RestoreArgs),
     /// Move a prepared backup into a server's (empty) datadir: no second
@@ -68,6 +71,7 @@ fn main() -> std::process::ExitCode {
             code => return std::process::ExitCode::from(code),
         },
         Command::Extract(args) => extract::run(args),
+        Command::List(args) => objects::list(&args),
         Command::CopyBack(args) => {
             return std::process::ExitCode::from(restore::run(args, Mode::Copy));
         }

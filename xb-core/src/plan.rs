@@ -113,6 +113,18 @@ impl BackupPlanBuilder {
         self
     }
 
+    /// Back up into object storage at `location` (see
+    /// [`xb_sink::object::ObjectLocation::parse`]).
+    #[must_use]
+    pub fn target_object(
+        mut self,
+        location: xb_sink::object::ObjectLocation,
+        options: xb_sink::object::ObjectOptions,
+    ) -> Self {
+        self.destination = Some(Destination::Object(location, options));
+        self
+    }
+
     /// Copy workers (default 4; at least 1).
     #[must_use]
     pub fn parallel(mut self, n: usize) -> Self {

@@ -139,6 +139,86 @@ pub enum SinkError {
         /// What is wrong.
         what: String,
     },
+    /// An object-store URL xb cannot use.
+    #[error(
+        "cannot use {url:?} as a backup location: {reason}\nhint: give s3://BUCKET/NAME, azure://CONTAINER/NAME, gs://BUCKET/NAME or file:///DIR/NAME"
+    )]
+    ObjectUrl {
+        /// The URL as given.
+        url: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// The store refused the credentials (401/403).
+    #[error(
+        "object store {url} refused the credentials for {path}: {detail}\nhint: check the store's credentials: AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (or ~/.aws/credentials and AWS_PROFILE), AZURE_STORAGE_ACCOUNT_NAME and AZURE_STORAGE_ACCOUNT_KEY, or GOOGLE_APPLICATION_CREDENTIALS; and that they may write to this bucket"
+    )]
+    ObjectAuth {
+        /// The store and bucket.
+        url: String,
+        /// The object or prefix asked for.
+        path: String,
+        /// The store's answer.
+        detail: String,
+    },
+    /// The bucket (container) does not exist.
+    #[error(
+        "object store {url}: the bucket does not exist ({detail})\nhint: create the bucket first (xb never creates buckets), or fix the bucket name in the URL"
+    )]
+    NoBucket {
+        /// The store and bucket.
+        url: String,
+        /// The store's answer.
+        detail: String,
+    },
+    /// A request failed for good, after the retries a retryable failure gets.
+    #[error(
+        "object store {url}: {op} {path} failed: {detail}\nhint: the store did not accept the request, even after retries; check the endpoint (AWS_ENDPOINT_URL), the network and the store's health; what was written is an incomplete backup: start again under a new name"
+    )]
+    ObjectStore {
+        /// The store and bucket.
+        url: String,
+        /// What was being done (`upload`, `list`, …).
+        op: &'static str,
+        /// The object.
+        path: String,
+        /// The store's answer.
+        detail: String,
+    },
+    /// The final listing does not show an object as it was uploaded.
+    #[error(
+        "object store {url}: {path} {problem} after its upload was acknowledged\nhint: the store lost or changed an object; the backup stays marked incomplete: start again under a new name"
+    )]
+    ObjectCheck {
+        /// The store and bucket.
+        url: String,
+        /// The object.
+        path: String,
+        /// What the listing showed (missing, a size, another ETag).
+        problem: String,
+    },
+    /// A downloaded object differs from what the backup's manifest says.
+    #[error(
+        "{url}: {path} does not match the backup's manifest: {problem}\nhint: the object was changed or damaged in the store; this file of the backup cannot be trusted"
+    )]
+    ObjectMismatch {
+        /// The backup's location.
+        url: String,
+        /// The object.
+        path: String,
+        /// Size or SHA-256 found against the one expected.
+        problem: String,
+    },
+    /// The location holds no complete backup (the incomplete marker, or no manifest).
+    #[error(
+        "{url} is not a complete backup: {why}\nhint: a backup that was interrupted is never restored; use a backup `xb-cli list` shows as complete"
+    )]
+    IncompleteBackup {
+        /// The backup's location.
+        url: String,
+        /// What shows it.
+        why: String,
+    },
 }
 
 impl SinkError {

@@ -105,7 +105,10 @@ struct OpenFile {
 }
 
 /// The output name of a stream file and the stages that decode it.
-fn plan(path: &str, opts: &ExtractOptions) -> Result<(String, Vec<Box<dyn Stage>>), SinkError> {
+pub(crate) fn plan(
+    path: &str,
+    opts: &ExtractOptions,
+) -> Result<(String, Vec<Box<dyn Stage>>), SinkError> {
     let mut name = path.to_string();
     let mut stages: Vec<Box<dyn Stage>> = Vec::new();
     if let Some(key) = &opts.decrypt {

@@ -1,5 +1,6 @@
 //! Datasinks: every byte a backup writes goes through a chain of sinks
-//! (local directory, xbstream, compression, encryption, throttling), and
+//! (local directory, object storage, xbstream, compression, encryption,
+//! throttling), and
 //! the way back: an xbstream reader and [`extract()`].
 //!
 //! A chain is built inside out, the terminus first:
@@ -30,6 +31,7 @@ mod extract;
 mod local;
 pub mod lz4frame;
 pub mod membuf;
+pub mod object;
 mod paths;
 mod pipeline;
 mod pool;

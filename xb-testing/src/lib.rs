@@ -2,6 +2,7 @@
 //! project's own `scripts/db.sh`, one fresh instance per test.
 
 pub mod load;
+pub mod objstore;
 pub mod server;
 pub mod vendor;
 pub mod verify;

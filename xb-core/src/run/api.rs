@@ -14,6 +14,12 @@ pub enum Destination {
     Dir(PathBuf),
     /// An xbstream written to this writer (stdout for `--stream=xbstream`).
     Stream(Box<dyn std::io::Write + Send>),
+    /// Object storage: one object per file of a directory backup, under a
+    /// prefix that must hold nothing yet.
+    Object(
+        xb_sink::object::ObjectLocation,
+        xb_sink::object::ObjectOptions,
+    ),
 }
 
 impl std::fmt::Debug for Destination {
@@ -21,6 +27,7 @@ impl std::fmt::Debug for Destination {
         match self {
             Destination::Dir(p) => write!(f, "Dir({})", p.display()),
             Destination::Stream(_) => f.write_str("Stream"),
+            Destination::Object(l, _) => write!(f, "Object({})", l.url()),
         }
     }
 }

@@ -27,6 +27,8 @@ pub const SOURCE_FILE: &str = "xb_source";
 pub enum IncrementalBase {
     /// A backup directory (full or incremental): its `to_lsn`.
     Dir(PathBuf),
+    /// A backup in object storage (full or incremental): its `to_lsn`.
+    Object(xb_sink::object::ObjectLocation),
     /// An LSN given by the user.
     Lsn(u64),
 }
@@ -112,6 +114,7 @@ pub async fn resolve(
     let (lsn, what) = match base {
         IncrementalBase::Lsn(lsn) => (*lsn, format!("--incremental-lsn={lsn}")),
         IncrementalBase::Dir(dir) => (read_dir(dir, me)?, dir.display().to_string()),
+        IncrementalBase::Object(loc) => (read_object(loc, me)?, loc.url().to_string()),
     };
     if let Some(now) = server::status_lsn(conn, facts.mariadb).await? {
         if lsn > now {
@@ -130,20 +133,56 @@ pub async fn resolve(
 /// The `to_lsn` of the backup in `dir`, after checking it is whole and
 /// (when it says) from this server.
 fn read_dir(dir: &Path, me: &str) -> Result<u64, BackupError> {
+    let what = dir.display().to_string();
+    let read = |name: &str| match std::fs::read_to_string(dir.join(name)) {
+        Ok(t) => Ok(Some(t)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(e.to_string()),
+    };
+    check_base(&what, dir.join(INCOMPLETE_MARKER).exists(), read, me)
+}
+
+/// The same for a backup in object storage: complete means its manifest is
+/// there and its incomplete marker is not.
+fn read_object(loc: &xb_sink::object::ObjectLocation, me: &str) -> Result<u64, BackupError> {
+    use xb_sink::object::{MANIFEST, read_object as get};
+    let what = loc.url().to_string();
+    let fetch = |name: &str| -> Result<Option<String>, BackupError> {
+        get(loc, name)
+            .map(|b| b.map(|b| String::from_utf8_lossy(&b).into_owned()))
+            .map_err(|e| BackupError::Target(e.into()))
+    };
+    let incomplete = fetch(INCOMPLETE_MARKER)?.is_some() || fetch(MANIFEST)?.is_none();
+    let cp = fetch("xtrabackup_checkpoints")?;
+    let source = fetch(SOURCE_FILE)?;
+    let read = |name: &str| {
+        Ok(match name {
+            "xtrabackup_checkpoints" => cp.clone(),
+            SOURCE_FILE => source.clone(),
+            _ => None,
+        })
+    };
+    check_base(&what, incomplete, read, me)
+}
+
+/// The checks on a base whose files `read` gives by name.
+fn check_base(
+    what: &str,
+    incomplete: bool,
+    read: impl Fn(&str) -> Result<Option<String>, String>,
+    me: &str,
+) -> Result<u64, BackupError> {
     let refuse = |problem| BackupError::IncrementalBase {
-        base: dir.display().to_string(),
+        base: what.to_string(),
         problem,
     };
-    let cp = dir.join("xtrabackup_checkpoints");
-    if dir.join(INCOMPLETE_MARKER).exists() {
+    if incomplete {
         return Err(refuse(BaseProblem::Incomplete));
     }
-    let text = match std::fs::read_to_string(&cp) {
-        Ok(t) => t,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            return Err(refuse(BaseProblem::NotABackup));
-        }
-        Err(e) => return Err(refuse(BaseProblem::BadCheckpoints(e.to_string()))),
+    let text = match read("xtrabackup_checkpoints") {
+        Ok(Some(t)) => t,
+        Ok(None) => return Err(refuse(BaseProblem::NotABackup)),
+        Err(e) => return Err(refuse(BaseProblem::BadCheckpoints(e))),
     };
     let cps = Checkpoints::parse(&text).map_err(|r| refuse(BaseProblem::BadCheckpoints(r)))?;
     if cps.to_lsn == 0 {
@@ -151,8 +190,7 @@ fn read_dir(dir: &Path, me: &str) -> Result<u64, BackupError> {
     }
     // written in the clear like xtrabackup_checkpoints, so a compressed or
     // encrypted base can be checked too
-    let source = dir.join(SOURCE_FILE);
-    if let Ok(text) = std::fs::read_to_string(&source) {
+    if let Ok(Some(text)) = read(SOURCE_FILE) {
         if let Some(theirs) = parse_source(&text) {
             if theirs != me {
                 return Err(refuse(BaseProblem::OtherServer {

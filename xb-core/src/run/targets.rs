@@ -13,6 +13,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use xb_sink::object::{ObjectLocation, ObjectOptions, ObjectSink};
 use xb_sink::{
     Compress, Compression, Datasink, Encrypt, EncryptKey, LocalDir, SinkError, SinkFile, Throttle,
     XbStreamWriter,
@@ -94,6 +95,21 @@ impl SinkTarget {
     /// cannot be created.
     pub fn dir(root: &Path, opts: &SinkOptions) -> Result<Self, xb_sink::SinkError> {
         let end = LocalDir::create(root)?;
+        Ok(Self::chain(Arc::new(end), opts))
+    }
+
+    /// A new backup in object storage; the sink puts the incomplete marker
+    /// there first and removes it last, in its `finish`.
+    ///
+    /// # Errors
+    /// The store's refusals ([`SinkError::NoBucket`],
+    /// [`SinkError::ObjectAuth`], [`SinkError::NotEmpty`], …).
+    pub fn object(
+        location: ObjectLocation,
+        object: ObjectOptions,
+        opts: &SinkOptions,
+    ) -> Result<Self, SinkError> {
+        let end = ObjectSink::create(location, object, INCOMPLETE_MARKER)?;
         Ok(Self::chain(Arc::new(end), opts))
     }
 
@@ -186,6 +202,18 @@ impl Output {
                     target: Arc::new(t),
                     format: "file",
                     marker_dir: Some(p),
+                })
+            }
+            Destination::Object(location, object) => {
+                let url = location.url().to_string();
+                let t = SinkTarget::object(location, object, opts).map_err(|e| match e {
+                    SinkError::NotEmpty { .. } => BackupError::TargetNotEmpty { path: url },
+                    other => BackupError::Target(other.into()),
+                })?;
+                Ok(Output {
+                    target: Arc::new(t),
+                    format: "object",
+                    marker_dir: None,
                 })
             }
             Destination::Stream(w) => Ok(Output {
