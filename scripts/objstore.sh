@@ -46,7 +46,12 @@ install() {
 wait_port() {
     local port=$1 pid=$2
     for _ in $(seq 1 200); do
-        if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then return 0; fi
+        if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
+            # another program may hold the port: ours then exits at once
+            sleep 0.3
+            kill -0 "$pid" 2>/dev/null && return 0
+            echo "objstore.sh: $kind server exited (port $port taken?); log:" >&2; cat "$log" >&2; exit 1
+        fi
         kill -0 "$pid" 2>/dev/null || { echo "objstore.sh: $kind server exited; log:" >&2; cat "$log" >&2; exit 1; }
         sleep 0.05
     done

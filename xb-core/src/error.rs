@@ -96,7 +96,7 @@ pub enum BackupError {
         reason: String,
     },
     /// The target directory already holds files.
-    #[error("target directory {path} is not empty")]
+    #[error("target {path} is not empty")]
     TargetNotEmpty {
         /// The directory.
         path: String,
@@ -401,7 +401,10 @@ impl BackupError {
             BackupError::Plan { .. } => "Correct the options and run the backup again.".into(),
             BackupError::Target(SeamError::NoSpace { .. }) => NO_SPACE_HINT.into(),
             BackupError::TargetNotEmpty { .. } => {
-                "Choose a new --target-dir: xb never writes into a directory that holds files.".into()
+                "Choose a new --target-dir (or a new name under --target): xb never writes where files are.".into()
+            }
+            BackupError::Target(SeamError::Sink(e)) if e.is_object_store() => {
+                "Nothing in the store is a usable backup until `xb-cli list` shows it complete; fix the cause above and back up again under a new name.".into()
             }
             BackupError::Target(_) => "Check the target path and its permissions.".into(),
             BackupError::Read(SeamError::CorruptPage(_)) => {

@@ -173,7 +173,7 @@ pub enum SinkError {
     },
     /// A request failed for good, after the retries a retryable failure gets.
     #[error(
-        "object store {url}: {op} {path} failed: {detail}\nhint: the store did not accept the request, even after retries; check the endpoint (AWS_ENDPOINT_URL), the network and the store's health; what was written is an incomplete backup: start again under a new name"
+        "object store {url}: {op} {path} failed: {detail}\nhint: the store did not accept the request, even after retries; check the endpoint (AWS_ENDPOINT_URL for an S3-compatible store), the network and the store's health; what was written is an incomplete backup: start again under a new name"
     )]
     ObjectStore {
         /// The store and bucket.
@@ -222,6 +222,22 @@ pub enum SinkError {
 }
 
 impl SinkError {
+    /// Whether the error is an object store's (its location is then an
+    /// incomplete backup, or was never touched).
+    #[must_use]
+    pub fn is_object_store(&self) -> bool {
+        matches!(
+            self,
+            SinkError::ObjectUrl { .. }
+                | SinkError::ObjectAuth { .. }
+                | SinkError::NoBucket { .. }
+                | SinkError::ObjectStore { .. }
+                | SinkError::ObjectCheck { .. }
+                | SinkError::ObjectMismatch { .. }
+                | SinkError::IncompleteBackup { .. }
+        )
+    }
+
     /// Wraps an I/O error about `path`, turning ENOSPC into [`SinkError::NoSpace`].
     #[must_use]
     pub fn io(path: impl std::fmt::Display, source: io::Error) -> Self {

@@ -70,10 +70,18 @@ impl StoreServer {
         let dir = tempfile::Builder::new()
             .prefix(&format!("xb-{}-", kind.name()))
             .tempdir_in(base)?;
-        let port = free_port()?;
         let root = dir.path().display().to_string();
-        script(kind, &["start", &root, &port.to_string()])?;
-        Ok(StoreServer { kind, dir, port })
+        // a port picked free may be taken by another test's server before
+        // ours binds it: the script says so, and a new port is tried
+        let mut tries = 0;
+        loop {
+            let port = free_port()?;
+            match script(kind, &["start", &root, &port.to_string()]) {
+                Ok(()) => return Ok(StoreServer { kind, dir, port }),
+                Err(e) if tries >= 3 => return Err(e),
+                Err(_) => tries += 1,
+            }
+        }
     }
 
     /// The port it listens on.
