@@ -16,8 +16,8 @@
 #   xb-s3-zstd    xb-cli backup --target s3://... --compress (zstd -1)
 #   mb-s3-zstd-p4 mariadb-backup --parallel=4 --stream | zstd -1 -T2 | aws s3 cp -
 # Every run ends with `sync`, so the S3 server's files are on disk for all.
-# Printed: wall, CPU (user+sys of the backup's processes, not the S3
-# server's), peak RSS (of the largest process of the run), medians over the
+# Printed: wall, CPU (user+sys of the backup's processes), peak RSS (of the
+# largest process of the run), the S3 server's own CPU, medians over the
 # rounds, and the ratios at equal settings and at each tool's defaults.
 set -euo pipefail
 here=$(cd "$(dirname "$0")/../.." && pwd)
@@ -66,15 +66,18 @@ echo "dataset: $(du -sb "$data" | cut -f1) bytes in $data" >&2
 cnf="$data.run/my.cnf"
 conn=(--host=127.0.0.1 --port="$port" --user=xb --password=xb)
 mb="'$db' mariadb1011 exec mariadb-backup --defaults-file='$cnf' --backup ${conn[*]} --target-dir='$work/out/b'"
-n=0
+# CPU seconds (in ticks) the S3 server has used: on a small machine the
+# store's own work is what caps every upload
+server_cpu() { awk '{print $14 + $15}' "/proc/$(cat "$work/s3/pid")/stat"; }
 measure() { # name cmd... ; appends "name wall cpu rss" to $work/results
     local name=$1; shift
     rm -rf "$work/out" "$work/s3/data/bench/"*; mkdir -p "$work/out"
     sync
+    local s0; s0=$(server_cpu)
     /usr/bin/time -f '%e %U %S %M' -o "$work/time.txt" bash -o pipefail -c "$* && sync" >/dev/null 2>"$work/$name.log" || {
         echo "$name failed, see $work/$name.log" >&2; tail -5 "$work/$name.log" >&2; exit 1; }
     read -r wall user sys rss < "$work/time.txt"
-    echo "$name $wall $(awk "BEGIN{print $user + $sys}") $rss" >> "$work/results"
+    echo "$name $wall $(awk "BEGIN{print $user + $sys}") $rss $(awk "BEGIN{print ($(server_cpu) - $s0) / 100}")" >> "$work/results"
     echo "  $name: ${wall}s, $(du -sb "$work/s3/data/bench" | cut -f1) bytes in the bucket" >&2
 }
 : > "$work/results"
@@ -98,12 +101,12 @@ python3 - "$work/results" <<'PY'
 import sys, statistics as st
 rows = {}
 for line in open(sys.argv[1]):
-    n, wall, cpu, rss = line.split()
-    rows.setdefault(n, []).append((float(wall), float(cpu), int(rss)))
-med = {n: tuple(st.median(v[i] for v in vs) for i in range(3)) for n, vs in rows.items()}
-print(f"{'run':16} {'wall s':>8} {'cpu s':>8} {'peak RSS MiB':>13}")
-for n, (w, c, r) in med.items():
-    print(f"{n:16} {w:8.2f} {c:8.2f} {r/1024:13.1f}")
+    n, wall, cpu, rss, server = line.split()
+    rows.setdefault(n, []).append((float(wall), float(cpu), int(rss), float(server)))
+med = {n: tuple(st.median(v[i] for v in vs) for i in range(4)) for n, vs in rows.items()}
+print(f"{'run':16} {'wall s':>8} {'cpu s':>8} {'peak RSS MiB':>13} {'S3 server cpu s':>16}")
+for n, (w, c, r, sv) in med.items():
+    print(f"{n:16} {w:8.2f} {c:8.2f} {r/1024:13.1f} {sv:16.2f}")
 pairs = (
     ("S3 against a local directory (target: <= 1.2x)", (("xb-s3", "xb-dir"),)),
     ("equal settings (--parallel=4 both; zstd -1 both)", (("xb-s3", "mb-s3-p4"), ("xb-s3-zstd", "mb-s3-zstd-p4"))),

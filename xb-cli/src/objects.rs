@@ -18,11 +18,11 @@ use xb_sink::object::{ObjectLocation, ObjectOptions, list_backups};
 pub struct StoreArgs {
     /// Multipart part size in MiB (at least 5); a file up to this size is
     /// one PUT. Memory: (copy threads + 2 + --object-concurrency) parts at most.
-    #[arg(long, default_value_t = 8, value_name = "MIB")]
-    pub object_part_size: usize,
+    #[arg(long, default_value_t = 8, value_name = "MIB", value_parser = clap::value_parser!(u16).range(5..=5120))]
+    pub object_part_size: u16,
     /// Parts uploaded at once over the whole backup.
-    #[arg(long, default_value_t = 4, value_name = "N")]
-    pub object_concurrency: usize,
+    #[arg(long, default_value_t = 4, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=256))]
+    pub object_concurrency: u16,
     /// Give up on a request that keeps failing with a retryable error
     /// (5xx, 429, a broken connection) after this many seconds of retries
     /// with backoff. Other errors are not retried.
@@ -34,8 +34,8 @@ impl StoreArgs {
     /// The library's options.
     pub fn options(&self) -> ObjectOptions {
         ObjectOptions::default()
-            .with_part_size(self.object_part_size.saturating_mul(1 << 20))
-            .with_concurrency(self.object_concurrency)
+            .with_part_size(usize::from(self.object_part_size) << 20)
+            .with_concurrency(usize::from(self.object_concurrency))
             .with_retries(10, Duration::from_secs(self.object_retry_timeout))
     }
 

@@ -131,6 +131,44 @@ fn a_backup_goes_up_and_comes_back_checked() {
     ));
 }
 
+/// A file abandoned in the middle of its multipart upload (the copy failed
+/// elsewhere) leaves no parts in the store: the upload is aborted.
+#[test]
+fn an_abandoned_multipart_upload_is_aborted() {
+    let s3 = StoreServer::start(StoreKind::S3).expect("s3 server");
+    s3.make_bucket("nightly").expect("bucket");
+    let opts = options(&s3, S3_SECRET_KEY);
+    let loc = ObjectLocation::parse("s3://nightly/abandoned", &opts).expect("url");
+    let sink = ObjectSink::create(loc, opts, MARKER).expect("created");
+    let data_root = s3
+        .bucket_dir("nightly")
+        .parent()
+        .expect("data root")
+        .to_path_buf();
+    let parts = || {
+        std::fs::read_dir(&data_root)
+            .expect("data root")
+            .flatten()
+            .filter(|e| e.file_name().to_string_lossy().starts_with(".upload_id-"))
+            .count()
+    };
+    let mut f = sink.open("ibdata1", 0).expect("open");
+    for _ in 0..3 {
+        f.write(&pattern(5 << 20, 9)).expect("a part");
+    }
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while parts() < 2 && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(parts() >= 2, "the parts never reached the store");
+    drop(f);
+    assert_eq!(parts(), 0, "parts of an abandoned upload stay in the store");
+    assert!(
+        !s3.bucket_dir("nightly").join("abandoned/ibdata1").exists(),
+        "an abandoned upload became an object"
+    );
+}
+
 /// An object the store lost after acknowledging it fails the final check,
 /// and the backup keeps its incomplete marker.
 #[test]
