@@ -6,6 +6,7 @@ use std::time::Duration;
 use anyhow::Context;
 use xb_core::checkpoints::Checkpoints;
 use xb_core::prepare::INCOMPLETE_MARKER;
+use xb_core::run::meta::utc;
 use xb_sink::object::{ObjectLocation, ObjectOptions, list_backups};
 
 /// How xb talks to an object store. Credentials are never options: they
@@ -137,26 +138,6 @@ fn human(bytes: u64) -> String {
         v /= 1024.0;
     }
     format!("{v:.1} TiB")
-}
-
-/// `YYYY-MM-DD HH:MM:SS` of a Unix time (civil-from-days, UTC).
-fn utc(secs: i64) -> String {
-    let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    format!(
-        "{y:04}-{m:02}-{d:02} {:02}:{:02}:{:02}",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60
-    )
 }
 
 #[cfg(test)]

@@ -275,6 +275,21 @@ impl<'a> Extractor<'a> {
     }
 }
 
+/// Creates `target` if absent and opens it, refusing one that holds
+/// anything unless [`ExtractOptions::force_non_empty_directories`].
+pub(crate) fn open_target(target: &Path, opts: &ExtractOptions) -> Result<Root, SinkError> {
+    std::fs::create_dir_all(target).map_err(|e| SinkError::io(target.display(), e))?;
+    if !opts.force_non_empty_directories {
+        if let Some(entry) = first_entry(target)? {
+            return Err(SinkError::TargetNotEmpty {
+                dir: target.display().to_string(),
+                entry,
+            });
+        }
+    }
+    Root::open(target)
+}
+
 /// Extracts the xbstream read from `input` into `target` (created if absent;
 /// when it exists it must be empty unless
 /// [`ExtractOptions::force_non_empty_directories`]).
@@ -292,16 +307,7 @@ pub fn extract<R: Read>(
     target: &Path,
     opts: &ExtractOptions,
 ) -> Result<ExtractStats, SinkError> {
-    std::fs::create_dir_all(target).map_err(|e| SinkError::io(target.display(), e))?;
-    if !opts.force_non_empty_directories {
-        if let Some(entry) = first_entry(target)? {
-            return Err(SinkError::TargetNotEmpty {
-                dir: target.display().to_string(),
-                entry,
-            });
-        }
-    }
-    let root = Root::open(target)?;
+    let root = open_target(target, opts)?;
     let mut reader = XbStreamReader::new(input);
     let mut st = ExtractStats::default();
     if opts.parallel <= 1 {

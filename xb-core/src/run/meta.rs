@@ -18,14 +18,19 @@ pub fn write(target: &dyn Target, rel: &str, text: &str) -> Result<(), BackupErr
     f.close().map_err(BackupError::Target)
 }
 
-/// `%Y-%m-%d %H:%M:%S` in UTC (the civil-from-days conversion).
+/// `%Y-%m-%d %H:%M:%S` in UTC, now.
 pub fn utc_now() -> String {
     let secs = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs())
         .unwrap_or(0);
-    let days = i64::try_from(secs / 86_400).unwrap_or(0);
-    let rem = secs % 86_400;
+    utc(i64::try_from(secs).unwrap_or(0))
+}
+
+/// `%Y-%m-%d %H:%M:%S` in UTC of a Unix time (the civil-from-days conversion).
+#[must_use]
+pub fn utc(secs: i64) -> String {
+    let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
     let z = days + 719_468;
     let era = z.div_euclid(146_097);
     let doe = z - era * 146_097;

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use object_store::ObjectStore;
-use object_store::aws::AmazonS3Builder;
+use object_store::aws::{AmazonS3Builder, AmazonS3ConfigKey};
 use object_store::azure::MicrosoftAzureBuilder;
 use object_store::gcp::GoogleCloudStorageBuilder;
 use object_store::local::LocalFileSystem;
@@ -139,15 +139,12 @@ impl ObjectLocation {
         let (store, prefix): (Arc<dyn ObjectStore>, &str) = match scheme {
             "s3" | "s3a" => {
                 let mut b = s3_builder(&parsed);
-                for (k, v) in &opts.config {
-                    if k.contains("endpoint") && v.starts_with("http://") {
+                for (k, v) in config_keys(opts).map_err(bad)? {
+                    // an http:// endpoint the caller named is meant
+                    if matches!(k, AmazonS3ConfigKey::Endpoint) && v.starts_with("http://") {
                         b = b.with_allow_http(true);
                     }
-                    b = b.with_config(
-                        k.parse()
-                            .map_err(|e: object_store::Error| bad(e.to_string()))?,
-                        v,
-                    );
+                    b = b.with_config(k, v);
                 }
                 let store = b
                     .with_retry(retry)
@@ -157,12 +154,8 @@ impl ObjectLocation {
             }
             "azure" | "az" => {
                 let mut b = MicrosoftAzureBuilder::from_env().with_url(parsed.as_str());
-                for (k, v) in &opts.config {
-                    b = b.with_config(
-                        k.parse()
-                            .map_err(|e: object_store::Error| bad(e.to_string()))?,
-                        v,
-                    );
+                for (k, v) in config_keys(opts).map_err(bad)? {
+                    b = b.with_config(k, v);
                 }
                 let store = b
                     .with_retry(retry)
@@ -172,12 +165,8 @@ impl ObjectLocation {
             }
             "gs" => {
                 let mut b = GoogleCloudStorageBuilder::from_env().with_url(parsed.as_str());
-                for (k, v) in &opts.config {
-                    b = b.with_config(
-                        k.parse()
-                            .map_err(|e: object_store::Error| bad(e.to_string()))?,
-                        v,
-                    );
+                for (k, v) in config_keys(opts).map_err(bad)? {
+                    b = b.with_config(k, v);
                 }
                 let store = b
                     .with_retry(retry)
@@ -242,12 +231,28 @@ impl ObjectLocation {
     }
 }
 
+/// [`ObjectOptions::config`] as the keys of one store's builder.
+fn config_keys<K>(opts: &ObjectOptions) -> Result<Vec<(K, &str)>, String>
+where
+    K: std::str::FromStr<Err = object_store::Error>,
+{
+    opts.config
+        .iter()
+        .map(|(k, v)| {
+            Ok((
+                k.parse().map_err(|e: object_store::Error| e.to_string())?,
+                v.as_str(),
+            ))
+        })
+        .collect()
+}
+
 /// The S3 client: `AWS_*` variables first (as the AWS CLI reads them), then
 /// the shared `credentials` and `config` files of the profile in
 /// `AWS_PROFILE` (or `default`) for what the environment does not set. An
 /// `http://` endpoint the user named is allowed without `AWS_ALLOW_HTTP`.
 fn s3_builder(url: &url::Url) -> AmazonS3Builder {
-    use object_store::aws::AmazonS3ConfigKey as K;
+    use AmazonS3ConfigKey as K;
     let env = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
     let mut b = AmazonS3Builder::from_env()
         .with_url(url.as_str())

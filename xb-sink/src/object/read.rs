@@ -17,8 +17,8 @@ use super::location::ObjectLocation;
 use super::manifest::{MANIFEST, Manifest, ManifestEntry, hex};
 use super::rt::Rt;
 use super::sink::store_error;
-use crate::extract::plan;
-use crate::paths::{Create, Root, first_entry};
+use crate::extract::{open_target, plan};
+use crate::paths::{Create, Root};
 use crate::{ExtractOptions, ExtractStats, SinkError, stages};
 
 /// The file whose presence makes a directory a backup, read for `list`.
@@ -199,16 +199,7 @@ pub fn fetch(
     let manifest = Manifest::from_json(&raw)
         .ok_or_else(|| incomplete(format!("{MANIFEST} is not a manifest xb wrote")))?;
 
-    std::fs::create_dir_all(target).map_err(|e| SinkError::io(target.display(), e))?;
-    if !opts.force_non_empty_directories {
-        if let Some(entry) = first_entry(target)? {
-            return Err(SinkError::TargetNotEmpty {
-                dir: target.display().to_string(),
-                entry,
-            });
-        }
-    }
-    let root = Root::open(target)?;
+    let root = open_target(target, opts)?;
     let next = AtomicUsize::new(0);
     let workers = opts.parallel.max(1).min(manifest.files.len().max(1));
     let totals = std::thread::scope(|s| {
