@@ -7,6 +7,7 @@ mod extract;
 mod objects;
 mod prepare;
 mod restore;
+mod verify;
 
 use clap::{Parser, Subcommand};
 use xb_core::restore::Mode;
@@ -29,6 +30,8 @@ enum Command {
     Extract(extract::ExtractArgs),
     /// List the backups under an object-storage prefix, complete or not.
     List(objects::ListArgs),
+    /// Check a backup without a server: manifest checksums, pages, redo, metadata.
+    Verify(verify::VerifyArgs),
     /// Copy a prepared backup into a server's (empty) datadir.
     CopyBack(restore::RestoreArgs),
     /// Move a prepared backup into a server's (empty) datadir: no second
@@ -72,6 +75,11 @@ fn main() -> std::process::ExitCode {
         },
         Command::Extract(args) => extract::run(args),
         Command::List(args) => objects::list(&args),
+        Command::Verify(args) => match verify::run(&args) {
+            Ok(0) => Ok(()),
+            Ok(code) => return std::process::ExitCode::from(code),
+            Err(e) => Err(e),
+        },
         Command::CopyBack(args) => {
             return std::process::ExitCode::from(restore::run(args, Mode::Copy));
         }

@@ -23,3 +23,4 @@ pub mod plan;
 pub mod prepare;
 pub mod restore;
 pub mod run;
+pub mod verify;

@@ -6,7 +6,7 @@
 use std::time::Duration;
 
 use xb_sink::object::{MANIFEST, ObjectLocation, ObjectOptions, ObjectSink, fetch, list_backups};
-use xb_sink::{Datasink, ExtractOptions, SinkError};
+use xb_sink::{Datasink, ExtractOptions, Manifested, SinkError};
 use xb_testing::objstore::{S3_ACCESS_KEY, S3_SECRET_KEY, StoreKind, StoreServer};
 
 const MARKER: &str = "xtrabackup_incomplete";
@@ -28,7 +28,18 @@ fn pattern(len: usize, seed: u8) -> Vec<u8> {
         .collect()
 }
 
-fn upload(sink: &ObjectSink, rel: &str, data: &[u8], piece: usize) {
+/// A new backup at `loc`, recording its manifest as a backup does.
+fn create(loc: ObjectLocation, opts: ObjectOptions) -> Result<Manifested<ObjectSink>, SinkError> {
+    ObjectSink::create(loc, opts, MARKER).map(Manifested::new)
+}
+
+/// Writes the manifest, then finishes.
+fn finish(sink: &Manifested<ObjectSink>) -> Result<(), SinkError> {
+    sink.write_manifest(serde_json::Map::new())?;
+    sink.finish()
+}
+
+fn upload(sink: &dyn Datasink, rel: &str, data: &[u8], piece: usize) {
     let mut f = sink.open(rel, data.len() as u64).expect("open");
     for p in data.chunks(piece) {
         f.write(p).expect("write");
@@ -44,7 +55,7 @@ fn a_backup_goes_up_and_comes_back_checked() {
     let root = ObjectLocation::parse("s3://nightly/db1", &opts).expect("url");
     let loc = root.child("full-1");
 
-    let sink = ObjectSink::create(loc.clone(), opts.clone(), MARKER).expect("created");
+    let sink = create(loc.clone(), opts.clone()).expect("created");
     // 23 MiB in 64 KiB writes: five parts of 5 MiB, the last one short
     let big = pattern(23 << 20, 7);
     upload(&sink, "ibdata1", &big, 64 << 10);
@@ -75,7 +86,7 @@ fn a_backup_goes_up_and_comes_back_checked() {
         "an unfinished backup was fetched"
     );
 
-    sink.finish().expect("finished");
+    finish(&sink).expect("finished");
     let after = list_backups(&root, MARKER).expect("listing");
     assert_eq!(after.len(), 1, "{after:?}");
     let b = &after[0];
@@ -125,10 +136,7 @@ fn a_backup_goes_up_and_comes_back_checked() {
     assert!(!out2.path().join("db/t1.ibd").exists());
 
     // the same name again is refused: a rerun goes under a new name
-    assert!(matches!(
-        ObjectSink::create(loc, opts, MARKER),
-        Err(SinkError::NotEmpty { .. })
-    ));
+    assert!(matches!(create(loc, opts), Err(SinkError::NotEmpty { .. })));
 }
 
 /// A file abandoned in the middle of its multipart upload (the copy failed
@@ -139,7 +147,7 @@ fn an_abandoned_multipart_upload_is_aborted() {
     s3.make_bucket("nightly").expect("bucket");
     let opts = options(&s3, S3_SECRET_KEY);
     let loc = ObjectLocation::parse("s3://nightly/abandoned", &opts).expect("url");
-    let sink = ObjectSink::create(loc, opts, MARKER).expect("created");
+    let sink = create(loc, opts).expect("created");
     let data_root = s3
         .bucket_dir("nightly")
         .parent()
@@ -177,11 +185,11 @@ fn an_object_lost_after_its_upload_fails_the_final_listing() {
     s3.make_bucket("nightly").expect("bucket");
     let opts = options(&s3, S3_SECRET_KEY);
     let loc = ObjectLocation::parse("s3://nightly/lost", &opts).expect("url");
-    let sink = ObjectSink::create(loc.clone(), opts, MARKER).expect("created");
+    let sink = create(loc.clone(), opts).expect("created");
     upload(&sink, "db/t1.ibd", &pattern(16384, 1), 16384);
     upload(&sink, "db/t2.ibd", &pattern(16384, 2), 16384);
     std::fs::remove_file(s3.bucket_dir("nightly").join("lost/db/t2.ibd")).expect("lost");
-    match sink.finish() {
+    match finish(&sink) {
         Err(SinkError::ObjectCheck { path, problem, .. }) => {
             assert_eq!(path, "db/t2.ibd");
             assert!(problem.contains("missing"), "{problem}");
@@ -200,13 +208,13 @@ fn wrong_credentials_and_a_missing_bucket_are_named() {
     s3.make_bucket("nightly").expect("bucket");
     let bad = options(&s3, "not-the-secret");
     let loc = ObjectLocation::parse("s3://nightly/x", &bad).expect("url");
-    let e = ObjectSink::create(loc, bad, MARKER).expect_err("wrong secret accepted");
+    let e = create(loc, bad).expect_err("wrong secret accepted");
     assert!(matches!(e, SinkError::ObjectAuth { .. }), "{e}");
     assert!(e.to_string().contains("AWS_SECRET_ACCESS_KEY"), "{e}");
 
     let good = options(&s3, S3_SECRET_KEY);
     let loc = ObjectLocation::parse("s3://no-such-bucket/x", &good).expect("url");
-    let e = ObjectSink::create(loc, good, MARKER).expect_err("missing bucket accepted");
+    let e = create(loc, good).expect_err("missing bucket accepted");
     assert!(matches!(e, SinkError::NoBucket { .. }), "{e}");
     assert!(e.to_string().contains("no-such-bucket"), "{e}");
 }
@@ -217,7 +225,7 @@ fn a_store_killed_mid_upload_fails_the_upload_and_the_backup_stays_incomplete() 
     s3.make_bucket("nightly").expect("bucket");
     let opts = options(&s3, S3_SECRET_KEY);
     let loc = ObjectLocation::parse("s3://nightly/cut", &opts).expect("url");
-    let sink = ObjectSink::create(loc.clone(), opts.clone(), MARKER).expect("created");
+    let sink = create(loc.clone(), opts.clone()).expect("created");
     upload(&sink, "db/t1.ibd", &pattern(16384, 1), 16384);
 
     let mut f = sink.open("ibdata1", 0).expect("open");
@@ -239,7 +247,7 @@ fn a_store_killed_mid_upload_fails_the_upload_and_the_backup_stays_incomplete() 
     };
     assert!(matches!(e, SinkError::ObjectStore { .. }), "{e}");
     assert!(e.to_string().contains("ibdata1"), "{e}");
-    assert!(sink.finish().is_err(), "a dead store's backup finished");
+    assert!(finish(&sink).is_err(), "a dead store's backup finished");
 
     // the store comes back: the backup is there, marked incomplete, and
     // refused; a rerun under a new name succeeds
@@ -255,7 +263,7 @@ fn a_store_killed_mid_upload_fails_the_upload_and_the_backup_stays_incomplete() 
     let e = fetch(&loc, out.path(), &ExtractOptions::default(), MARKER)
         .expect_err("an incomplete backup was fetched");
     assert!(matches!(e, SinkError::IncompleteBackup { .. }), "{e}");
-    let rerun = ObjectSink::create(root.child("cut-2"), opts, MARKER).expect("a new name");
+    let rerun = create(root.child("cut-2"), opts).expect("a new name");
     upload(&rerun, "db/t1.ibd", &pattern(16384, 1), 16384);
-    rerun.finish().expect("the rerun finished");
+    finish(&rerun).expect("the rerun finished");
 }

@@ -202,7 +202,7 @@ pub struct PrepareReport {
 /// The backup's copied redo, named as errors name it: `#innodb_redo/`
 /// (MySQL 8.0.30+) when the backup has one, else `ib_logfile0`; the same
 /// choice [`RedoLog::open`] makes.
-fn log_path(dir: &Path) -> PathBuf {
+pub(crate) fn log_path(dir: &Path) -> PathBuf {
     let mysql = dir.join("#innodb_redo");
     if mysql.is_dir() {
         mysql
@@ -222,7 +222,7 @@ fn log_path(dir: &Path) -> PathBuf {
 /// [`PrepareError::UnsupportedLog`] for a log in a format prepare does not
 /// hand to a server (the classic multi-file format) or one the reader
 /// refuses (the reason says why).
-fn log_extent(dir: &Path) -> Result<(RedoFormat, u64, u64), PrepareError> {
+pub(crate) fn log_extent(dir: &Path) -> Result<(RedoFormat, u64, u64), PrepareError> {
     let file = log_path(dir);
     // The reader's messages start with the file; ours already names it.
     let unsupported = |e: RedoError| {

@@ -13,7 +13,7 @@
 //!
 //! Backup-only files stay behind, as XtraBackup and mariadb-backup leave
 //! them (`xtrabackup_*`, `backup-my.cnf`, and xb's own `xb_source`, `xb_indexes`,
-//! `xb_prepare.log`), and so do left-overs of a compressed or encrypted
+//! `xb_prepare.log`, `xb_manifest.json`), and so do left-overs of a compressed or encrypted
 //! stream (`.qp`, `.zst`, `.lz4`, `.xbcrypt`), of an incremental (`.delta`,
 //! `.meta`) or of a vendor's copy (`.pmap`, `.tmp`). `ib_buffer_pool` is
 //! restored: the server warms its buffer pool from it.
@@ -213,7 +213,7 @@ fn backup_only(name: &str) -> bool {
     name.starts_with("xtrabackup_")
         || matches!(
             name,
-            "backup-my.cnf" | "xb_source" | "xb_indexes" | "xb_prepare.log"
+            "backup-my.cnf" | "xb_source" | "xb_indexes" | "xb_prepare.log" | "xb_manifest.json"
         )
         || name == MARKER
 }
@@ -434,6 +434,7 @@ mod tests {
             "xb_source",
             "xb_indexes",
             "xb_prepare.log",
+            "xb_manifest.json",
             "db/t.ibd.zst",
             "db/t.ibd.qp",
             "db/t.ibd.delta",
@@ -444,7 +445,7 @@ mod tests {
         let p = plan(&l, &dirs()).unwrap();
         assert_eq!(p.len(), 1, "{:?}", p.items);
         assert_eq!(p.items[0].src, "db/xtrabackup_not_top_level");
-        assert_eq!(p.skipped.len(), 13);
+        assert_eq!(p.skipped.len(), 14);
         assert_eq!(p.redo, Redo::None);
     }
 

@@ -273,8 +273,9 @@ pub async fn backup(
             done.to_lsn
         ));
     }
-    // 10. finish
-    output.complete()?;
+    // 10. finish: the manifest names every file, then the target is made
+    // durable (and, in object storage, checked) and its marker removed
+    output.complete(manifest_meta(&info, &done, &opts.sink, ctx.parallel))?;
     let Done {
         point,
         start_lsn,
@@ -551,4 +552,44 @@ async fn locked_phases<F: Flavour>(
 
 fn display(paths: &[std::path::PathBuf]) -> Vec<String> {
     paths.iter().map(|p| p.display().to_string()).collect()
+}
+
+/// What `xb_manifest.json` says the backup is, beside its files.
+fn manifest_meta(
+    info: &meta::InfoFacts,
+    done: &Done,
+    sink: &targets::SinkOptions,
+    parallel: usize,
+) -> serde_json::Map<String, serde_json::Value> {
+    let compression = sink.compression.map(|c| match c {
+        xb_sink::Compression::Zstd { level } => format!("zstd level {level}"),
+        xb_sink::Compression::Lz4 => "lz4".to_string(),
+    });
+    let v = serde_json::json!({
+        "tool": "xb",
+        "tool_version": env!("CARGO_PKG_VERSION"),
+        "backup_type": if info.from_lsn.is_some() { "incremental" } else { "full-backuped" },
+        "from_lsn": info.from_lsn.unwrap_or(0),
+        "to_lsn": done.to_lsn,
+        "start_lsn": done.start_lsn,
+        "last_lsn": done.last_lsn,
+        "server_version": info.server_version,
+        "start_time": info.start_time,
+        "end_time": info.end_time,
+        "binlog": info
+            .binlog
+            .as_ref()
+            .map(|(file, position, gtid)| serde_json::json!({"file": file, "position": position, "gtid": gtid})),
+        "options": {
+            "parallel": parallel,
+            "compression": compression,
+            "encrypted": sink.encrypt_key.is_some(),
+            "partial": info.partial,
+            "format": info.format,
+        },
+    });
+    match v {
+        serde_json::Value::Object(m) => m,
+        _ => serde_json::Map::new(),
+    }
 }

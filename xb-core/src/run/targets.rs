@@ -15,8 +15,8 @@ use std::sync::Arc;
 
 use xb_sink::object::{ObjectLocation, ObjectOptions, ObjectSink};
 use xb_sink::{
-    Compress, Compression, Datasink, Encrypt, EncryptKey, LocalDir, SinkError, SinkFile, Throttle,
-    XbStreamWriter,
+    Compress, Compression, Datasink, Encrypt, EncryptKey, LocalDir, Manifested, SinkError,
+    SinkFile, Throttle, XbStreamWriter,
 };
 
 use super::Destination;
@@ -47,6 +47,8 @@ const PLAIN_FILES: &[&str] = &[
 
 /// A target made of an `xb_sink` chain.
 pub struct SinkTarget {
+    /// The end of the chain, recording every file for `xb_manifest.json`.
+    manifest: Arc<Manifested<Arc<dyn Datasink>>>,
     data: Box<dyn Datasink>,
     /// The redo file's chain: as `data` but unthrottled, with its own
     /// compression and encryption workers, so the redo copier never waits
@@ -63,15 +65,30 @@ impl std::fmt::Debug for SinkTarget {
 
 impl SinkTarget {
     fn chain(end: Arc<dyn Datasink>, opts: &SinkOptions) -> Self {
+        let manifest = Arc::new(Manifested::new(end));
+        let end: Arc<dyn Datasink> = Arc::clone(&manifest) as Arc<dyn Datasink>;
         let mut data = Self::transform(&end, opts);
         if let Some(rate) = opts.throttle {
             data = Box::new(Throttle::new(data, rate));
         }
         SinkTarget {
+            manifest,
             data,
             log: Self::transform(&end, opts),
             plain: end,
         }
+    }
+
+    /// Writes `xb_manifest.json`: every file written so far with its size
+    /// and SHA-256, and `meta`.
+    ///
+    /// # Errors
+    /// The end's errors.
+    pub fn write_manifest(
+        &self,
+        meta: serde_json::Map<String, serde_json::Value>,
+    ) -> Result<(), SinkError> {
+        self.manifest.write_manifest(meta).map(|_| ())
     }
 
     /// Encryption, then compression in front of it (files become
@@ -175,12 +192,23 @@ impl Target for SinkTarget {
 pub struct Output {
     /// Where files go.
     pub target: Arc<dyn Target>,
+    sink: Arc<SinkTarget>,
     /// `file` or `mbstream`, for `xtrabackup_info`.
     pub format: &'static str,
     marker_dir: Option<PathBuf>,
 }
 
 impl Output {
+    fn of(t: SinkTarget, format: &'static str, marker_dir: Option<PathBuf>) -> Self {
+        let sink = Arc::new(t);
+        Output {
+            target: Arc::clone(&sink) as Arc<dyn Target>,
+            sink,
+            format,
+            marker_dir,
+        }
+    }
+
     /// Opens the destination and, for a directory, marks it incomplete
     /// before anything else is written.
     ///
@@ -198,11 +226,7 @@ impl Output {
                 let marker = p.join(INCOMPLETE_MARKER);
                 std::fs::write(&marker, b"xb: this backup did not complete\n")
                     .map_err(|e| BackupError::Target(SinkError::io(marker.display(), e).into()))?;
-                Ok(Output {
-                    target: Arc::new(t),
-                    format: "file",
-                    marker_dir: Some(p),
-                })
+                Ok(Output::of(t, "file", Some(p)))
             }
             Destination::Object(location, object) => {
                 let url = location.url().to_string();
@@ -210,26 +234,24 @@ impl Output {
                     SinkError::NotEmpty { .. } => BackupError::TargetNotEmpty { path: url },
                     other => BackupError::Target(other.into()),
                 })?;
-                Ok(Output {
-                    target: Arc::new(t),
-                    format: "object",
-                    marker_dir: None,
-                })
+                Ok(Output::of(t, "object", None))
             }
-            Destination::Stream(w) => Ok(Output {
-                target: Arc::new(SinkTarget::stream(w, opts)),
-                format: "mbstream",
-                marker_dir: None,
-            }),
+            Destination::Stream(w) => Ok(Output::of(SinkTarget::stream(w, opts), "mbstream", None)),
         }
     }
 
-    /// Flushes everything, then removes the incomplete marker: only now is
-    /// the directory a backup.
+    /// Writes the manifest (with `meta`), flushes everything, then removes
+    /// the incomplete marker: only now is the directory a backup.
     ///
     /// # Errors
     /// [`BackupError::Target`]; the marker then stays.
-    pub fn complete(&self) -> Result<(), BackupError> {
+    pub fn complete(
+        &self,
+        meta: serde_json::Map<String, serde_json::Value>,
+    ) -> Result<(), BackupError> {
+        self.sink
+            .write_manifest(meta)
+            .map_err(|e| BackupError::Target(e.into()))?;
         self.target.finish().map_err(BackupError::Target)?;
         if let Some(d) = &self.marker_dir {
             let m = d.join(INCOMPLETE_MARKER);

@@ -4,12 +4,11 @@
 //! way back.
 
 mod location;
-mod manifest;
 mod read;
 mod rt;
 mod sink;
 
+pub use crate::manifest::{MANIFEST, Manifest, ManifestEntry};
 pub use location::{ObjectLocation, ObjectOptions, is_object_url};
-pub use manifest::{MANIFEST, Manifest, ManifestEntry};
 pub use read::{ListedBackup, fetch, list_backups, read_object};
 pub use sink::ObjectSink;

@@ -11,13 +11,12 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use futures_util::StreamExt;
 use nix::fcntl::OFlag;
 use object_store::ObjectStoreExt;
-use sha2::{Digest, Sha256};
 
 use super::location::ObjectLocation;
-use super::manifest::{MANIFEST, Manifest, ManifestEntry, hex};
 use super::rt::Rt;
 use super::sink::store_error;
 use crate::extract::{open_target, plan};
+use crate::manifest::{Digester, MANIFEST, Manifest, ManifestEntry};
 use crate::paths::{Create, Root};
 use crate::{ExtractOptions, ExtractStats, SinkError, stages};
 
@@ -285,8 +284,8 @@ fn fetch_one(
                 }
             }
         });
-    let mut sha = Sha256::new();
-    let (mut size, mut written) = (0u64, 0u64);
+    let mut digest = Digester::default();
+    let mut written = 0u64;
     let mut out = |d: &[u8]| -> Result<(), SinkError> {
         written += d.len() as u64;
         file.write_all(d)
@@ -295,8 +294,7 @@ fn fetch_one(
     let streamed = (|| {
         while let Some(piece) = rx.blocking_recv() {
             let piece = piece.map_err(|e| store_error(loc, "download", &entry.path, e))?;
-            sha.update(&piece);
-            size += piece.len() as u64;
+            digest.update(&piece);
             stages::feed(&mut stages, &piece, &mut out)?;
         }
         Ok::<_, SinkError>(())
@@ -306,6 +304,7 @@ fn fetch_one(
         path: entry.path.clone(),
         problem,
     };
+    let (size, got) = digest.finish();
     let failed = match streamed {
         Err(e) => Some(e),
         Ok(()) if size != entry.size => Some(mismatch(format!(
@@ -313,7 +312,6 @@ fn fetch_one(
             entry.size
         ))),
         Ok(()) => {
-            let got = hex(&sha.finalize());
             if got == entry.sha256 {
                 stages::finish(&mut stages, &mut out).err()
             } else {

@@ -1,0 +1,292 @@
+//! `xb_manifest.json`: every file of a backup with its size and the SHA-256
+//! of its stored bytes (after compression and encryption), hashed as the
+//! bytes go through the sink chain, never by reading them again. With it a
+//! backup is checked without a key, without a server and without trusting
+//! the disk or the store it sat on. It also carries what the backup is (LSN
+//! range, server, options, tool version) under `meta`.
+//!
+//! [`Manifested`] is the recording end of a chain: it wraps the terminus
+//! (a directory, a stream, object storage), records each file as it is
+//! closed, forgets a file taken back, and writes the manifest itself last
+//! ([`Manifested::write_manifest`]), unrecorded.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use crate::{Datasink, SinkError, SinkFile};
+
+/// The manifest's file name, at the top of the backup.
+pub const MANIFEST: &str = "xb_manifest.json";
+
+const FORMAT: &str = "xb-manifest";
+
+/// One file of the backup.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ManifestEntry {
+    /// Backup-relative name, as stored (`db/t.ibd.zst`).
+    pub path: String,
+    /// Bytes stored.
+    pub size: u64,
+    /// SHA-256 of the stored bytes, lower-case hex.
+    pub sha256: String,
+}
+
+/// The list of a backup's files, and what the backup is.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Manifest {
+    format: String,
+    version: u32,
+    /// What the backup is: LSN range, server, options, tool version (the
+    /// writer's choice of keys).
+    #[serde(default)]
+    pub meta: serde_json::Map<String, serde_json::Value>,
+    /// The files, sorted by name.
+    pub files: Vec<ManifestEntry>,
+}
+
+impl Manifest {
+    /// A manifest of these entries (`path → (size, sha256)`).
+    #[must_use]
+    pub fn new(entries: &BTreeMap<String, (u64, String)>) -> Self {
+        Manifest {
+            format: FORMAT.into(),
+            version: 1,
+            meta: serde_json::Map::new(),
+            files: entries
+                .iter()
+                .map(|(path, (size, sha256))| ManifestEntry {
+                    path: path.clone(),
+                    size: *size,
+                    sha256: sha256.clone(),
+                })
+                .collect(),
+        }
+    }
+
+    /// The manifest as stored.
+    ///
+    /// # Errors
+    /// Never in practice (strings, numbers and the caller's JSON values).
+    pub fn to_json(&self) -> Result<Vec<u8>, serde_json::Error> {
+        serde_json::to_vec_pretty(self)
+    }
+
+    /// Reads a stored manifest; `None` when it is not one of ours.
+    #[must_use]
+    pub fn from_json(bytes: &[u8]) -> Option<Self> {
+        serde_json::from_slice::<Manifest>(bytes)
+            .ok()
+            .filter(|m| m.format == FORMAT && m.version == 1)
+    }
+
+    /// Bytes of every file listed.
+    #[must_use]
+    pub fn total_bytes(&self) -> u64 {
+        self.files.iter().map(|f| f.size).sum()
+    }
+
+    /// The entry of `path`.
+    #[must_use]
+    pub fn entry(&self, path: &str) -> Option<&ManifestEntry> {
+        self.files
+            .binary_search_by(|e| e.path.as_str().cmp(path))
+            .ok()
+            .map(|i| &self.files[i])
+    }
+}
+
+/// Lower-case hex of a digest.
+pub(crate) fn hex(bytes: &[u8]) -> String {
+    use std::fmt::Write;
+    bytes
+        .iter()
+        .fold(String::with_capacity(bytes.len() * 2), |mut s, b| {
+            let _ = write!(s, "{b:02x}");
+            s
+        })
+}
+
+/// SHA-256 and length of a stream of bytes, fed piece by piece.
+#[derive(Clone, Default)]
+pub struct Digester {
+    sha: Sha256,
+    size: u64,
+}
+
+impl Digester {
+    /// Takes the next bytes.
+    pub fn update(&mut self, buf: &[u8]) {
+        self.sha.update(buf);
+        self.size += buf.len() as u64;
+    }
+
+    /// Bytes taken so far.
+    #[must_use]
+    pub fn size(&self) -> u64 {
+        self.size
+    }
+
+    /// `(size, sha256 hex)` of everything taken.
+    #[must_use]
+    pub fn finish(self) -> (u64, String) {
+        (self.size, hex(&self.sha.finalize()))
+    }
+}
+
+type Entries = Arc<Mutex<BTreeMap<String, (u64, String)>>>;
+
+/// The recording end of a chain (see the module's notes).
+pub struct Manifested<S: Datasink> {
+    inner: S,
+    entries: Entries,
+}
+
+impl<S: Datasink> std::fmt::Debug for Manifested<S> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Manifested({} files)", lock(&self.entries).len())
+    }
+}
+
+impl<S: Datasink> Manifested<S> {
+    /// Records what goes through to `inner`.
+    pub fn new(inner: S) -> Self {
+        Manifested {
+            inner,
+            entries: Arc::default(),
+        }
+    }
+
+    /// The sink it writes to.
+    pub fn inner(&self) -> &S {
+        &self.inner
+    }
+
+    /// Writes the manifest of every file closed so far (and not taken
+    /// back), with `meta`, to the inner sink. Call it once, after the last
+    /// file and before [`Datasink::finish`].
+    ///
+    /// # Errors
+    /// The inner sink's errors.
+    pub fn write_manifest(
+        &self,
+        meta: serde_json::Map<String, serde_json::Value>,
+    ) -> Result<Manifest, SinkError> {
+        let mut m = Manifest::new(&lock(&self.entries));
+        m.meta = meta;
+        let json = m.to_json().map_err(|e| SinkError::Io {
+            path: MANIFEST.into(),
+            source: std::io::Error::other(e),
+        })?;
+        let mut f = self.inner.open(MANIFEST, json.len() as u64)?;
+        f.write(&json)?;
+        f.close()?;
+        Ok(m)
+    }
+}
+
+fn lock(e: &Entries) -> std::sync::MutexGuard<'_, BTreeMap<String, (u64, String)>> {
+    // each change is one insert or remove: a panic cannot leave it half-done
+    e.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+impl<S: Datasink> Datasink for Manifested<S> {
+    fn open(&self, path: &str, size_hint: u64) -> Result<Box<dyn SinkFile>, SinkError> {
+        Ok(Box::new(Recording {
+            inner: self.inner.open(path, size_hint)?,
+            path: path.to_string(),
+            digest: Digester::default(),
+            entries: Arc::clone(&self.entries),
+        }))
+    }
+
+    fn remove(&self, path: &str) -> Result<bool, SinkError> {
+        let gone = self.inner.remove(path)?;
+        if gone {
+            lock(&self.entries).remove(path);
+        }
+        Ok(gone)
+    }
+
+    fn finish(&self) -> Result<(), SinkError> {
+        self.inner.finish()
+    }
+}
+
+struct Recording {
+    inner: Box<dyn SinkFile>,
+    path: String,
+    digest: Digester,
+    entries: Entries,
+}
+
+impl SinkFile for Recording {
+    fn write(&mut self, buf: &[u8]) -> Result<(), SinkError> {
+        self.digest.update(buf);
+        self.inner.write(buf)
+    }
+
+    fn close(self: Box<Self>) -> Result<(), SinkError> {
+        let Recording {
+            inner,
+            path,
+            digest,
+            entries,
+        } = *self;
+        inner.close()?;
+        lock(&entries).insert(path, digest.finish());
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_manifest_reads_back_and_a_foreign_document_is_not_one() {
+        let mut e = BTreeMap::new();
+        e.insert("b/t.ibd".to_string(), (16384, "ab".repeat(32)));
+        e.insert("a".to_string(), (0, "cd".repeat(32)));
+        let mut m = Manifest::new(&e);
+        m.meta.insert("to_lsn".into(), 42.into());
+        let back = Manifest::from_json(&m.to_json().expect("json")).expect("reads back");
+        assert_eq!(back, m);
+        assert_eq!(back.files[0].path, "a", "sorted by name");
+        assert_eq!(back.entry("b/t.ibd").map(|e| e.size), Some(16384));
+        assert_eq!(back.total_bytes(), 16384);
+        assert!(Manifest::from_json(br#"{"format":"other","version":1,"files":[]}"#).is_none());
+        assert!(Manifest::from_json(b"not json").is_none());
+        assert_eq!(hex(&[0, 0xab, 0x10]), "00ab10");
+    }
+
+    #[test]
+    fn what_goes_through_is_recorded_and_what_is_taken_back_is_not() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let sink = Manifested::new(crate::LocalDir::create(dir.path()).expect("dir"));
+        for (name, data) in [
+            ("a", &b"hello"[..]),
+            ("db/t.ibd", b"pages"),
+            ("stale", b"x"),
+        ] {
+            let mut f = sink.open(name, 0).expect("open");
+            f.write(data).expect("write");
+            f.close().expect("close");
+        }
+        assert!(sink.remove("stale").expect("removed"));
+        let m = sink
+            .write_manifest(serde_json::Map::new())
+            .expect("manifest");
+        sink.finish().expect("finish");
+        let names: Vec<_> = m.files.iter().map(|e| e.path.as_str()).collect();
+        assert_eq!(names, ["a", "db/t.ibd"]);
+        let mut d = Digester::default();
+        d.update(b"hel");
+        d.update(b"lo");
+        assert_eq!(m.files[0].sha256, d.finish().1);
+        let stored = std::fs::read(dir.path().join(MANIFEST)).expect("written");
+        assert_eq!(Manifest::from_json(&stored), Some(m));
+    }
+}
