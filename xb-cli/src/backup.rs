@@ -45,6 +45,20 @@ pub struct BackupArgs {
     /// Server unix socket.
     #[arg(long, short = 'S')]
     pub socket: Option<String>,
+    /// TLS to the server, as the MySQL clients: DISABLED, PREFERRED,
+    /// REQUIRED, VERIFY_CA, VERIFY_IDENTITY. Default DISABLED, or VERIFY_CA
+    /// when --ssl-ca is given; also `ssl-mode` in the option file.
+    #[arg(long, value_name = "MODE", ignore_case = true, value_parser = ["DISABLED", "PREFERRED", "REQUIRED", "VERIFY_CA", "VERIFY_IDENTITY"])]
+    pub ssl_mode: Option<String>,
+    /// CA certificate (PEM) that signs the server's certificate.
+    #[arg(long, value_name = "FILE")]
+    pub ssl_ca: Option<PathBuf>,
+    /// Client certificate (PEM), for accounts that REQUIRE X509.
+    #[arg(long, value_name = "FILE", requires = "ssl_key")]
+    pub ssl_cert: Option<PathBuf>,
+    /// The client certificate's private key (PEM).
+    #[arg(long, value_name = "FILE", requires = "ssl_cert")]
+    pub ssl_key: Option<PathBuf>,
     /// Account.
     #[arg(long, short = 'u')]
     pub user: Option<String>,
@@ -324,6 +338,7 @@ pub async fn run(args: BackupArgs) -> anyhow::Result<u8> {
             .or(file.get("user"))
             .unwrap_or_else(|| "root".into());
         c.password = resolve_password(args.password.clone(), file.get("password"))?;
+        c.tls = tls_options(&args, &file)?;
         c
     };
     if args.lock_ddl_per_table {
@@ -546,6 +561,50 @@ fn print_failure(e: &BackupError, target: Option<&PathBuf>) {
             );
         }
     }
+}
+
+/// The TLS settings: the command line over the option file (`ssl-mode`,
+/// `ssl-ca`, `ssl-cert`, `ssl-key`; MariaDB's `ssl` and
+/// `ssl-verify-server-cert` too). A CA without a mode means VERIFY_CA, as
+/// the MySQL clients take it.
+fn tls_options(args: &BackupArgs, file: &optfile::Options) -> anyhow::Result<xb_core::run::Tls> {
+    use xb_core::run::SslMode;
+    let path =
+        |a: &Option<PathBuf>, key: &str| a.clone().or_else(|| file.get(key).map(PathBuf::from));
+    let mut t = xb_core::run::Tls::default();
+    t.ca = path(&args.ssl_ca, "ssl-ca");
+    t.cert = path(&args.ssl_cert, "ssl-cert");
+    t.key = path(&args.ssl_key, "ssl-key");
+    let on = |k: &str| {
+        file.get(k).is_some_and(|v| {
+            v.is_empty()
+                || v == "1"
+                || v.eq_ignore_ascii_case("on")
+                || v.eq_ignore_ascii_case("true")
+        })
+    };
+    let mode = args.ssl_mode.clone().or_else(|| file.get("ssl-mode"));
+    t.mode = match mode.as_deref().map(str::to_ascii_uppercase).as_deref() {
+        Some("DISABLED") => SslMode::Disabled,
+        Some("PREFERRED") => SslMode::Preferred,
+        Some("REQUIRED") => SslMode::Required,
+        Some("VERIFY_CA") => SslMode::VerifyCa,
+        Some("VERIFY_IDENTITY") => SslMode::VerifyIdentity,
+        Some(other) => anyhow::bail!(
+            "unknown ssl-mode {other:?} in the option file\nhint: use DISABLED, PREFERRED, REQUIRED, VERIFY_CA or VERIFY_IDENTITY"
+        ),
+        None if on("ssl-verify-server-cert") => SslMode::VerifyIdentity,
+        None if t.ca.is_some() => SslMode::VerifyCa,
+        None if on("ssl") || t.cert.is_some() => SslMode::Required,
+        None => SslMode::Disabled,
+    };
+    if matches!(t.mode, SslMode::VerifyCa | SslMode::VerifyIdentity) && t.ca.is_none() {
+        anyhow::bail!(
+            "ssl-mode {:?} checks the server's certificate against a CA\nhint: give --ssl-ca FILE (the CA that signed the server's certificate)",
+            t.mode
+        );
+    }
+    Ok(t)
 }
 
 /// The read-lock options from the command line.

@@ -31,6 +31,14 @@ pub enum BackupError {
         /// What happened.
         message: String,
     },
+    /// The server accepts only TLS connections and xb was not told to use TLS.
+    #[error("{endpoint} requires a secure connection: {message}")]
+    TlsRequired {
+        /// Host:port or socket.
+        endpoint: String,
+        /// The server's words.
+        message: String,
+    },
     /// The account lacks privileges a backup needs.
     #[error("user '{user}' lacks the privilege(s) {} needed for a backup", missing.join(", "))]
     Privileges {
@@ -373,7 +381,10 @@ impl BackupError {
                 "Check the password of '{user}' (--password, MYSQL_PWD, or the [client] group of --defaults-file)."
             ),
             BackupError::Connect { .. } => {
-                "Is the server running and listening there? Check --host/--port or --socket.".into()
+                "Is the server running and listening there? Check --host/--port or --socket (and the --ssl-* options).".into()
+            }
+            BackupError::TlsRequired { .. } => {
+                "Connect with TLS: --ssl-mode=REQUIRED, or VERIFY_CA/VERIFY_IDENTITY with --ssl-ca (ssl-mode and ssl-ca also work in the option file).".into()
             }
             BackupError::Privileges { user, missing } => format!(
                 "As an administrator run: GRANT {} ON *.* TO '{user}'@'...'",
@@ -472,7 +483,7 @@ impl BackupError {
     pub fn code(&self) -> u8 {
         match self {
             BackupError::Access { .. } => 10,
-            BackupError::Connect { .. } => 11,
+            BackupError::Connect { .. } | BackupError::TlsRequired { .. } => 11,
             BackupError::Privileges { .. } => 12,
             BackupError::Sql { .. } => 13,
             BackupError::Unsupported { .. } => 14,

@@ -77,7 +77,7 @@ pub use api::{
 };
 pub use incremental::{BaseProblem, IncrementalBase};
 pub use log_status::{LogStatus, parse_log_status};
-pub use server::ConnectOptions;
+pub use server::{ConnectOptions, SslMode, Tls};
 
 pub use crate::error::BackupError;
 use data_copy::Job;

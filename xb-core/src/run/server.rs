@@ -22,6 +22,64 @@ pub struct ConnectOptions {
     pub user: String,
     /// Password (never logged).
     pub password: Option<String>,
+    /// TLS to the server (the MySQL clients' `--ssl-*` options).
+    pub tls: Tls,
+}
+
+/// How the connection is secured, as the MySQL clients' `--ssl-mode`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum SslMode {
+    /// Plain TCP or socket. xb's default when no `--ssl-*` option is given:
+    /// a server that requires TLS then says so, and the error names the fix.
+    #[default]
+    Disabled,
+    /// TLS when the server offers it, its certificate not checked; plain
+    /// otherwise.
+    Preferred,
+    /// TLS or no connection; the certificate not checked.
+    Required,
+    /// TLS, the certificate signed by `--ssl-ca`.
+    VerifyCa,
+    /// As `VerifyCa`, and the certificate names the host connected to.
+    VerifyIdentity,
+}
+
+/// TLS settings.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Tls {
+    /// The mode.
+    pub mode: SslMode,
+    /// CA certificate (PEM) that signs the server's.
+    pub ca: Option<std::path::PathBuf>,
+    /// Client certificate (PEM), for servers that require one (`REQUIRE X509`).
+    pub cert: Option<std::path::PathBuf>,
+    /// The client certificate's private key (PEM).
+    pub key: Option<std::path::PathBuf>,
+}
+
+impl Tls {
+    /// mysql_async's settings for a TLS connection, `None` for plain.
+    fn ssl_opts(&self) -> Option<mysql_async::SslOpts> {
+        if self.mode == SslMode::Disabled {
+            return None;
+        }
+        let verify = matches!(self.mode, SslMode::VerifyCa | SslMode::VerifyIdentity);
+        let mut o = mysql_async::SslOpts::default()
+            .with_danger_accept_invalid_certs(!verify)
+            .with_danger_skip_domain_validation(self.mode != SslMode::VerifyIdentity);
+        if let Some(ca) = &self.ca {
+            o = o.with_root_certs(vec![ca.clone().into()]);
+        }
+        if let (Some(cert), Some(key)) = (&self.cert, &self.key) {
+            o = o.with_client_identity(Some(mysql_async::ClientIdentity::new(
+                cert.clone().into(),
+                key.clone().into(),
+            )));
+        }
+        Some(o)
+    }
 }
 
 impl std::fmt::Debug for ConnectOptions {
@@ -32,6 +90,7 @@ impl std::fmt::Debug for ConnectOptions {
             .field("socket", &self.socket)
             .field("user", &self.user)
             .field("password", &self.password.as_ref().map(|_| "<hidden>"))
+            .field("tls", &self.tls)
             .finish()
     }
 }
@@ -51,10 +110,15 @@ impl ConnectOptions {
     }
 
     fn opts(&self) -> Opts {
+        self.opts_with(self.tls.ssl_opts())
+    }
+
+    fn opts_with(&self, ssl: Option<mysql_async::SslOpts>) -> Opts {
         let mut b = OptsBuilder::default()
             .user(Some(self.user.clone()))
             .pass(self.password.clone())
-            .prefer_socket(false);
+            .prefer_socket(false)
+            .ssl_opts(ssl);
         if let Some(s) = &self.socket {
             b = b.socket(Some(s.clone()));
         } else {
@@ -118,6 +182,13 @@ fn classify(e: mysql_async::Error, c: &ConnectOptions) -> BackupError {
             endpoint: c.endpoint(),
             message: se.message.clone(),
         },
+        // ER_SECURE_TRANSPORT_REQUIRED: MySQL 3159, MariaDB 4036
+        mysql_async::Error::Server(se) if se.code == 3159 || se.code == 4036 => {
+            BackupError::TlsRequired {
+                endpoint: c.endpoint(),
+                message: se.message.clone(),
+            }
+        }
         mysql_async::Error::Io(_) | mysql_async::Error::Driver(_) => BackupError::Connect {
             endpoint: c.endpoint(),
             message: e.to_string(),
@@ -152,18 +223,51 @@ pub const SESSION_TIMEOUTS: &str =
 /// [`BackupError::Access`] (wrong user or password) or
 /// [`BackupError::Connect`] (server unreachable).
 pub async fn connect(c: &ConnectOptions) -> Result<Conn, BackupError> {
-    let fut = Conn::new(c.opts());
-    let mut conn = match tokio::time::timeout(std::time::Duration::from_secs(30), fut).await {
-        Ok(r) => r.map_err(|e| classify(e, c))?,
-        Err(_) => {
-            return Err(BackupError::Connect {
-                endpoint: c.endpoint(),
-                message: "no answer within 30 s".into(),
-            });
+    let mut conn = match open(c.opts()).await {
+        // PREFERRED: plain when the server offers no TLS, as the clients do
+        Err(mysql_async::Error::Driver(mysql_async::DriverError::NoClientSslFlagFromServer))
+            if c.tls.mode == SslMode::Preferred =>
+        {
+            open(c.opts_with(None)).await
         }
-    };
+        // MariaDB answers a plain connection to a server that requires
+        // TLS with "Access denied": the same account over TLS tells the two
+        // apart (the password already went to this endpoint in the clear)
+        Err(mysql_async::Error::Server(se))
+            if se.code == 1045 && c.tls.mode == SslMode::Disabled && c.socket.is_none() =>
+        {
+            let probe = mysql_async::SslOpts::default()
+                .with_danger_accept_invalid_certs(true)
+                .with_danger_skip_domain_validation(true);
+            match open(c.opts_with(Some(probe))).await {
+                Ok(conn) => {
+                    let _ = conn.disconnect().await;
+                    return Err(BackupError::TlsRequired {
+                        endpoint: c.endpoint(),
+                        message: format!(
+                            "it refused the plain connection ({}) and accepts the same account over TLS",
+                            se.message
+                        ),
+                    });
+                }
+                Err(_) => Err(mysql_async::Error::Server(se)),
+            }
+        }
+        other => other,
+    }
+    .map_err(|e| classify(e, c))?;
     exec(&mut conn, SESSION_TIMEOUTS).await?;
     Ok(conn)
+}
+
+/// One connection attempt, bounded at 30 s.
+async fn open(opts: Opts) -> Result<Conn, mysql_async::Error> {
+    match tokio::time::timeout(std::time::Duration::from_secs(30), Conn::new(opts)).await {
+        Ok(r) => r,
+        Err(_) => Err(mysql_async::Error::Io(mysql_async::IoError::Io(
+            std::io::Error::new(std::io::ErrorKind::TimedOut, "no answer within 30 s"),
+        ))),
+    }
 }
 
 /// How long this session waits for a lock (the backup lock, a metadata
