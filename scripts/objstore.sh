@@ -43,19 +43,26 @@ install() {
     [ -x "$p" ] || { echo "objstore.sh: $p missing after install" >&2; exit 1; }
 }
 
+# whether process $1 holds the listening socket of 127.0.0.1:$2 (another
+# program may have taken the port first: then ours fails to bind and exits,
+# and a connection to the port would reach the other one)
+listens() {
+    local hex inode
+    hex=$(printf ':%04X' "$2")
+    for inode in $(awk -v p="$hex" 'substr($2, length($2) - 4) == p && $4 == "0A" { print $10 }' /proc/net/tcp); do
+        ls -l "/proc/$1/fd" 2>/dev/null | grep -q "socket:\[$inode\]" && return 0
+    done
+    return 1
+}
+
 wait_port() {
     local port=$1 pid=$2
-    for _ in $(seq 1 200); do
-        if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
-            # another program may hold the port: ours then exits at once
-            sleep 0.3
-            kill -0 "$pid" 2>/dev/null && return 0
-            echo "objstore.sh: $kind server exited (port $port taken?); log:" >&2; cat "$log" >&2; exit 1
-        fi
-        kill -0 "$pid" 2>/dev/null || { echo "objstore.sh: $kind server exited; log:" >&2; cat "$log" >&2; exit 1; }
+    for _ in $(seq 1 400); do
+        listens "$pid" "$port" && return 0
+        kill -0 "$pid" 2>/dev/null || { echo "objstore.sh: $kind server exited (port $port taken?); log:" >&2; cat "$log" >&2; exit 1; }
         sleep 0.05
     done
-    echo "objstore.sh: $kind server not answering on port $port" >&2; exit 1
+    echo "objstore.sh: $kind server not listening on port $port" >&2; exit 1
 }
 
 case "$cmd" in
@@ -75,7 +82,7 @@ case "$cmd" in
                 ;;
             azure)
                 setsid "$(program)" --blobHost 127.0.0.1 --blobPort "$port" --location "$root/data" \
-                    --skipApiVersionCheck --silent --loose > "$log" 2>&1 < /dev/null &
+                    --skipApiVersionCheck --silent --loose --disableTelemetry > "$log" 2>&1 < /dev/null &
                 ;;
         esac
         echo $! > "$root/pid"

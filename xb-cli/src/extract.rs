@@ -16,7 +16,7 @@ pub struct ExtractArgs {
     pub input: Option<PathBuf>,
     /// Download the backup at this object-storage URL instead
     /// (s3://BUCKET/NAME, azure://…, gs://…, file:///…): only a complete
-    /// backup, every object checked against its manifest (size, SHA-256).
+    /// backup, every object checked against its manifest (size, XXH3-128).
     #[arg(long, value_name = "URL")]
     pub from: Option<String>,
     #[command(flatten)]

@@ -98,7 +98,7 @@ async fn verify_passes_a_clean_backup_and_names_every_damage() {
         .expect("a written page");
     flip(&table, written as u64 * 16384 + 200);
     let out = verify(&[&c.to_string_lossy()]);
-    assert_caught(&out, "xbload/sbtest1.ibd", "SHA-256");
+    assert_caught(&out, "xbload/sbtest1.ibd", "XXH3-128");
     assert_caught(&out, "xbload/sbtest1.ibd", &format!("page {written}:"));
 
     // a flipped byte in the middle of the copied redo's records
@@ -111,7 +111,7 @@ async fn verify_passes_a_clean_backup_and_names_every_damage() {
     );
     flip(&log, 12288 + (len - 12288) / 2);
     let out = verify(&[&c.to_string_lossy()]);
-    assert_caught(&out, "ib_logfile0", "SHA-256");
+    assert_caught(&out, "ib_logfile0", "XXH3-128");
     assert_caught(&out, "ib_logfile0", "short of last_lsn");
 
     // a file gone
@@ -132,7 +132,7 @@ async fn verify_passes_a_clean_backup_and_names_every_damage() {
         .iter_mut()
         .find(|e| e["path"] == "xbload/sbtest3.ibd")
         .unwrap();
-    e["sha256"] = serde_json::Value::from("00".repeat(32));
+    e["xxh3"] = serde_json::Value::from("00".repeat(16));
     std::fs::write(&m, serde_json::to_vec(&doc).unwrap()).unwrap();
     assert_caught(
         &verify(&[&c.to_string_lossy()]),

@@ -3,7 +3,7 @@
 //! all is an error.
 //!
 //! A directory: the incomplete marker; every file against
-//! `xb_manifest.json` (present, size, SHA-256 of its bytes; nothing extra);
+//! `xb_manifest.json` (present, size, XXH3-128 of its bytes; nothing extra);
 //! every page of every InnoDB data file (checksum and place, as the
 //! servers judge them); the copied redo continuous from its start to
 //! `last_lsn`; the manifest's LSNs against `xtrabackup_checkpoints`; an
@@ -200,10 +200,10 @@ fn check_files(
                 &e.path,
                 format!("has {size} bytes, the manifest says {}", e.size),
             );
-        } else if sha != e.sha256 {
+        } else if sha != e.xxh3 {
             r.problem(
                 &e.path,
-                format!("SHA-256 {sha}, the manifest says {}", e.sha256),
+                format!("XXH3-128 {sha}, the manifest says {}", e.xxh3),
             );
         }
     }
@@ -490,9 +490,9 @@ pub fn verify_stream(input: impl Read) -> Result<Report, VerifyError> {
                 &e.path,
                 format!("has {size} bytes, the manifest says {}", e.size),
             ),
-            Some((_, sha)) if *sha != e.sha256 => r.problem(
+            Some((_, sha)) if *sha != e.xxh3 => r.problem(
                 &e.path,
-                format!("SHA-256 {sha}, the manifest says {}", e.sha256),
+                format!("XXH3-128 {sha}, the manifest says {}", e.xxh3),
             ),
             Some(_) => {}
         }

@@ -129,7 +129,7 @@ fn a_backup_goes_up_and_comes_back_checked() {
     match fetch(&loc, out2.path(), &ExtractOptions::default(), MARKER) {
         Err(SinkError::ObjectMismatch { path, problem, .. }) => {
             assert_eq!(path, "db/t1.ibd");
-            assert!(problem.contains("SHA-256"), "{problem}");
+            assert!(problem.contains("XXH3-128"), "{problem}");
         }
         other => panic!("a damaged object was not caught: {other:?}"),
     }

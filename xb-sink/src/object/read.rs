@@ -1,6 +1,6 @@
 //! The way back from object storage: which backups a prefix holds, and a
 //! backup downloaded into a directory, every object checked against the
-//! manifest (size and SHA-256) as it streams through, in parallel.
+//! manifest (size and XXH3-128) as it streams through, in parallel.
 
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -253,7 +253,7 @@ pub fn fetch(
 }
 
 /// Streams one object into its file through the decoding stages, checking
-/// its size and SHA-256. Returns bytes downloaded and bytes written.
+/// its size and XXH3-128. Returns bytes downloaded and bytes written.
 fn fetch_one(
     loc: &ObjectLocation,
     rt: &Rt,
@@ -312,12 +312,12 @@ fn fetch_one(
             entry.size
         ))),
         Ok(()) => {
-            if got == entry.sha256 {
+            if got == entry.xxh3 {
                 stages::finish(&mut stages, &mut out).err()
             } else {
                 Some(mismatch(format!(
-                    "SHA-256 {got}, the manifest says {}",
-                    entry.sha256
+                    "XXH3-128 {got}, the manifest says {}",
+                    entry.xxh3
                 )))
             }
         }
