@@ -95,6 +95,12 @@ pub struct BackupArgs {
     /// File holding the raw encryption key.
     #[arg(long, value_name = "FILE")]
     pub encrypt_key_file: Option<PathBuf>,
+    /// Keep a JSON document at FILE saying where the running backup is
+    /// (phase, bytes, throughput, ETA, redo LSN and lag, locks, warnings)
+    /// and how it ended; rewritten whole and renamed into place, about once
+    /// a second.
+    #[arg(long, value_name = "FILE")]
+    pub status_file: Option<PathBuf>,
     /// Read the server's data files at no more than this many MiB per
     /// second, and write no more than that into the backup (the redo copy
     /// is never held back).
@@ -225,9 +231,25 @@ struct Report {
     redo_capacity: AtomicU64,
     tty: bool,
     out: Mutex<()>,
+    /// When the first data bytes were copied: the throughput's start.
+    copy_started: std::sync::OnceLock<std::time::Instant>,
+    status: Option<crate::status::StatusFile>,
 }
 
 impl Report {
+    /// `, ETA 1m05s` once a second of copying gives a throughput.
+    fn eta_note(&self, done: u64, total: u64) -> String {
+        let Some(start) = self.copy_started.get() else {
+            return String::new();
+        };
+        let secs = start.elapsed().as_secs_f64();
+        if secs < 1.0 || done == 0 {
+            return String::new();
+        }
+        let left = (total.saturating_sub(done) as f64 / (done as f64 / secs)) as u64;
+        format!(", ETA {}m{:02}s", left / 60, left % 60)
+    }
+
     /// `, redo lag 3 MiB of a 96 MiB log` once the lag is sampled.
     fn lag_note(&self) -> String {
         match self.redo_capacity.load(Ordering::Relaxed) {
@@ -248,20 +270,31 @@ impl Progress for Report {
             eprint!("\r\x1b[K");
         }
         eprintln!("xb: {name}");
+        if let Some(st) = &self.status {
+            st.phase(name);
+        }
     }
     fn total(&self, bytes: u64) {
         self.total.store(bytes.max(1), Ordering::Relaxed);
+        if let Some(st) = &self.status {
+            st.total(bytes);
+        }
     }
     fn bytes(&self, _file: &str, n: u64) {
+        self.copy_started.get_or_init(std::time::Instant::now);
         let done = self.done.fetch_add(n, Ordering::Relaxed) + n;
         let total = self.total.load(Ordering::Relaxed).max(1);
         let pct = (done.min(total) * 100) / total;
+        if let Some(st) = &self.status {
+            st.done(done);
+        }
         if self.tty {
             let _g = self.out.lock();
             eprint!(
-                "\r\x1b[Kxb: copied {} MiB of {} MiB ({pct}%){}",
+                "\r\x1b[Kxb: copied {} MiB of {} MiB ({pct}%){}{}",
                 done >> 20,
                 total >> 20,
+                self.eta_note(done, total),
                 self.lag_note()
             );
         } else {
@@ -269,17 +302,26 @@ impl Progress for Report {
             if step > self.last_step.swap(step, Ordering::Relaxed) {
                 let _g = self.out.lock();
                 eprintln!(
-                    "xb: copied {} MiB of {} MiB ({pct}%){}",
+                    "xb: copied {} MiB of {} MiB ({pct}%){}{}",
                     done >> 20,
                     total >> 20,
+                    self.eta_note(done, total),
                     self.lag_note()
                 );
             }
         }
     }
+    fn redo(&self, copied_lsn: u64) {
+        if let Some(st) = &self.status {
+            st.redo(Some(copied_lsn), None);
+        }
+    }
     fn redo_lag(&self, now: LagNow) {
         self.redo_lag.store(now.lag, Ordering::Relaxed);
         self.redo_capacity.store(now.capacity, Ordering::Relaxed);
+        if let Some(st) = &self.status {
+            st.redo(None, Some((now.lag, now.capacity)));
+        }
     }
     fn warning(&self, text: &str) {
         let _g = self.out.lock();
@@ -287,6 +329,9 @@ impl Progress for Report {
             eprint!("\r\x1b[K");
         }
         eprintln!("xb: warning: {text}");
+        if let Some(st) = &self.status {
+            st.warning(text);
+        }
     }
 }
 
@@ -435,10 +480,21 @@ pub async fn run(args: BackupArgs) -> anyhow::Result<u8> {
             anyhow::anyhow!("--tables {re:?} is not a valid regular expression: {e}")
         })?);
     }
+    let status = args
+        .status_file
+        .clone()
+        .map(crate::status::StatusFile::create)
+        .transpose()
+        .map_err(|e| {
+            anyhow::anyhow!("--status-file: {e}\nhint: give a file in a directory xb may write")
+        })?;
     let plan = match plan.build() {
         Ok(p) => p,
         Err(e) => {
             print_failure(&e, None);
+            if let Some(st) = &status {
+                st.finish(Some(format!("{e}")));
+            }
             return Ok(e.code());
         }
     };
@@ -450,6 +506,8 @@ pub async fn run(args: BackupArgs) -> anyhow::Result<u8> {
         redo_capacity: AtomicU64::new(0),
         tty: std::io::stderr().is_terminal(),
         out: Mutex::new(()),
+        copy_started: std::sync::OnceLock::new(),
+        status,
     };
     let streaming = args.stream.is_some();
     match plan.run(&report).await {
@@ -508,10 +566,16 @@ pub async fn run(args: BackupArgs) -> anyhow::Result<u8> {
                     println!("{j}");
                 }
             }
+            if let Some(st) = &report.status {
+                st.finish(None);
+            }
             eprintln!("xb: completed OK!");
             Ok(0)
         }
         Err(e) => {
+            if let Some(st) = &report.status {
+                st.finish(Some(format!("{e}")));
+            }
             print_failure(&e, args.target_dir.as_ref().filter(|_| !streaming));
             Ok(e.code())
         }

@@ -7,6 +7,7 @@ mod extract;
 mod objects;
 mod prepare;
 mod restore;
+mod status;
 mod verify;
 
 use clap::{Parser, Subcommand};
