@@ -18,6 +18,11 @@ pub struct BackupArgs {
     /// Option file to read ([client], [xtrabackup], [mariadb-backup] groups).
     #[arg(long, value_name = "FILE")]
     pub defaults_file: Option<PathBuf>,
+    /// Login path of `mysql_config_editor` to read host, port, socket, user
+    /// and password from (`~/.mylogin.cnf`, or MYSQL_TEST_LOGIN_FILE); its
+    /// values win over --defaults-file, the command line over both.
+    #[arg(long, value_name = "NAME")]
+    pub login_path: Option<String>,
     /// Directory the backup is written to (must be absent or empty).
     /// With --stream it is not written to.
     #[arg(long, value_name = "DIR")]
@@ -361,6 +366,22 @@ pub async fn run(args: BackupArgs) -> anyhow::Result<u8> {
             &["client", "xtrabackup", "mariadb-backup", "mariabackup"],
         )?,
         None => optfile::Options::default(),
+    };
+    let file = match &args.login_path {
+        Some(name) => {
+            let path = optfile::login_path_file().ok_or_else(|| {
+                anyhow::anyhow!(
+                    "--login-path: no HOME and no MYSQL_TEST_LOGIN_FILE to find .mylogin.cnf"
+                )
+            })?;
+            let lp = optfile::read_login_path(&path, name).map_err(|e| {
+                anyhow::anyhow!(
+                    "--login-path {name}: {e}\nhint: create it with mysql_config_editor set --login-path={name} --user=… --password"
+                )
+            })?;
+            file.overlay(lp)
+        }
+        None => file,
     };
     if args.stream.is_some() && std::io::stdout().is_terminal() {
         anyhow::bail!("--stream writes binary data: redirect standard output to a file or a pipe");

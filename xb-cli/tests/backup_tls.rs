@@ -227,3 +227,37 @@ async fn mariadb_ed25519_account_backs_up() {
         .unwrap();
     assert_failure_mentions(&out, &["access denied for user 'ed'"]);
 }
+
+/// A login path `mysql_config_editor` made (at a terminal, as a DBA would)
+/// holds the host, port, user and password.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_login_path_of_mysql_config_editor_connects() {
+    let src = TestServer::start(Flavor::MySql97).unwrap();
+    let login = src.scratch("mylogin.cnf");
+    let editor = format!(
+        "{} mysql97 exec mysql_config_editor set --login-path=backup --host=127.0.0.1 --port={} --user=xb --password",
+        xb_testing::server::db_script().display(),
+        src.port()
+    );
+    // the password is typed at its prompt, through a pseudo-terminal
+    let out = Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "(sleep 1; printf 'xb\\n') | script -qec \"{editor}\" /dev/null"
+        ))
+        .env("MYSQL_TEST_LOGIN_FILE", &login)
+        .output()
+        .unwrap();
+    assert!(out.status.success() && login.exists(), "{out:?}");
+
+    let backup = |name: &str, target: &str| {
+        Command::new(env!("CARGO_BIN_EXE_xb-cli"))
+            .args(["backup", "--login-path", name, "--target-dir", target])
+            .env("MYSQL_TEST_LOGIN_FILE", &login)
+            .output()
+            .unwrap()
+    };
+    assert_success(&backup("backup", &src.scratch("lp").to_string_lossy()));
+    let out = backup("nightly", &src.scratch("lp2").to_string_lossy());
+    assert_failure_mentions(&out, &["--login-path nightly", "mysql_config_editor"]);
+}

@@ -165,6 +165,87 @@ pub fn read_groups(path: &Path, groups: &[&str]) -> Result<Options, OptionFileEr
     Ok(out)
 }
 
+impl Options {
+    /// These options with `top`'s over them (a later file wins).
+    #[must_use]
+    pub fn overlay(mut self, top: Options) -> Options {
+        self.0.extend(top.0);
+        self
+    }
+}
+
+/// The file `mysql_config_editor` keeps login paths in: `MYSQL_TEST_LOGIN_FILE`,
+/// else `~/.mylogin.cnf`.
+#[must_use]
+pub fn login_path_file() -> Option<PathBuf> {
+    std::env::var_os("MYSQL_TEST_LOGIN_FILE")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".mylogin.cnf")))
+}
+
+/// Reads login path `name` (and `[client]`) from `mysql_config_editor`'s
+/// obfuscated file: 4 unused bytes, a 20-byte key folded by XOR into an
+/// AES-128 key, then each line of an option file as a 4-byte
+/// little-endian length and that many bytes of AES-128-ECB with PKCS#7
+/// padding. Obfuscation, not secrecy: anyone who can read the file can read
+/// the password, which is why the clients insist on mode 0600.
+///
+/// # Errors
+/// [`OptionFileError::Read`], or [`OptionFileError::Malformed`] when the
+/// file is not such a file or has no `[name]`.
+pub fn read_login_path(path: &Path, name: &str) -> Result<Options, OptionFileError> {
+    let bytes = std::fs::read(path).map_err(|source| OptionFileError::Read {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let bad = |reason| OptionFileError::Malformed {
+        path: path.to_path_buf(),
+        line: 0,
+        reason,
+    };
+    let text =
+        deobfuscate(&bytes).ok_or_else(|| bad("not a login-path file of mysql_config_editor"))?;
+    if !text.lines().any(|l| l.trim() == format!("[{name}]")) {
+        return Err(bad(
+            "the login path is not in it (mysql_config_editor print --all lists them)",
+        ));
+    }
+    let mut out = Options::default();
+    parse_into(&text, path, &["client", name], &mut out, 0)?;
+    Ok(out)
+}
+
+fn deobfuscate(bytes: &[u8]) -> Option<String> {
+    use aes::cipher::{BlockDecrypt, KeyInit};
+    let key = bytes.get(4..24)?;
+    let mut rkey = [0u8; 16];
+    for (i, b) in key.iter().enumerate() {
+        rkey[i % 16] ^= b;
+    }
+    let aes = aes::Aes128::new(&rkey.into());
+    let mut text = Vec::new();
+    let mut rest = bytes.get(24..)?;
+    while !rest.is_empty() {
+        let len = u32::from_le_bytes(rest.get(..4)?.try_into().ok()?) as usize;
+        let cipher = rest.get(4..4 + len)?;
+        if len == 0 || len % 16 != 0 {
+            return None;
+        }
+        let mut plain = cipher.to_vec();
+        for block in plain.chunks_exact_mut(16) {
+            aes.decrypt_block(block.into());
+        }
+        let pad = usize::from(*plain.last()?);
+        if pad == 0 || pad > 16 || pad > plain.len() {
+            return None;
+        }
+        plain.truncate(plain.len() - pad);
+        text.extend_from_slice(&plain);
+        rest = &rest[4 + len..];
+    }
+    String::from_utf8(text).ok()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -208,6 +289,46 @@ mod tests {
         assert!(
             e.to_string().ends_with("line 2: option without a name"),
             "{e}"
+        );
+    }
+
+    /// A file `mysql_config_editor` 9.7.4 wrote: `set --login-path=bk
+    /// --host=127.0.0.1 --port=3999 --user=xb --password` (sekret;
+    /// `my_print_defaults -s bk` reads the same four values).
+    const MYLOGIN: &str = "0000000008100f070e140a1d1d07180e17140e1d12061e0a10000000a1b9f3467e30f65ae25aa2a48f30856910000000189748f56f0b03c02b17ec4b68e9824c20000000f945bdc680c12b030e6124418b465bf1720a2346dec3f67f1568254fe8b3750620000000d4c2c80181797c9e1e945e6a6d910bbfac8e436d60300b54f4512eb746e37b07100000005ecffa97952ecc882a275348e180343c";
+
+    #[test]
+    fn a_login_path_of_mysql_config_editor_reads_back() {
+        let bytes: Vec<u8> = (0..MYLOGIN.len())
+            .step_by(2)
+            .map(|i| u8::from_str_radix(&MYLOGIN[i..i + 2], 16).unwrap())
+            .collect();
+        let d = tempfile::tempdir().unwrap();
+        let f = d.path().join(".mylogin.cnf");
+        std::fs::write(&f, &bytes).unwrap();
+        let o = read_login_path(&f, "bk").unwrap();
+        assert_eq!(o.get("user").as_deref(), Some("xb"));
+        assert_eq!(o.get("password").as_deref(), Some("sekret"));
+        assert_eq!(o.get("host").as_deref(), Some("127.0.0.1"));
+        assert_eq!(o.get("port").as_deref(), Some("3999"));
+        assert!(matches!(
+            read_login_path(&f, "other"),
+            Err(OptionFileError::Malformed { .. })
+        ));
+        std::fs::write(&f, &bytes[..bytes.len() - 3]).unwrap();
+        assert!(matches!(
+            read_login_path(&f, "bk"),
+            Err(OptionFileError::Malformed { .. })
+        ));
+        let base = Options(BTreeMap::from([
+            ("user".into(), "a".into()),
+            ("port".into(), "1".into()),
+        ]));
+        let top = Options(BTreeMap::from([("user".into(), "b".into())]));
+        let both = base.overlay(top);
+        assert_eq!(
+            (both.get("user").as_deref(), both.get("port").as_deref()),
+            (Some("b"), Some("1"))
         );
     }
 }
