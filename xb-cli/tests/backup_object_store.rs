@@ -35,21 +35,38 @@ fn xb(store_env: &[(&'static str, String)], args: &[&str]) -> Output {
         .unwrap()
 }
 
+/// `xb-cli backup --target URL EXTRA…` with the store's environment, in
+/// the background, its output captured.
+fn spawn_backup_to(
+    src: &TestServer,
+    store_env: &[(&'static str, String)],
+    url: &str,
+    extra: &[&str],
+) -> tokio::process::Child {
+    let mut args = vec!["--target", url];
+    args.extend_from_slice(extra);
+    let mut cmd = xb_backup_command(src, &args);
+    cmd.envs(store_env.iter().map(|(k, v)| (*k, v.as_str())));
+    tokio::process::Command::from(cmd)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap()
+}
+
 async fn backup_to(
     src: &TestServer,
     store_env: &[(&'static str, String)],
     url: &str,
     extra: &[&str],
 ) -> Output {
-    let mut args = vec!["--target", url];
-    args.extend_from_slice(extra);
-    let mut cmd = xb_backup_command(src, &args);
-    cmd.envs(store_env.iter().map(|(k, v)| (*k, v.as_str())));
-    let mut cmd = tokio::process::Command::from(cmd);
-    cmd.stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true);
-    finish_within_on(src, cmd.spawn().unwrap(), BACKUP_LIMIT).await
+    finish_within_on(
+        src,
+        spawn_backup_to(src, store_env, url, extra),
+        BACKUP_LIMIT,
+    )
+    .await
 }
 
 /// `xb-cli list URL --json`, parsed.
@@ -116,6 +133,9 @@ async fn a_nightly_backup_and_an_incremental_go_to_s3_under_load_and_restore_equ
         "3",
     ];
     let full = backup_to(&src, &env, "s3://backups/db1/full", &opts).await;
+    if !full.status.success() {
+        eprintln!("DIAG {}", s3.diagnosis());
+    }
     assert_success(&full);
     assert!(String::from_utf8_lossy(&full.stderr).contains("completed OK"));
     load.wait_for_commits(300).await;
@@ -177,24 +197,8 @@ async fn a_backup_cut_short_by_a_dead_store_or_a_killed_xb_is_never_restored() {
     };
 
     // 1. xb killed (SIGKILL) in the middle of its copy
-    let mut cmd = xb_backup_command(
-        &src,
-        &[
-            "--target",
-            "s3://backups/db1/killed",
-            "--throttle",
-            "2",
-            "--parallel",
-            "1",
-        ],
-    );
-    cmd.envs(env.iter().map(|(k, v)| (*k, v.as_str())));
-    let mut child = tokio::process::Command::from(cmd)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
+    let slow = ["--throttle", "2", "--parallel", "1"];
+    let mut child = spawn_backup_to(&src, &env, "s3://backups/db1/killed", &slow);
     wait_until("the first data objects", Duration::from_secs(60), || {
         objects("db1/killed").iter().any(|p| p.ends_with(".ibd"))
     })
@@ -203,26 +207,9 @@ async fn a_backup_cut_short_by_a_dead_store_or_a_killed_xb_is_never_restored() {
     let _ = child.wait().await;
 
     // 2. the store dies under a running backup
-    let mut cmd = xb_backup_command(
-        &src,
-        &[
-            "--target",
-            "s3://backups/db1/cut",
-            "--throttle",
-            "2",
-            "--parallel",
-            "1",
-            "--object-retry-timeout",
-            "5",
-        ],
-    );
-    cmd.envs(env.iter().map(|(k, v)| (*k, v.as_str())));
-    let child = tokio::process::Command::from(cmd)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
+    let mut cut = slow.to_vec();
+    cut.extend(["--object-retry-timeout", "5"]);
+    let child = spawn_backup_to(&src, &env, "s3://backups/db1/cut", &cut);
     wait_until("the first data objects", Duration::from_secs(60), || {
         objects("db1/cut").iter().any(|p| p.ends_with(".ibd"))
     })

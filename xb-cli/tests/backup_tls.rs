@@ -189,42 +189,24 @@ async fn mariadb_ed25519_account_backs_up() {
     src.sql("CREATE USER ed@'%' IDENTIFIED VIA ed25519 USING PASSWORD('edpw')")
         .unwrap();
     src.sql("GRANT ALL ON *.* TO ed@'%'").unwrap();
-    let target = src.scratch("ed");
-    let out = Command::new(env!("CARGO_BIN_EXE_xb-cli"))
-        .args([
-            "backup",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            &src.port().to_string(),
-        ])
-        .args([
-            "--user",
-            "ed",
-            "--password=edpw",
-            "--target-dir",
-            &target.to_string_lossy(),
-        ])
-        .output()
-        .unwrap();
-    assert_success(&out);
-    let out = Command::new(env!("CARGO_BIN_EXE_xb-cli"))
-        .args([
-            "backup",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            &src.port().to_string(),
-        ])
-        .args([
-            "--user",
-            "ed",
-            "--password=wrong",
-            "--target-dir",
-            &src.scratch("ed2").to_string_lossy(),
-        ])
-        .output()
-        .unwrap();
+    let backup = |password: &str, target: &str| {
+        Command::new(env!("CARGO_BIN_EXE_xb-cli"))
+            .args([
+                "backup",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                &src.port().to_string(),
+            ])
+            .args(["--user", "ed", password, "--target-dir", target])
+            .output()
+            .unwrap()
+    };
+    assert_success(&backup(
+        "--password=edpw",
+        &src.scratch("ed").to_string_lossy(),
+    ));
+    let out = backup("--password=wrong", &src.scratch("ed2").to_string_lossy());
     assert_failure_mentions(&out, &["access denied for user 'ed'"]);
 }
 

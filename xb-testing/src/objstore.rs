@@ -130,6 +130,24 @@ impl StoreServer {
         }
     }
 
+    /// What the server printed, and whether its process is alive: for a
+    /// test's failure message.
+    #[must_use]
+    pub fn diagnosis(&self) -> String {
+        let pid = std::fs::read_to_string(self.dir.path().join("pid")).unwrap_or_default();
+        let alive = Command::new("kill")
+            .args(["-0", pid.trim()])
+            .status()
+            .is_ok_and(|s| s.success());
+        let log = std::fs::read_to_string(self.dir.path().join("server.log")).unwrap_or_default();
+        format!(
+            "{:?} server pid {} alive: {alive}; port {}; log:\n{log}",
+            self.kind,
+            pid.trim(),
+            self.port
+        )
+    }
+
     /// Starts the server again on its data and port (after [`Self::kill`]).
     ///
     /// # Errors
