@@ -387,19 +387,13 @@ async fn a_backup_goes_to_azure_blob_and_restores_equal() {
     start_and_compare(&src, &dir, &[&spec.schema], "").await;
 }
 
-/// Every file under `dir`, recursively (none when it does not exist).
+/// Every file under `dir` (none while it does not exist yet).
 fn walk(dir: &Path) -> Vec<String> {
-    let mut out = Vec::new();
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return out;
-    };
-    for e in entries.flatten() {
-        let p = e.path();
-        if p.is_dir() {
-            out.extend(walk(&p));
-        } else {
-            out.push(p.to_string_lossy().into_owned());
-        }
+    if !dir.exists() {
+        return Vec::new();
     }
-    out
+    common::files_under(dir)
+        .into_iter()
+        .map(|p| p.to_string_lossy().into_owned())
+        .collect()
 }

@@ -260,14 +260,7 @@ fn check_pages(dir: &Path, present: &std::collections::BTreeSet<String>, r: &mut
     let mut skipped = 0;
     for rel in present {
         if rel.ends_with(".zst") || rel.ends_with(".lz4") || rel.ends_with(".xbcrypt") {
-            skipped += usize::from(
-                innodb_file(
-                    rel.trim_end_matches(".xbcrypt")
-                        .trim_end_matches(".zst")
-                        .trim_end_matches(".lz4"),
-                )
-                .is_some(),
-            );
+            skipped += usize::from(innodb_file(decoded_name(rel)).is_some());
             continue;
         }
         let Some(system) = innodb_file(rel) else {

@@ -145,16 +145,22 @@ fn read_dir(dir: &Path, me: &str) -> Result<u64, BackupError> {
 /// The same for a backup in object storage: complete means its manifest is
 /// there and its incomplete marker is not.
 fn read_object(loc: &xb_sink::object::ObjectLocation, me: &str) -> Result<u64, BackupError> {
-    use xb_sink::object::{MANIFEST, read_object as get};
+    use xb_sink::object::{MANIFEST, read_objects};
     let what = loc.url().to_string();
-    let fetch = |name: &str| -> Result<Option<String>, BackupError> {
-        get(loc, name)
-            .map(|b| b.map(|b| String::from_utf8_lossy(&b).into_owned()))
-            .map_err(|e| BackupError::Target(e.into()))
-    };
-    let incomplete = fetch(INCOMPLETE_MARKER)?.is_some() || fetch(MANIFEST)?.is_none();
-    let cp = fetch("xtrabackup_checkpoints")?;
-    let source = fetch(SOURCE_FILE)?;
+    let names = [
+        INCOMPLETE_MARKER,
+        MANIFEST,
+        "xtrabackup_checkpoints",
+        SOURCE_FILE,
+    ];
+    let text = |b: Option<Vec<u8>>| b.map(|b| String::from_utf8_lossy(&b).into_owned());
+    let mut got = read_objects(loc, &names)
+        .map_err(|e| BackupError::Target(e.into()))?
+        .into_iter()
+        .map(text);
+    let mut next = || got.next().flatten();
+    let (marker, manifest, cp, source) = (next(), next(), next(), next());
+    let incomplete = marker.is_some() || manifest.is_none();
     let read = |name: &str| {
         Ok(match name {
             "xtrabackup_checkpoints" => cp.clone(),

@@ -10,5 +10,5 @@ mod sink;
 
 pub use crate::manifest::{MANIFEST, Manifest, ManifestEntry};
 pub use location::{ObjectLocation, ObjectOptions, is_object_url};
-pub use read::{ListedBackup, fetch, list_backups, read_object};
+pub use read::{ListedBackup, fetch, list_backups, read_objects};
 pub use sink::ObjectSink;

@@ -135,15 +135,19 @@ fn cancelled(loc: &ObjectLocation, op: &'static str, path: &str) -> SinkError {
     }
 }
 
-/// One (small) file of the backup at `loc`, whole; `None` when it is not
-/// there. For the files read before a backup starts (an incremental's base).
+/// Small files of the backup at `loc`, each whole, `None` for one that is
+/// not there: one runtime and one probe of the store for all of them. For
+/// the files read before a backup starts (an incremental's base).
 ///
 /// # Errors
 /// The store's errors.
-pub fn read_object(loc: &ObjectLocation, rel: &str) -> Result<Option<Vec<u8>>, SinkError> {
+pub fn read_objects(
+    loc: &ObjectLocation,
+    rels: &[&str],
+) -> Result<Vec<Option<Vec<u8>>>, SinkError> {
     let rt = Rt::new()?;
     super::sink::probe(loc, &rt)?;
-    get_small(loc, &rt, rel)
+    rels.iter().map(|rel| get_small(loc, &rt, rel)).collect()
 }
 
 /// A whole object, `None` when it does not exist.
