@@ -3,12 +3,12 @@
 
 use std::io::IsTerminal as _;
 use std::path::PathBuf;
-use std::sync::Mutex;
-use std::sync::atomic::{AtomicU64, Ordering};
 
 use xb_core::plan::BackupPlan;
-use xb_core::run::lag::LagNow;
-use xb_core::run::{BackupError, ConnectOptions, Progress, QueryKind, ReadLockOptions};
+use xb_core::run::{BackupError, ConnectOptions, Progress as _, QueryKind, ReadLockOptions};
+
+use crate::out;
+use crate::progress::Report;
 
 use xb_core::optfile;
 
@@ -225,121 +225,6 @@ pub enum KillType {
     Select,
 }
 
-/// Progress for a terminal (one updating line) or logs (a line per 10 %).
-struct Report {
-    total: AtomicU64,
-    done: AtomicU64,
-    last_step: AtomicU64,
-    /// The redo lag and the log's capacity at the last sample (bytes; 0
-    /// capacity: none yet).
-    redo_lag: AtomicU64,
-    redo_capacity: AtomicU64,
-    tty: bool,
-    out: Mutex<()>,
-    /// When the first data bytes were copied: the throughput's start.
-    copy_started: std::sync::OnceLock<std::time::Instant>,
-    status: Option<crate::status::StatusFile>,
-}
-
-impl Report {
-    /// `, ETA 1m05s` once a second of copying gives a throughput.
-    fn eta_note(&self, done: u64, total: u64) -> String {
-        let Some(start) = self.copy_started.get() else {
-            return String::new();
-        };
-        let secs = start.elapsed().as_secs_f64();
-        if secs < 1.0 || done == 0 {
-            return String::new();
-        }
-        let left = (total.saturating_sub(done) as f64 / (done as f64 / secs)) as u64;
-        format!(", ETA {}m{:02}s", left / 60, left % 60)
-    }
-
-    /// `, redo lag 3 MiB of a 96 MiB log` once the lag is sampled.
-    fn lag_note(&self) -> String {
-        match self.redo_capacity.load(Ordering::Relaxed) {
-            0 => String::new(),
-            cap => format!(
-                ", redo lag {} MiB of a {} MiB log",
-                xb_core::run::lag::mib(self.redo_lag.load(Ordering::Relaxed)),
-                xb_core::run::lag::mib(cap)
-            ),
-        }
-    }
-}
-
-impl Progress for Report {
-    fn phase(&self, name: &str) {
-        let _g = self.out.lock();
-        if self.tty {
-            eprint!("\r\x1b[K");
-        }
-        eprintln!("xb: {name}");
-        if let Some(st) = &self.status {
-            st.phase(name);
-        }
-    }
-    fn total(&self, bytes: u64) {
-        self.total.store(bytes.max(1), Ordering::Relaxed);
-        if let Some(st) = &self.status {
-            st.total(bytes);
-        }
-    }
-    fn bytes(&self, _file: &str, n: u64) {
-        self.copy_started.get_or_init(std::time::Instant::now);
-        let done = self.done.fetch_add(n, Ordering::Relaxed) + n;
-        let total = self.total.load(Ordering::Relaxed).max(1);
-        let pct = (done.min(total) * 100) / total;
-        if let Some(st) = &self.status {
-            st.done(done);
-        }
-        if self.tty {
-            let _g = self.out.lock();
-            eprint!(
-                "\r\x1b[Kxb: copied {} MiB of {} MiB ({pct}%){}{}",
-                done >> 20,
-                total >> 20,
-                self.eta_note(done, total),
-                self.lag_note()
-            );
-        } else {
-            let step = pct / 10;
-            if step > self.last_step.swap(step, Ordering::Relaxed) {
-                let _g = self.out.lock();
-                eprintln!(
-                    "xb: copied {} MiB of {} MiB ({pct}%){}{}",
-                    done >> 20,
-                    total >> 20,
-                    self.eta_note(done, total),
-                    self.lag_note()
-                );
-            }
-        }
-    }
-    fn redo(&self, copied_lsn: u64) {
-        if let Some(st) = &self.status {
-            st.redo(Some(copied_lsn), None);
-        }
-    }
-    fn redo_lag(&self, now: LagNow) {
-        self.redo_lag.store(now.lag, Ordering::Relaxed);
-        self.redo_capacity.store(now.capacity, Ordering::Relaxed);
-        if let Some(st) = &self.status {
-            st.redo(None, Some((now.lag, now.capacity)));
-        }
-    }
-    fn warning(&self, text: &str) {
-        let _g = self.out.lock();
-        if self.tty {
-            eprint!("\r\x1b[K");
-        }
-        eprintln!("xb: warning: {text}");
-        if let Some(st) = &self.status {
-            st.warning(text);
-        }
-    }
-}
-
 fn resolve_password(
     arg: Option<String>,
     from_file: Option<String>,
@@ -408,8 +293,8 @@ pub async fn run(args: BackupArgs) -> anyhow::Result<u8> {
         c
     };
     if args.lock_ddl_per_table {
-        eprintln!(
-            "xb: warning: --lock-ddl-per-table is deprecated: --lock-ddl=reduced blocks no table during the copy"
+        out::warning(
+            "--lock-ddl-per-table is deprecated: --lock-ddl=reduced blocks no table during the copy",
         );
     }
     let mut plan = BackupPlan::builder(connect)
@@ -519,19 +404,11 @@ pub async fn run(args: BackupArgs) -> anyhow::Result<u8> {
             return Ok(e.code());
         }
     };
-    let report = Report {
-        total: AtomicU64::new(1),
-        done: AtomicU64::new(0),
-        last_step: AtomicU64::new(0),
-        redo_lag: AtomicU64::new(0),
-        redo_capacity: AtomicU64::new(0),
-        tty: std::io::stderr().is_terminal(),
-        out: Mutex::new(()),
-        copy_started: std::sync::OnceLock::new(),
-        status,
-    };
+    let report = Report::new(std::io::stderr().is_terminal(), status);
     let streaming = args.stream.is_some();
-    match plan.run(&report).await {
+    let ran = plan.run(&report).await;
+    report.end();
+    match ran {
         Ok(s) => {
             report.phase(&format!(
                 "redo copied from LSN {} to {}; {} files, {} MiB, {} page re-reads; commits blocked {:.1}s{}",
@@ -587,14 +464,14 @@ pub async fn run(args: BackupArgs) -> anyhow::Result<u8> {
                     println!("{j}");
                 }
             }
-            if let Some(st) = &report.status {
+            if let Some(st) = report.status() {
                 st.finish(None);
             }
-            eprintln!("xb: completed OK!");
+            out::line("completed OK!");
             Ok(0)
         }
         Err(e) => {
-            if let Some(st) = &report.status {
+            if let Some(st) = report.status() {
                 st.finish(Some(format!("{e}")));
             }
             print_failure(&e, args.target_dir.as_ref().filter(|_| !streaming));
@@ -635,15 +512,14 @@ fn vanished_note(vanished: &[String]) -> String {
 }
 
 fn print_failure(e: &BackupError, target: Option<&PathBuf>) {
-    eprintln!("xb: error: {e}");
-    eprintln!("hint: {}", e.hint());
+    out::error(&e.to_string(), Some(&e.hint()));
     if let Some(t) = target {
         if t.join(xb_core::prepare::INCOMPLETE_MARKER).exists() {
-            eprintln!(
-                "xb: {} is incomplete (it holds {}); it cannot be restored",
+            out::line(&format!(
+                "{} is incomplete (it holds {}); it cannot be restored",
                 t.display(),
                 xb_core::prepare::INCOMPLETE_MARKER
-            );
+            ));
         }
     }
 }

@@ -5,7 +5,9 @@ mod argv;
 mod backup;
 mod extract;
 mod objects;
+mod out;
 mod prepare;
+mod progress;
 mod restore;
 mod status;
 mod verify;
@@ -41,14 +43,7 @@ enum Command {
 }
 
 fn main() -> std::process::ExitCode {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("XB_LOG")
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .init();
+    out::init_tracing();
     let cli = Cli::parse();
     // clap holds its own copies now; what `ps` shows loses the secrets
     argv::scrub_secrets();
@@ -60,7 +55,7 @@ fn main() -> std::process::ExitCode {
             {
                 Ok(rt) => rt,
                 Err(e) => {
-                    eprintln!("xb: error: cannot start the async runtime: {e}");
+                    out::error(&format!("cannot start the async runtime: {e}"), None);
                     return std::process::ExitCode::FAILURE;
                 }
             };
@@ -91,7 +86,7 @@ fn main() -> std::process::ExitCode {
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("xb: error: {e:#}");
+            out::error(&format!("{e:#}"), None);
             std::process::ExitCode::FAILURE
         }
     }

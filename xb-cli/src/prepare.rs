@@ -62,44 +62,44 @@ pub fn run(args: PrepareArgs) -> u8 {
     match prepare(&opts) {
         Ok(report) => {
             if let Some(m) = &report.merged {
-                eprintln!(
-                    "xb: merged the incremental: {} delta(s), {} page(s) ({} new tablespace(s), {} renamed), {} file(s) copied, {} dropped",
+                crate::out::line(&format!(
+                    "merged the incremental: {} delta(s), {} page(s) ({} new tablespace(s), {} renamed), {} file(s) copied, {} dropped",
                     m.deltas, m.pages, m.new_spaces, m.moved, m.copied, m.removed
-                );
+                ));
             }
             if let Some(x) = &report.export {
                 for n in &x.not_exported {
-                    eprintln!("xb: warning: {} not exported: {}", n.table, n.reason);
+                    crate::out::warning(&format!("{} not exported: {}", n.table, n.reason));
                 }
-                eprintln!(
-                    "xb: exported {} of {} InnoDB table(s): {} .cfg/.cfp file(s) written",
+                crate::out::line(&format!(
+                    "exported {} of {} InnoDB table(s): {} .cfg/.cfp file(s) written",
                     x.tables - x.not_exported.len(),
                     x.tables,
                     x.files
-                );
+                ));
             }
             if report.already_prepared {
-                eprintln!(
-                    "xb: {} was prepared already: no redo applied, server took {:.1}s",
+                crate::out::line(&format!(
+                    "{} was prepared already: no redo applied, server took {:.1}s",
                     args.target_dir.display(),
                     report.server_time.as_secs_f64()
-                );
+                ));
             } else {
-                eprintln!(
-                    "xb: prepared {}: redo applied from LSN {} to {} (backup end point {}), {} DDL marker(s), server took {:.1}s",
+                crate::out::line(&format!(
+                    "prepared {}: redo applied from LSN {} to {} (backup end point {}), {} DDL marker(s), server took {:.1}s",
                     args.target_dir.display(),
                     report.first_lsn,
                     report.log_end_lsn,
                     report.last_lsn,
                     report.ddl_markers_applied,
                     report.server_time.as_secs_f64()
-                );
+                ));
             }
-            eprintln!("xb: prepare completed OK");
+            crate::out::line("prepare completed OK");
             0
         }
         Err(e) => {
-            eprintln!("xb: error: prepare failed: {e}\nhint: {}", e.hint());
+            crate::out::error(&format!("prepare failed: {e}"), Some(e.hint()));
             e.code()
         }
     }

@@ -52,22 +52,22 @@ pub fn run(args: RestoreArgs, mode: Mode) -> u8 {
     match restore(&opts) {
         Ok(r) => {
             for e in &r.external {
-                eprintln!("xb: restored outside the datadir: {}", e.display());
+                crate::out::line(&format!("restored outside the datadir: {}", e.display()));
             }
-            eprintln!(
-                "xb: restored {} file(s), {} bytes, into {} in {:.1}s ({} backup-only file(s) left in {})",
+            crate::out::line(&format!(
+                "restored {} file(s), {} bytes, into {} in {:.1}s ({} backup-only file(s) left in {})",
                 r.files,
                 r.bytes,
                 r.dirs.datadir.display(),
                 r.elapsed.as_secs_f64(),
                 r.skipped,
                 args.target_dir.display()
-            );
-            eprintln!("xb: {what} completed OK");
+            ));
+            crate::out::line(&format!("{what} completed OK"));
             0
         }
         Err(e) => {
-            eprintln!("xb: error: {what} failed: {e}\nhint: {}", e.hint());
+            crate::out::error(&format!("{what} failed: {e}"), Some(e.hint()));
             e.code()
         }
     }

@@ -37,7 +37,8 @@ struct Status {
 /// The status file of one backup.
 pub struct StatusFile {
     path: PathBuf,
-    state: Mutex<(Status, Option<Instant>, Instant)>,
+    /// The document and when it was last written.
+    state: Mutex<(Status, Instant)>,
 }
 
 /// Rewrites at most this often while bytes flow; phases, warnings and the
@@ -77,7 +78,6 @@ impl StatusFile {
                     warnings: Vec::new(),
                     error: None,
                 },
-                None,
                 Instant::now(),
             )),
         };
@@ -92,20 +92,8 @@ impl StatusFile {
             .state
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        let (status, copy_started, last_write) = &mut *g;
+        let (status, last_write) = &mut *g;
         f(status);
-        if status.bytes_done > 0 && copy_started.is_none() {
-            *copy_started = Some(Instant::now());
-        }
-        if let Some(t) = copy_started {
-            let secs = t.elapsed().as_secs_f64();
-            if secs >= 1.0 {
-                status.throughput = (status.bytes_done as f64 / secs) as u64;
-                status.eta_seconds = (status.throughput > 0).then(|| {
-                    status.bytes_total.saturating_sub(status.bytes_done) / status.throughput
-                });
-            }
-        }
         if !now && last_write.elapsed() < EVERY {
             return Ok(());
         }
@@ -126,10 +114,10 @@ impl StatusFile {
         if let Err(e) = self.update(now, f) {
             static ONCE: std::sync::Once = std::sync::Once::new();
             ONCE.call_once(|| {
-                eprintln!(
-                    "xb: warning: cannot write the status file {}: {e}",
+                crate::out::warning(&format!(
+                    "cannot write the status file {}: {e}",
                     self.path.display()
-                );
+                ));
             });
         }
     }
@@ -152,9 +140,15 @@ impl StatusFile {
         self.record(false, |s| s.bytes_total = bytes);
     }
 
-    /// Bytes copied so far.
-    pub fn done(&self, bytes: u64) {
-        self.record(false, |s| s.bytes_done = bytes);
+    /// Bytes copied so far, and the pace the progress report computed.
+    pub fn copied(&self, bytes: u64, pace: Option<crate::progress::Pace>) {
+        self.record(false, |s| {
+            s.bytes_done = bytes;
+            if let Some(p) = pace {
+                s.throughput = p.bytes_per_s;
+                s.eta_seconds = p.eta_s;
+            }
+        });
     }
 
     /// The redo copy's position and lag.

@@ -72,7 +72,7 @@ fn assert_lost(out: &std::process::Output, target: &std::path::Path, words: &str
     );
     let hint = stderr
         .lines()
-        .find(|l| l.starts_with("hint:"))
+        .find(|l| l.contains(" xb: hint: "))
         .unwrap_or_else(|| panic!("no hint:\n{stderr}"));
     assert!(!hint.contains("privilege"), "{hint}");
     assert!(

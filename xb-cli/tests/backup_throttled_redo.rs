@@ -51,7 +51,10 @@ async fn throttled_backup_completes_with_a_valid_redo_copy() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     let span: Vec<u64> = stderr
         .lines()
-        .find_map(|l| l.strip_prefix("xb: redo copied from LSN "))
+        .find_map(|l| {
+            l.split_once("xb: redo copied from LSN ")
+                .map(|(_, rest)| rest)
+        })
         .and_then(|rest| rest.split(';').next())
         .map(|r| r.split(" to ").map(|n| n.trim().parse().unwrap()).collect())
         .unwrap_or_else(|| panic!("no redo line:\n{stderr}"));

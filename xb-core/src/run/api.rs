@@ -205,6 +205,10 @@ pub trait Progress: Sync {
     fn bytes(&self, _file: &str, _n: u64) {}
     /// Total bytes to copy, once known.
     fn total(&self, _bytes: u64) {}
+    /// Files to copy, once known (with [`total`](Progress::total)).
+    fn files(&self, _total: u64) {}
+    /// One file's copy is in the backup.
+    fn file_done(&self, _file: &str) {}
     /// The redo copier has copied log up to this LSN (reported while data
     /// files are copied, about every 50 ms); with the server's LSN it gives
     /// the redo lag, the margin before the server could overwrite log.

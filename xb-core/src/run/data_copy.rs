@@ -115,10 +115,11 @@ pub fn copy_all(
     parallel: usize,
     reader: &dyn Reader,
     target: &dyn Target,
-    on_bytes: OnBytes<'_>,
+    progress: &dyn Progress,
     cancel: &AtomicBool,
     delta: Option<DeltaPlan>,
 ) -> Result<CopyStats, CopyError> {
+    let on_bytes = &|f: &str, n: u64| progress.bytes(f, n);
     jobs.sort_by(|a, b| b.size.cmp(&a.size).then_with(|| a.rel.cmp(&b.rel)));
     let queue = Mutex::new(VecDeque::from(jobs));
     let files = AtomicU64::new(0);
@@ -157,6 +158,7 @@ pub fn copy_all(
                     };
                     match copied {
                         Ok(done) => {
+                            progress.file_done(&job.rel);
                             files.fetch_add(1, Ordering::Relaxed);
                             bytes.fetch_add(done.bytes, Ordering::Relaxed);
                             retries.fetch_add(done.retries, Ordering::Relaxed);
@@ -508,7 +510,6 @@ pub(super) fn copy_jobs(
         }
         None => &live,
     };
-    let on_bytes = |f: &str, n: u64| progress.bytes(f, n);
     let cancel = AtomicBool::new(false);
     let watch_stop = AtomicBool::new(false);
     tokio::task::block_in_place(|| {
@@ -538,7 +539,7 @@ pub(super) fn copy_jobs(
                 ctx.parallel,
                 reader,
                 ctx.target.as_ref(),
-                &on_bytes,
+                progress,
                 &cancel,
                 ctx.incremental_lsn.map(|from_lsn| DeltaPlan {
                     from_lsn,
@@ -643,7 +644,7 @@ mod tests {
             2,
             &Stub { bytes },
             &target,
-            &|_, _| {},
+            &crate::run::NoProgress,
             &cancel,
             Some(plan),
         )

@@ -503,6 +503,8 @@ async fn locked_phases<F: Flavour>(
         .as_ref()
         .map_or(0, tokudb::bytes_on_disk);
     step.progress.total(manifest.bytes() + toku_bytes);
+    step.progress
+        .files((manifest.innodb.len() + manifest.non_innodb.len() + manifest.aria.len()) as u64);
     step.progress.phase("copy InnoDB tablespaces");
     let copied = manifest.innodb.clone();
     // MySQL truncates undo tablespaces (a new file and space id) unless
