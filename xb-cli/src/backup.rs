@@ -192,6 +192,14 @@ pub struct BackupArgs {
     /// Print a JSON summary at the end (stdout, or stderr with --stream).
     #[arg(long)]
     pub json: bool,
+    /// Connect, check privileges and settings (the redo log's capacity
+    /// against the server's write rate, the open-files limit against the
+    /// tablespaces, the target's free space, TLS), print the files, bytes
+    /// and locks the backup would take, and exit without copying or
+    /// locking. Exit 0: nothing in the way; 3: a check found a problem;
+    /// otherwise the code the backup itself would fail with.
+    #[arg(long)]
+    pub dry_run: bool,
 }
 
 /// `--ftwrl-wait-query-type`.
@@ -386,6 +394,15 @@ pub async fn run(args: BackupArgs) -> anyhow::Result<u8> {
             anyhow::anyhow!("--tables {re:?} is not a valid regular expression: {e}")
         })?);
     }
+    if args.dry_run {
+        return match plan.build() {
+            Ok(p) => Ok(crate::dry_run::run(&p, args.json).await),
+            Err(e) => {
+                print_failure(&e, None);
+                Ok(e.code())
+            }
+        };
+    }
     let status = args
         .status_file
         .clone()
@@ -511,7 +528,7 @@ fn vanished_note(vanished: &[String]) -> String {
     )
 }
 
-fn print_failure(e: &BackupError, target: Option<&PathBuf>) {
+pub fn print_failure(e: &BackupError, target: Option<&PathBuf>) {
     out::error(&e.to_string(), Some(&e.hint()));
     if let Some(t) = target {
         if t.join(xb_core::prepare::INCOMPLETE_MARKER).exists() {

@@ -3,6 +3,7 @@
 
 mod argv;
 mod backup;
+mod dry_run;
 mod extract;
 mod objects;
 mod out;

@@ -89,6 +89,18 @@ impl BackupPlan {
         self.opts.parallel
     }
 
+    /// Checks what the backup would check and lists what it would copy and
+    /// lock, without copying or locking (see [`crate::run::dry_run`]).
+    ///
+    /// # Errors
+    /// What the backup would fail with before its copy.
+    pub async fn dry_run(
+        &self,
+        redo_sample: Duration,
+    ) -> Result<crate::run::dry_run::DryRun, BackupError> {
+        crate::run::dry_run::dry_run(&self.opts, redo_sample).await
+    }
+
     /// Runs the backup.
     ///
     /// # Errors

@@ -41,6 +41,7 @@ mod backup_lock;
 pub mod data_copy;
 mod ddl_fix;
 mod ddl_yield;
+pub mod dry_run;
 mod early;
 pub mod external;
 pub mod feed;
