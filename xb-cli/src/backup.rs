@@ -126,11 +126,26 @@ pub struct BackupArgs {
     /// Incremental backup on top of the backup in DIR (full or incremental):
     /// only InnoDB pages changed since its to_lsn are copied. DIR may be an
     /// object-storage URL (s3://BUCKET/NAME, …) of a complete backup.
-    #[arg(long, value_name = "DIR", conflicts_with = "incremental_lsn")]
+    #[arg(long, value_name = "DIR", conflicts_with_all = ["incremental_lsn", "incremental_history_name", "incremental_history_uuid"])]
     pub incremental_basedir: Option<PathBuf>,
     /// Incremental backup of the pages changed since this LSN.
-    #[arg(long, value_name = "LSN")]
+    #[arg(long, value_name = "LSN", conflicts_with_all = ["incremental_history_name", "incremental_history_uuid"])]
     pub incremental_lsn: Option<u64>,
+    /// Incremental backup on the newest completed backup of the series NAME
+    /// in the server's backup history (see --history).
+    #[arg(long, value_name = "NAME", conflicts_with = "incremental_history_uuid")]
+    pub incremental_history_name: Option<String>,
+    /// Incremental backup on the backup with this uuid in the server's
+    /// backup history (its `uuid` in xtrabackup_info).
+    #[arg(long, value_name = "UUID")]
+    pub incremental_history_uuid: Option<String>,
+    /// Once the backup is complete, record it (uuid, times, LSNs, binlog
+    /// position, format) in the server's backup history table, under the
+    /// series NAME if given: mysql.mariadb_backup_history on MariaDB 10.11+,
+    /// PERCONA_SCHEMA.xtrabackup_history elsewhere, as the vendor tools do.
+    /// The table is made first if missing (CREATE and INSERT on it needed).
+    #[arg(long, value_name = "NAME", num_args = 0..=1, default_missing_value = "", require_equals = true)]
+    pub history: Option<String>,
     /// MySQL: use the server's changed-page tracking (component_mysqlbackup),
     /// so an incremental reads only the pages changed since its base; every
     /// backup taken with it keeps tracking on for the next one.
@@ -349,6 +364,17 @@ pub async fn run(args: BackupArgs) -> anyhow::Result<u8> {
         plan = plan.incremental(base);
     } else if let Some(lsn) = args.incremental_lsn {
         plan = plan.incremental(xb_core::run::IncrementalBase::Lsn(lsn));
+    } else if let Some(name) = &args.incremental_history_name {
+        plan = plan.incremental(xb_core::run::IncrementalBase::History(
+            xb_core::run::history::Key::Name(name.clone()),
+        ));
+    } else if let Some(uuid) = &args.incremental_history_uuid {
+        plan = plan.incremental(xb_core::run::IncrementalBase::History(
+            xb_core::run::history::Key::Uuid(uuid.clone()),
+        ));
+    }
+    if let Some(name) = &args.history {
+        plan = plan.history(name.clone());
     }
     if let Some(algo) = &args.compress {
         plan = plan.compress(match algo.as_str() {
@@ -443,6 +469,9 @@ pub async fn run(args: BackupArgs) -> anyhow::Result<u8> {
                     l.blocks, l.held, l.lock, l.taken_at
                 ));
             }
+            if let Some(t) = &s.history {
+                report.phase(&format!("recorded in the backup history table {t}"));
+            }
             if args.json {
                 let j = serde_json::json!({
                     "status": "completed",
@@ -462,6 +491,7 @@ pub async fn run(args: BackupArgs) -> anyhow::Result<u8> {
                         "held_seconds": l.held,
                     })).collect::<Vec<_>>(),
                     "vanished": s.vanished,
+                    "history": s.history,
                     "tokudb": s.tokudb.as_ref().map(|t| serde_json::json!({
                         "data_files": t.data_files.len(),
                         "log_files": t.log_files.len(),

@@ -205,6 +205,16 @@ pub enum BackupError {
         /// What is wrong with it.
         problem: crate::run::incremental::BaseProblem,
     },
+    /// `--history`: the history table cannot be made or written.
+    #[error("the backup history table {table}: `{statement}` failed: {message}")]
+    History {
+        /// `mysql.mariadb_backup_history` or `PERCONA_SCHEMA.xtrabackup_history`.
+        table: String,
+        /// The statement.
+        statement: String,
+        /// The server's message.
+        message: String,
+    },
     /// `--page-tracking` on a server without MySQL's backup component.
     #[error(
         "--page-tracking needs MySQL's component_mysqlbackup, which this server has not installed"
@@ -452,8 +462,17 @@ impl BackupError {
                     P::NotABackup | P::BadCheckpoints(_) => "Give --incremental-basedir the directory of a completed xb, XtraBackup or mariadb-backup backup (the one holding xtrabackup_checkpoints), or the base LSN with --incremental-lsn.".into(),
                     P::Incomplete => "That backup failed; take the incremental on the last backup that completed, or take a full backup.".into(),
                     P::NewerThanServer { .. } => "The base is from another server, or this server was restored from an older backup since: take a full backup.".into(),
+                    P::NoHistory { table } => format!("Take a full backup with --history=NAME first (it writes the row to {table}), or give the base with --incremental-basedir or --incremental-lsn."),
                     P::OtherServer { .. } => "Take the incremental of the server the base came from, or a full backup of this one. If it is the same server under a new host name or datadir, give the base's to_lsn with --incremental-lsn instead.".into(),
                 }
+            }
+            BackupError::History { table, .. } => {
+                let on = match table.split_once('.') {
+                    Some(("mysql", _)) => table.clone(),
+                    Some((schema, _)) => format!("{schema}.*"),
+                    None => table.clone(),
+                };
+                format!("As an administrator run: GRANT CREATE, INSERT, SELECT ON {on} TO the backup user; or leave out --history.")
             }
             BackupError::PageTrackingUnavailable => "Install it once with INSTALL COMPONENT 'file://component_mysqlbackup' (MySQL 8.0.18+), or leave out --page-tracking: the incremental then reads every page.".into(),
             BackupError::DdlOnSharedTablespace { .. } => {
@@ -504,6 +523,7 @@ impl BackupError {
             | BackupError::DdlOnSharedTablespace { .. }
             | BackupError::DdlDuringCopy { .. } => 24,
             BackupError::IncrementalBase { .. } => 25,
+            BackupError::History { .. } => 29,
             BackupError::PageTrackingUnavailable => 14,
             BackupError::SafeSlaveTimeout { .. } => 26,
             BackupError::LongQueryBeforeReadLock { .. } => 27,

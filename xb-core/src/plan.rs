@@ -50,6 +50,7 @@ pub struct BackupPlanBuilder {
     safe_slave_backup: Option<Duration>,
     read_lock: crate::run::ReadLockOptions,
     backup_lock: (Option<u64>, u32),
+    history: Option<String>,
     sink: crate::run::targets::SinkOptions,
 }
 
@@ -73,6 +74,7 @@ impl BackupPlan {
             safe_slave_backup: None,
             read_lock: crate::run::ReadLockOptions::default(),
             backup_lock: (None, 0),
+            history: None,
             sink: crate::run::targets::SinkOptions::default(),
         }
     }
@@ -269,6 +271,14 @@ impl BackupPlanBuilder {
         self
     }
 
+    /// Records the backup in the server's backup history table under
+    /// `name` (empty: no name), as the vendor tools' `--history` does.
+    #[must_use]
+    pub fn history(mut self, name: impl Into<String>) -> Self {
+        self.history = Some(name.into());
+        self
+    }
+
     /// The command line recorded (secrets masked) in `xtrabackup_info`.
     #[must_use]
     pub fn command_line(mut self, args: Vec<String>) -> Self {
@@ -312,6 +322,7 @@ impl BackupPlanBuilder {
         opts.safe_slave_backup = self.safe_slave_backup;
         opts.read_lock = self.read_lock;
         (opts.backup_lock_timeout, opts.backup_lock_retry_count) = self.backup_lock;
+        opts.history = self.history;
         opts.sink = self.sink;
         if opts.sink.threads == 0 {
             opts.sink.threads = 2;

@@ -66,6 +66,9 @@ pub struct BackupOptions {
     /// backup with this option), so an incremental reads only the pages
     /// changed since its base.
     pub page_tracking: bool,
+    /// `--history[=NAME]`: a row in the server's backup history table
+    /// once the backup is complete (`Some("")`: a row without a name).
+    pub history: Option<String>,
     /// When the server is a replica, record its source's coordinates at
     /// the consistent point in `xtrabackup_slave_info` (`--slave-info`).
     pub slave_info: bool,
@@ -187,6 +190,7 @@ impl BackupOptions {
             lock_ddl: LockDdl::default(),
             incremental: None,
             page_tracking: false,
+            history: None,
             slave_info: false,
             safe_slave_backup: None,
             read_lock: ReadLockOptions::default(),
@@ -261,4 +265,8 @@ pub struct BackupSummary {
     /// The redo copy's lag behind the server over the backup (from two
     /// samples on, one a second; shorter backups have none).
     pub redo: Option<super::lag::LagReport>,
+    /// The history table the backup's row went to (`--history`); `None`
+    /// without it, or when the row could not be written (a warning said
+    /// so; the backup itself is complete).
+    pub history: Option<String>,
 }

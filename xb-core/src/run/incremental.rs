@@ -31,6 +31,8 @@ pub enum IncrementalBase {
     Object(xb_sink::object::ObjectLocation),
     /// An LSN given by the user.
     Lsn(u64),
+    /// The `innodb_to_lsn` of a backup in the server's backup history.
+    History(super::history::Key),
 }
 
 /// Why a base was refused.
@@ -52,6 +54,13 @@ pub enum BaseProblem {
         base: u64,
         /// The server's current LSN.
         server: u64,
+    },
+    /// The server's backup history has no completed backup by that name
+    /// or uuid.
+    #[error("{table} has no completed backup by that name or uuid")]
+    NoHistory {
+        /// The history table read.
+        table: String,
     },
     /// The base was taken from another server.
     #[error("it was taken from {base}, but this server is {server}")]
@@ -115,6 +124,20 @@ pub async fn resolve(
         IncrementalBase::Lsn(lsn) => (*lsn, format!("--incremental-lsn={lsn}")),
         IncrementalBase::Dir(dir) => (read_dir(dir, me)?, dir.display().to_string()),
         IncrementalBase::Object(loc) => (read_object(loc, me)?, loc.url().to_string()),
+        IncrementalBase::History(key) => {
+            let table = super::history::Table::of(facts);
+            match super::history::base_lsn(conn, &table, key).await? {
+                Some(lsn) => (lsn, key.to_string()),
+                None => {
+                    return Err(BackupError::IncrementalBase {
+                        base: key.to_string(),
+                        problem: BaseProblem::NoHistory {
+                            table: table.qualified(),
+                        },
+                    });
+                }
+            }
+        }
     };
     if let Some(now) = server::status_lsn(conn, facts.mariadb).await? {
         if lsn > now {

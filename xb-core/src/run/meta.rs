@@ -74,6 +74,8 @@ pub fn uuid_like() -> String {
 pub struct InfoFacts {
     /// Backup id.
     pub uuid: String,
+    /// The `--history` series name (empty without one).
+    pub name: String,
     /// Command line, with secrets masked.
     pub tool_command: String,
     /// `SELECT VERSION()`.
@@ -117,7 +119,7 @@ pub fn xtrabackup_info(f: &InfoFacts) -> String {
     let version = env!("CARGO_PKG_VERSION");
     [
         ("uuid", f.uuid.clone()),
-        ("name", String::new()),
+        ("name", f.name.clone()),
         ("tool_name", "xb-cli".into()),
         ("tool_command", f.tool_command.clone()),
         ("tool_version", format!("xb {version}")),
@@ -216,6 +218,7 @@ mod tests {
     #[test]
     fn info_has_mariadb_backup_key_order() {
         let text = xtrabackup_info(&InfoFacts {
+            name: String::new(),
             uuid: "u".into(),
             tool_command: "backup".into(),
             server_version: "10.11.18-MariaDB".into(),
@@ -268,6 +271,7 @@ mod tests {
     #[test]
     fn an_incremental_says_so_with_its_base() {
         let text = xtrabackup_info(&InfoFacts {
+            name: String::new(),
             uuid: "u".into(),
             tool_command: "backup".into(),
             server_version: "9.7.0".into(),

@@ -48,6 +48,7 @@ pub mod feed;
 pub mod files;
 mod flavour;
 mod flush_copy;
+pub mod history;
 pub mod incremental;
 pub mod lag;
 pub mod local;
@@ -161,6 +162,12 @@ pub async fn backup(
         path: facts.datadir.clone(),
         message: e.to_string(),
     })?;
+    // the history table is made before anything is copied: an account
+    // that may not write it fails the backup now, not after the copy
+    let history_table = opts.history.as_ref().map(|_| history::Table::of(&facts));
+    if let Some(t) = &history_table {
+        history::ensure(session.conn(), t).await?;
+    }
     // an incremental's base is checked before the target is touched
     let source = incremental::identity(session.conn(), &facts).await?;
     let incremental_lsn = match &opts.incremental {
@@ -247,6 +254,7 @@ pub async fn backup(
     )?;
     let info = meta::InfoFacts {
         uuid: meta::uuid_like(),
+        name: opts.history.clone().unwrap_or_default(),
         tool_command: meta::mask_secrets(&opts.command_line),
         server_version: ctx.facts.version.clone(),
         start_time,
@@ -277,6 +285,23 @@ pub async fn backup(
     // 10. finish: the manifest names every file, then the target is made
     // durable (and, in object storage, checked) and its marker removed
     output.complete(manifest_meta(&info, &done, &opts.sink, ctx.parallel))?;
+    let history = match (&history_table, &opts.history) {
+        (Some(t), Some(name)) => {
+            let name = Some(name.as_str()).filter(|n| !n.is_empty());
+            match record_history(&opts.connect, t, name, &info).await {
+                Ok(()) => Some(t.qualified()),
+                Err(e) => {
+                    progress.warning(&format!(
+                        "the backup is complete, but its row in {} was not written ({e}): \
+                         a later --incremental-history-name starts from an older backup",
+                        t.qualified()
+                    ));
+                    None
+                }
+            }
+        }
+        _ => None,
+    };
     let Done {
         point,
         start_lsn,
@@ -298,7 +323,22 @@ pub async fn backup(
         server_version: ctx.facts.version,
         tokudb: found.tokudb,
         redo: ctx.lag.report(),
+        history,
     })
+}
+
+/// The history row, on a connection of its own (the backup's session is
+/// closed, its locks released, by now).
+async fn record_history(
+    connect: &ConnectOptions,
+    table: &history::Table,
+    name: Option<&str>,
+    info: &meta::InfoFacts,
+) -> Result<(), BackupError> {
+    let mut conn = server::connect(connect).await?;
+    let r = history::record(&mut conn, table, name, info).await;
+    let _ = conn.disconnect().await;
+    r
 }
 
 /// Refuses servers no flavour covers, before anything is copied.
