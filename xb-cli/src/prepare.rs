@@ -12,19 +12,8 @@ pub struct PrepareArgs {
     /// The backup directory to prepare in place.
     #[arg(long, value_name = "DIR")]
     pub target_dir: PathBuf,
-    /// Server binary that runs the recovery; it must be the backup's flavour and
-    /// release series (default: the first mariadbd or mysqld in PATH that is).
-    #[arg(long, value_name = "PATH")]
-    pub server_binary: Option<PathBuf>,
-    /// Option file read before xb's own settings (e.g. for lc-messages-dir).
-    #[arg(long, value_name = "FILE")]
-    pub server_defaults_file: Option<PathBuf>,
-    /// Buffer pool size for recovery.
-    #[arg(long, default_value = "256M")]
-    pub use_memory: String,
-    /// Seconds recovery may take before xb gives up.
-    #[arg(long, default_value_t = 3600)]
-    pub timeout: u64,
+    #[command(flatten)]
+    pub server: ServerArgs,
     /// Apply the redo only: no rollback of unfinished transactions, so
     /// incremental backups can still be applied on top (use it for the base
     /// and every incremental but the last).
@@ -41,19 +30,44 @@ pub struct PrepareArgs {
     pub export: bool,
 }
 
+/// The server that runs a recovery (`prepare`, `verify --restore-test`).
+#[derive(Debug, clap::Args)]
+pub struct ServerArgs {
+    /// Server binary that runs the recovery; it must be the backup's flavour and
+    /// release series (default: the first mariadbd or mysqld in PATH that is).
+    #[arg(long, value_name = "PATH")]
+    pub server_binary: Option<PathBuf>,
+    /// Option file read before xb's own settings (e.g. for lc-messages-dir).
+    #[arg(long, value_name = "FILE")]
+    pub server_defaults_file: Option<PathBuf>,
+    /// Buffer pool size for recovery.
+    #[arg(long, default_value = "256M")]
+    pub use_memory: String,
+    /// Seconds recovery may take before xb gives up.
+    #[arg(long, default_value_t = 3600)]
+    pub timeout: u64,
+}
+
+impl ServerArgs {
+    /// These settings on `opts`.
+    pub fn apply(&self, mut opts: PrepareOptions) -> PrepareOptions {
+        if let Some(bin) = &self.server_binary {
+            opts = opts.server_binary(bin);
+        }
+        if let Some(cnf) = &self.server_defaults_file {
+            opts = opts.server_defaults_file(cnf);
+        }
+        opts.use_memory.clone_from(&self.use_memory);
+        opts.timeout = Duration::from_secs(self.timeout);
+        opts
+    }
+}
+
 /// Runs `xb-cli prepare`; returns the process exit code (0, or the
 /// error's stable code after printing it with its hint).
 #[must_use]
 pub fn run(args: PrepareArgs) -> u8 {
-    let mut opts = PrepareOptions::new(&args.target_dir);
-    if let Some(bin) = args.server_binary {
-        opts = opts.server_binary(bin);
-    }
-    if let Some(cnf) = args.server_defaults_file {
-        opts = opts.server_defaults_file(cnf);
-    }
-    opts.use_memory = args.use_memory;
-    opts.timeout = Duration::from_secs(args.timeout);
+    let mut opts = args.server.apply(PrepareOptions::new(&args.target_dir));
     opts.apply_log_only = args.apply_log_only;
     opts.export = args.export;
     if let Some(inc) = args.incremental_dir {

@@ -151,7 +151,10 @@ async fn a_nightly_series_chains_through_the_servers_history() {
     load.stop().await.unwrap();
     let t = checkpoints(&tuesday);
     assert_eq!(t.from_lsn, m.to_lsn, "Tuesday starts where Monday ended");
-    assert!(f.to_lsn < m.to_lsn && m.to_lsn < t.to_lsn, "{f:?} {m:?} {t:?}");
+    assert!(
+        f.to_lsn < m.to_lsn && m.to_lsn < t.to_lsn,
+        "{f:?} {m:?} {t:?}"
+    );
     checkpoint_past(&src, t.to_lsn).await;
 
     let table = rows(&src, "mysql.mariadb_backup_history").await;

@@ -168,6 +168,23 @@ pub enum PrepareError {
         /// Its `from_lsn`.
         inc_from_lsn: u64,
     },
+    /// The incremental ends before what is already applied: it was taken
+    /// earlier than an incremental merged before it. With the checkpoint
+    /// standing still between backups their `from_lsn`/`to_lsn` can agree
+    /// in any order; applied, it would put older pages over newer ones.
+    #[error(
+        "{inc} ends at LSN {inc_last_lsn}, before {base} (applied up to LSN {base_last_lsn}): it was taken before an incremental already applied"
+    )]
+    IncrementalOutOfOrder {
+        /// The base directory.
+        base: PathBuf,
+        /// Its `last_lsn`.
+        base_last_lsn: u64,
+        /// The incremental directory.
+        inc: PathBuf,
+        /// Its `last_lsn`.
+        inc_last_lsn: u64,
+    },
     /// A `.delta` (or its `.meta`) is damaged or missing.
     #[error("{file}: damaged incremental delta: {reason}")]
     BadDelta {
@@ -256,7 +273,8 @@ impl PrepareError {
             PrepareError::Io { .. } => 36,
             PrepareError::BaseNotLogApplied { .. }
             | PrepareError::NotIncremental { .. }
-            | PrepareError::IncrementalMismatch { .. } => 37,
+            | PrepareError::IncrementalMismatch { .. }
+            | PrepareError::IncrementalOutOfOrder { .. } => 37,
             PrepareError::Export { .. } => 38,
         }
     }
@@ -316,6 +334,9 @@ impl PrepareError {
             }
             PrepareError::NotIncremental { .. } => {
                 "--incremental-dir takes an incremental backup (one taken with --incremental-basedir); --target-dir takes its base."
+            }
+            PrepareError::IncrementalOutOfOrder { .. } => {
+                "Apply the incrementals in the order they were taken, each once, onto a fresh copy of the full backup (this base already holds a later one)."
             }
             PrepareError::IncrementalMismatch { .. } => {
                 "Apply the incrementals in the order they were taken: each one's from_lsn is the to_lsn of the backup it was based on."

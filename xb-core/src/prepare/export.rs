@@ -159,7 +159,10 @@ async fn export_async(
 /// Waits until no recovered transaction is left (the server rolls them
 /// back in the background once it accepts connections), so every
 /// exported `.ibd` holds committed rows only.
-async fn wait_for_rollback(conn: &mut Conn, timeout: Duration) -> Result<(), mysql_async::Error> {
+pub(super) async fn wait_for_rollback(
+    conn: &mut Conn,
+    timeout: Duration,
+) -> Result<(), mysql_async::Error> {
     let t0 = Instant::now();
     loop {
         let n: Option<u64> = conn

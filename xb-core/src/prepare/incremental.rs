@@ -138,6 +138,14 @@ pub(super) fn check(
             inc_from_lsn: inc_cps.from_lsn,
         });
     }
+    if inc_cps.last_lsn < base_cps.last_lsn {
+        return Err(PrepareError::IncrementalOutOfOrder {
+            base: base.to_path_buf(),
+            base_last_lsn: base_cps.last_lsn,
+            inc: inc.to_path_buf(),
+            inc_last_lsn: inc_cps.last_lsn,
+        });
+    }
     find_deltas(inc)?;
     Ok(inc_cps)
 }

@@ -48,6 +48,7 @@
 //! half-prepared. The copied log is measured with [`xb_innodb::redo`], the
 //! reader the backup copied it with, so prepare parses no format itself.
 
+pub mod check;
 mod error;
 mod export;
 mod incremental;
@@ -121,6 +122,11 @@ pub struct PrepareOptions {
     /// XtraBackup, the server starts once more (recovery has nothing left
     /// to do) and only exports.
     pub export: bool,
+    /// After recovery, while the prepare server is still up, run `CHECK
+    /// TABLE` on every table (see the `check` module); the findings are in
+    /// [`PrepareReport::checked`]. Not done with `apply_log_only` (the
+    /// server then stops before the rollback that makes tables readable).
+    pub check_tables: bool,
 }
 
 impl PrepareOptions {
@@ -136,6 +142,7 @@ impl PrepareOptions {
             apply_log_only: false,
             incremental_dir: None,
             export: false,
+            check_tables: false,
         }
     }
 
@@ -157,6 +164,13 @@ impl PrepareOptions {
     #[must_use]
     pub fn export(mut self, yes: bool) -> Self {
         self.export = yes;
+        self
+    }
+
+    /// Sets [`PrepareOptions::check_tables`].
+    #[must_use]
+    pub fn check_tables(mut self, yes: bool) -> Self {
+        self.check_tables = yes;
         self
     }
 
@@ -197,6 +211,8 @@ pub struct PrepareReport {
     pub already_prepared: bool,
     /// What `--export` did, when asked.
     pub export: Option<ExportReport>,
+    /// What `CHECK TABLE` found, with [`PrepareOptions::check_tables`].
+    pub checked: Option<check::CheckReport>,
 }
 
 /// The backup's copied redo, named as errors name it: `#innodb_redo/`
@@ -367,6 +383,7 @@ pub fn prepare(opts: &PrepareOptions) -> Result<PrepareReport, PrepareError> {
     fs::write(&cp_file, cps.render()).map_err(io_err(&cp_file))?;
     // recovery is complete and recorded even when the export failed
     let export = recovered.export.transpose()?;
+    let checked = recovered.checked.transpose()?;
     Ok(PrepareReport {
         first_lsn,
         log_end_lsn,
@@ -377,6 +394,7 @@ pub fn prepare(opts: &PrepareOptions) -> Result<PrepareReport, PrepareError> {
         merged,
         already_prepared: false,
         export,
+        checked,
     })
 }
 
@@ -400,6 +418,7 @@ fn export_prepared(
     let recovered = recovery::recover_with_server(opts, dir, &server, format)?;
     redirect.restore(true)?;
     let export = recovered.export.transpose()?;
+    let checked = recovered.checked.transpose()?;
     Ok(PrepareReport {
         first_lsn: cps.last_lsn,
         log_end_lsn: cps.last_lsn,
@@ -410,6 +429,7 @@ fn export_prepared(
         merged: None,
         already_prepared: true,
         export,
+        checked,
     })
 }
 

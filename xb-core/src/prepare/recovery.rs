@@ -263,6 +263,8 @@ pub(super) struct Recovered {
     /// The `--export` step's outcome, when asked: an error here came after
     /// a complete recovery and a clean shutdown.
     pub export: Option<Result<ExportReport, PrepareError>>,
+    /// The `CHECK TABLE` step's outcome, when asked (as `export`).
+    pub checked: Option<Result<super::check::CheckReport, PrepareError>>,
 }
 
 /// Runs the server on the backup (whose redo is in `format`) until it is
@@ -326,6 +328,8 @@ pub(super) fn recover_with_server(
     let export = opts
         .export
         .then(|| export::export_tables(&run.path().join("s.sock"), dir, opts.timeout));
+    let checked = (opts.check_tables && !opts.apply_log_only)
+        .then(|| super::check::check_tables(&run.path().join("s.sock"), dir, opts.timeout));
     let status = terminate(&mut child, opts.timeout).map_err(&failed)?;
     let log = fs::read_to_string(&err_log).unwrap_or_default();
     if !status.success() || !log.contains("Shutdown complete") {
@@ -337,6 +341,7 @@ pub(super) fn recover_with_server(
     Ok(Recovered {
         time: started.elapsed(),
         export,
+        checked,
     })
 }
 

@@ -13,6 +13,15 @@
 //! stream carries, a stream cut short.
 //!
 //! Check a backup as taken: `prepare` changes its files.
+//!
+//! A chain (a full and its incrementals, in order): each backup as above,
+//! the first a full one, each next one continuing the one before it. And
+//! with [`restore_test`], the chain prepared in a scratch copy by the
+//! matching server, which then checks every table.
+
+mod restore_test;
+
+pub use restore_test::{RestoreTest, restore_test};
 
 use std::collections::BTreeMap;
 use std::io::Read;
@@ -51,6 +60,9 @@ pub struct Report {
     pub problems: Vec<Problem>,
     /// Checks that could not run, and why (a compressed file's pages).
     pub notes: Vec<String>,
+    /// Tables the restore test had the server check (`None`: no restore
+    /// test ran to that point).
+    pub tables_checked: Option<usize>,
 }
 
 impl Report {
@@ -136,8 +148,52 @@ pub fn verify_dir(dir: &Path, base: Option<&Path>) -> Result<Report, VerifyError
     Ok(r)
 }
 
+/// Verifies a chain: `chain[0]` a full backup, each next one an
+/// incremental on the one before it. Each backup's problems name it
+/// (`DIR/file`).
+///
+/// # Errors
+/// [`VerifyError`] when a backup cannot be read at all.
+pub fn verify_chain(chain: &[PathBuf]) -> Result<Report, VerifyError> {
+    let mut all = Report::default();
+    for (i, dir) in chain.iter().enumerate() {
+        let base = i.checked_sub(1).map(|b| chain[b].as_path());
+        let r = verify_dir(dir, base)?;
+        if i == 0 {
+            let full = std::fs::read_to_string(dir.join("xtrabackup_checkpoints"))
+                .ok()
+                .and_then(|t| Checkpoints::parse(&t).ok())
+                .is_none_or(|c| c.from_lsn == 0);
+            if !full {
+                all.problem(
+                    &dir.display().to_string(),
+                    "is an incremental: a chain starts with a full backup",
+                );
+            }
+        }
+        all.files += r.files;
+        all.bytes += r.bytes;
+        all.pages += r.pages;
+        all.redo_checked_to = r.redo_checked_to;
+        for p in r.problems {
+            let file = if p.file == "." {
+                dir.display().to_string()
+            } else {
+                format!("{}/{}", dir.display(), p.file)
+            };
+            all.problem(&file, p.what);
+        }
+        all.notes.extend(
+            r.notes
+                .into_iter()
+                .map(|n| format!("{}: {n}", dir.display())),
+        );
+    }
+    Ok(all)
+}
+
 /// Every regular file under `dir`, `/`-separated and relative.
-fn list_files(dir: &Path) -> std::io::Result<std::collections::BTreeSet<String>> {
+pub(crate) fn list_files(dir: &Path) -> std::io::Result<std::collections::BTreeSet<String>> {
     let mut out = std::collections::BTreeSet::new();
     let mut todo = vec![(dir.to_path_buf(), String::new())];
     while let Some((d, rel)) = todo.pop() {
@@ -405,6 +461,15 @@ fn check_chain(base: &Path, cps: &Checkpoints, r: &mut Report) {
                 cps.from_lsn,
                 base.display(),
                 b.to_lsn
+            ),
+        ),
+        Some(b) if cps.last_lsn < b.last_lsn => r.problem(
+            ".",
+            format!(
+                "ends at LSN {}, before the base {} (LSN {}): it was taken before its base",
+                cps.last_lsn,
+                base.display(),
+                b.last_lsn
             ),
         ),
         Some(_) => {}
