@@ -694,6 +694,14 @@ mod tests {
             Err(PrepareError::Incomplete { .. })
         ));
         fs::remove_file(i.join(INCOMPLETE_MARKER)).unwrap();
+        // the LSNs link (the checkpoint stood still), but the incremental
+        // ends before what the base already holds: taken earlier
+        let applied = "backup_type = log-applied\nfrom_lsn = 0\nto_lsn = 100\nlast_lsn = 300\n";
+        fs::write(b.join("xtrabackup_checkpoints"), applied).unwrap();
+        let e = check(b, &cps(b), i).unwrap_err();
+        assert!(matches!(e, PrepareError::IncrementalOutOfOrder { .. }), "{e}");
+        assert_eq!(e.code(), 37);
+        backup(b, "log-applied", 0, 100);
         // a .delta without its .meta
         fs::write(i.join("ibdata1.delta"), "x").unwrap();
         let e = check(b, &cps(b), i).unwrap_err();
