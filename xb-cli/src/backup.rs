@@ -204,6 +204,13 @@ pub struct BackupArgs {
     /// Which statements --kill-long-queries-timeout may kill.
     #[arg(long, value_enum, default_value_t = KillType::Select)]
     pub kill_long_query_type: KillType,
+    /// Copy tablespaces of MIB mebibytes or more in page ranges, by several
+    /// workers at once (a directory target without compression or
+    /// encryption; streams and object storage copy each file whole), so one
+    /// huge table does not leave the other --parallel workers idle. 0: every
+    /// file whole.
+    #[arg(long, value_name = "MIB", default_value_t = 256)]
+    pub split_at: u64,
     /// Print a JSON summary at the end (stdout, or stderr with --stream).
     #[arg(long)]
     pub json: bool,
@@ -376,6 +383,7 @@ pub async fn run(args: BackupArgs) -> anyhow::Result<u8> {
     if let Some(name) = &args.history {
         plan = plan.history(name.clone());
     }
+    plan = plan.split_at(args.split_at.saturating_mul(1 << 20));
     if let Some(algo) = &args.compress {
         plan = plan.compress(match algo.as_str() {
             "lz4" => xb_sink::Compression::Lz4,

@@ -51,6 +51,7 @@ pub struct BackupPlanBuilder {
     read_lock: crate::run::ReadLockOptions,
     backup_lock: (Option<u64>, u32),
     history: Option<String>,
+    split_at: u64,
     sink: crate::run::targets::SinkOptions,
 }
 
@@ -75,6 +76,7 @@ impl BackupPlan {
             read_lock: crate::run::ReadLockOptions::default(),
             backup_lock: (None, 0),
             history: None,
+            split_at: crate::run::split_copy::SPLIT_AT,
             sink: crate::run::targets::SinkOptions::default(),
         }
     }
@@ -279,6 +281,15 @@ impl BackupPlanBuilder {
         self
     }
 
+    /// Tablespaces of `bytes` or more are copied in page ranges by several
+    /// workers at once (directory targets without compression or
+    /// encryption); 0 copies every file whole. Default 256 MiB.
+    #[must_use]
+    pub fn split_at(mut self, bytes: u64) -> Self {
+        self.split_at = bytes;
+        self
+    }
+
     /// The command line recorded (secrets masked) in `xtrabackup_info`.
     #[must_use]
     pub fn command_line(mut self, args: Vec<String>) -> Self {
@@ -323,6 +334,7 @@ impl BackupPlanBuilder {
         opts.read_lock = self.read_lock;
         (opts.backup_lock_timeout, opts.backup_lock_retry_count) = self.backup_lock;
         opts.history = self.history;
+        opts.split_at = self.split_at;
         opts.sink = self.sink;
         if opts.sink.threads == 0 {
             opts.sink.threads = 2;

@@ -46,7 +46,7 @@ pub use encrypt::Encrypt;
 pub use error::SinkError;
 pub use extract::{ExtractOptions, ExtractStats, extract};
 pub use local::LocalDir;
-pub use manifest::{MANIFEST, Manifest, ManifestEntry, Manifested};
+pub use manifest::{MANIFEST, Manifest, ManifestEntry, Manifested, PartDigest};
 pub use membuf::SharedBuf;
 pub use throttle::{Rate, Throttle};
 pub use xbcrypt::EncryptKey;
@@ -63,6 +63,22 @@ pub trait Datasink: Send + Sync {
     /// # Errors
     /// When the path is unsafe or the file cannot be created.
     fn open(&self, path: &str, size_hint: u64) -> Result<Box<dyn SinkFile>, SinkError>;
+
+    /// Opens `path` to be written in parts by several writers at once, each
+    /// from its own offset (a large tablespace copied in page ranges).
+    /// `None` when this chain writes files in order only (a stream,
+    /// compression, encryption, object storage): the caller then writes the
+    /// file whole through [`Datasink::open`].
+    ///
+    /// # Errors
+    /// As for [`Datasink::open`].
+    fn open_parted(
+        &self,
+        _path: &str,
+        _size_hint: u64,
+    ) -> Result<Option<Box<dyn PartedFile>>, SinkError> {
+        Ok(None)
+    }
 
     /// Removes a file written earlier, when the sink can (a stream cannot).
     /// Returns whether the file is gone.
@@ -87,6 +103,14 @@ impl<T: Datasink + ?Sized> Datasink for std::sync::Arc<T> {
         (**self).open(path, size_hint)
     }
 
+    fn open_parted(
+        &self,
+        path: &str,
+        size_hint: u64,
+    ) -> Result<Option<Box<dyn PartedFile>>, SinkError> {
+        (**self).open_parted(path, size_hint)
+    }
+
     fn remove(&self, path: &str) -> Result<bool, SinkError> {
         (**self).remove(path)
     }
@@ -108,5 +132,22 @@ pub trait SinkFile: Send {
     ///
     /// # Errors
     /// When the tail cannot be written or synced.
+    fn close(self: Box<Self>) -> Result<(), SinkError>;
+}
+
+/// A file written in parts, each part by one writer in order from its
+/// offset, the parts by several threads at once. The parts must cover the
+/// file without gaps or overlaps when it is closed.
+pub trait PartedFile: Send + Sync {
+    /// A writer of the bytes from `offset` on.
+    ///
+    /// # Errors
+    /// When the file cannot be opened again for the part.
+    fn part(&self, offset: u64) -> Result<Box<dyn SinkFile>, SinkError>;
+
+    /// Ends the file, after every part was closed.
+    ///
+    /// # Errors
+    /// When it cannot be synced.
     fn close(self: Box<Self>) -> Result<(), SinkError>;
 }

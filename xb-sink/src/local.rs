@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use nix::fcntl::OFlag;
 
 use crate::paths::{Create, Root};
-use crate::{Datasink, SinkError, SinkFile};
+use crate::{Datasink, PartedFile, SinkError, SinkFile};
 
 /// A local directory target. It must be empty or absent; it is created.
 /// Files are created beneath it one component at a time without following
@@ -98,6 +98,11 @@ const WRITEBACK_EVERY: u64 = 8 << 20;
 impl LocalFile {
     /// A file just opened; `direct` says whether `O_DIRECT` is set on it.
     fn new(file: File, path: PathBuf, sync: bool, direct: bool) -> Self {
+        Self::at(file, path, sync, direct, 0)
+    }
+
+    /// A writer of `file` from `offset` on (one part of a parted file).
+    fn at(file: File, path: PathBuf, sync: bool, direct: bool, offset: u64) -> Self {
         LocalFile {
             file,
             path,
@@ -105,8 +110,8 @@ impl LocalFile {
             direct,
             stage: Vec::new(),
             staged: 0,
-            written: 0,
-            kicked: 0,
+            written: offset,
+            kicked: offset,
         }
     }
 
@@ -245,8 +250,98 @@ impl SinkFile for LocalFile {
     }
 }
 
+/// A file of a [`LocalDir`] written in parts: each part a [`LocalFile`]
+/// writing from its offset through a descriptor of its own, opened again
+/// from this one (`/proc/self/fd`: the same inode, never a path that could
+/// have changed), so one part leaving `O_DIRECT` for its unaligned tail
+/// does not take it from the others. The file is synced once, at close.
+struct LocalParted {
+    file: File,
+    path: PathBuf,
+    sync: bool,
+    direct: bool,
+}
+
+impl PartedFile for LocalParted {
+    fn part(&self, offset: u64) -> Result<Box<dyn SinkFile>, SinkError> {
+        use std::os::fd::AsRawFd;
+        use std::os::unix::fs::OpenOptionsExt;
+        let again = format!("/proc/self/fd/{}", self.file.as_raw_fd());
+        let open = |flags: OFlag| {
+            fs::OpenOptions::new()
+                .write(true)
+                .custom_flags(flags.bits())
+                .open(&again)
+        };
+        let (file, direct) = match open(if self.direct {
+            OFlag::O_DIRECT
+        } else {
+            OFlag::empty()
+        }) {
+            Ok(f) => (f, self.direct),
+            Err(e) if self.direct && e.raw_os_error() == Some(nix::libc::EINVAL) => {
+                let f = open(OFlag::empty()).map_err(|e| SinkError::io(self.path.display(), e))?;
+                (f, false)
+            }
+            Err(e) => return Err(SinkError::io(self.path.display(), e)),
+        };
+        // a part syncs nothing itself: the file is synced once, at close
+        Ok(Box::new(LocalFile::at(
+            file,
+            self.path.clone(),
+            false,
+            direct,
+            offset,
+        )))
+    }
+
+    fn close(self: Box<Self>) -> Result<(), SinkError> {
+        if self.sync {
+            self.file
+                .sync_data()
+                .map_err(|e| SinkError::io(self.path.display(), e))?;
+        }
+        Ok(())
+    }
+}
+
 impl Datasink for LocalDir {
+    fn open_parted(
+        &self,
+        path: &str,
+        _size_hint: u64,
+    ) -> Result<Option<Box<dyn PartedFile>>, SinkError> {
+        let (file, full, direct) = self.create_file(path)?;
+        Ok(Some(Box::new(LocalParted {
+            file,
+            path: full,
+            sync: self.sync,
+            direct,
+        })))
+    }
+
     fn open(&self, path: &str, _size_hint: u64) -> Result<Box<dyn SinkFile>, SinkError> {
+        let (file, full, direct) = self.create_file(path)?;
+        Ok(Box::new(LocalFile::new(file, full, self.sync, direct)))
+    }
+
+    fn remove(&self, path: &str) -> Result<bool, SinkError> {
+        self.root.remove(path)?;
+        Ok(true)
+    }
+
+    fn finish(&self) -> Result<(), SinkError> {
+        if !self.sync {
+            return Ok(());
+        }
+        sync_tree(self.root.path())
+    }
+}
+
+impl LocalDir {
+    /// Creates `path` (never over an existing file), with `O_DIRECT` when
+    /// files are synced and the file system takes it; says which.
+    fn create_file(&self, path: &str) -> Result<(File, PathBuf, bool), SinkError> {
         // durable anyway: skip the page cache (filling it costs more than
         // the write on many machines) and the writeback at fsync
         let direct = if self.sync {
@@ -267,19 +362,7 @@ impl Datasink for LocalDir {
             }
             Err(e) => return Err(e),
         };
-        Ok(Box::new(LocalFile::new(file, full, self.sync, direct)))
-    }
-
-    fn remove(&self, path: &str) -> Result<bool, SinkError> {
-        self.root.remove(path)?;
-        Ok(true)
-    }
-
-    fn finish(&self) -> Result<(), SinkError> {
-        if !self.sync {
-            return Ok(());
-        }
-        sync_tree(self.root.path())
+        Ok((file, full, direct))
     }
 }
 

@@ -16,7 +16,7 @@ use std::sync::{Arc, Mutex};
 use serde::{Deserialize, Serialize};
 use xxhash_rust::xxh3::Xxh3;
 
-use crate::{Datasink, SinkError, SinkFile};
+use crate::{Datasink, PartedFile, SinkError, SinkFile};
 
 /// The manifest's file name, at the top of the backup.
 pub const MANIFEST: &str = "xb_manifest.json";
@@ -30,7 +30,24 @@ pub struct ManifestEntry {
     pub path: String,
     /// Bytes stored.
     pub size: u64,
-    /// XXH3-128 of the stored bytes, lower-case hex (big-endian).
+    /// XXH3-128 of the stored bytes, lower-case hex (big-endian); empty
+    /// for a file written in parts, whose ranges carry their own.
+    pub xxh3: String,
+    /// A file written in parts by several writers at once (a large
+    /// tablespace copied in page ranges): each range's offset, size and
+    /// XXH3-128, in file order, covering the file.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub parts: Vec<PartDigest>,
+}
+
+/// One range of a file written in parts.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PartDigest {
+    /// Where the range starts in the file.
+    pub offset: u64,
+    /// Its length.
+    pub size: u64,
+    /// XXH3-128 of its bytes.
     pub xxh3: String,
 }
 
@@ -51,18 +68,28 @@ impl Manifest {
     /// A manifest of these entries (`path → (size, xxh3)`).
     #[must_use]
     pub fn new(entries: &BTreeMap<String, (u64, String)>) -> Self {
-        Manifest {
-            format: FORMAT.into(),
-            version: 1,
-            meta: serde_json::Map::new(),
-            files: entries
+        Self::of(
+            entries
                 .iter()
                 .map(|(path, (size, xxh3))| ManifestEntry {
                     path: path.clone(),
                     size: *size,
                     xxh3: xxh3.clone(),
+                    parts: Vec::new(),
                 })
                 .collect(),
+        )
+    }
+
+    /// A manifest of these entries, sorted by name.
+    #[must_use]
+    pub fn of(mut files: Vec<ManifestEntry>) -> Self {
+        files.sort_by(|a, b| a.path.cmp(&b.path));
+        Manifest {
+            format: FORMAT.into(),
+            version: 1,
+            meta: serde_json::Map::new(),
+            files,
         }
     }
 
@@ -139,7 +166,7 @@ impl Digester {
     }
 }
 
-type Entries = Arc<Mutex<BTreeMap<String, (u64, String)>>>;
+type Entries = Arc<Mutex<BTreeMap<String, ManifestEntry>>>;
 
 /// The recording end of a chain (see the module's notes).
 pub struct Manifested<S: Datasink> {
@@ -177,7 +204,7 @@ impl<S: Datasink> Manifested<S> {
         &self,
         meta: serde_json::Map<String, serde_json::Value>,
     ) -> Result<Manifest, SinkError> {
-        let mut m = Manifest::new(&lock(&self.entries));
+        let mut m = Manifest::of(lock(&self.entries).values().cloned().collect());
         m.meta = meta;
         let json = m.to_json().map_err(|e| SinkError::Io {
             path: MANIFEST.into(),
@@ -190,7 +217,7 @@ impl<S: Datasink> Manifested<S> {
     }
 }
 
-fn lock(e: &Entries) -> std::sync::MutexGuard<'_, BTreeMap<String, (u64, String)>> {
+fn lock(e: &Entries) -> std::sync::MutexGuard<'_, BTreeMap<String, ManifestEntry>> {
     // each change is one insert or remove: a panic cannot leave it half-done
     e.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
@@ -202,6 +229,21 @@ impl<S: Datasink> Datasink for Manifested<S> {
             path: path.to_string(),
             digest: Digester::default(),
             entries: Arc::clone(&self.entries),
+        }))
+    }
+
+    fn open_parted(
+        &self,
+        path: &str,
+        size_hint: u64,
+    ) -> Result<Option<Box<dyn PartedFile>>, SinkError> {
+        Ok(self.inner.open_parted(path, size_hint)?.map(|inner| {
+            Box::new(RecordingParted {
+                inner,
+                path: path.to_string(),
+                parts: Arc::default(),
+                entries: Arc::clone(&self.entries),
+            }) as Box<dyn PartedFile>
         }))
     }
 
@@ -239,7 +281,95 @@ impl SinkFile for Recording {
             entries,
         } = *self;
         inner.close()?;
-        lock(&entries).insert(path, digest.finish());
+        let (size, xxh3) = digest.finish();
+        lock(&entries).insert(
+            path.clone(),
+            ManifestEntry {
+                path,
+                size,
+                xxh3,
+                parts: Vec::new(),
+            },
+        );
+        Ok(())
+    }
+}
+
+type Parts = Arc<Mutex<Vec<PartDigest>>>;
+
+/// A file written in parts: each part hashed as it goes, the file entered
+/// with its parts when it is closed.
+struct RecordingParted {
+    inner: Box<dyn PartedFile>,
+    path: String,
+    parts: Parts,
+    entries: Entries,
+}
+
+impl PartedFile for RecordingParted {
+    fn part(&self, offset: u64) -> Result<Box<dyn SinkFile>, SinkError> {
+        Ok(Box::new(RecordingPart {
+            inner: self.inner.part(offset)?,
+            offset,
+            digest: Digester::default(),
+            parts: Arc::clone(&self.parts),
+        }))
+    }
+
+    fn close(self: Box<Self>) -> Result<(), SinkError> {
+        let RecordingParted {
+            inner,
+            path,
+            parts,
+            entries,
+        } = *self;
+        inner.close()?;
+        let mut parts = std::mem::take(
+            &mut *parts
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner),
+        );
+        parts.sort_by_key(|p| p.offset);
+        let size = parts.last().map_or(0, |p| p.offset + p.size);
+        lock(&entries).insert(
+            path.clone(),
+            ManifestEntry {
+                path,
+                size,
+                xxh3: String::new(),
+                parts,
+            },
+        );
+        Ok(())
+    }
+}
+
+struct RecordingPart {
+    inner: Box<dyn SinkFile>,
+    offset: u64,
+    digest: Digester,
+    parts: Parts,
+}
+
+impl SinkFile for RecordingPart {
+    fn write(&mut self, buf: &[u8]) -> Result<(), SinkError> {
+        self.digest.update(buf);
+        self.inner.write(buf)
+    }
+
+    fn close(self: Box<Self>) -> Result<(), SinkError> {
+        let RecordingPart {
+            inner,
+            offset,
+            digest,
+            parts,
+        } = *self;
+        inner.close()?;
+        let (size, xxh3) = digest.finish();
+        parts
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .push(PartDigest { offset, size, xxh3 });
         Ok(())
     }
 }
@@ -291,5 +421,44 @@ mod tests {
         assert_eq!(m.files[0].xxh3, d.finish().1);
         let stored = std::fs::read(dir.path().join(MANIFEST)).expect("written");
         assert_eq!(Manifest::from_json(&stored), Some(m));
+    }
+
+    #[test]
+    fn a_file_written_in_parts_by_several_threads_is_whole_and_listed_by_range() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let root = dir.path().join("b");
+        let sink = Manifested::new(crate::LocalDir::create(&root).expect("dir"));
+        let part = |i: u8| vec![i; 64 << 10];
+        let file = sink
+            .open_parted("db/big.ibd", 3 * (64 << 10))
+            .expect("open")
+            .expect("a directory takes parts");
+        std::thread::scope(|s| {
+            // the last part first, each on its own thread
+            for i in [2u8, 0, 1] {
+                let f = &file;
+                let bytes = part(i);
+                s.spawn(move || {
+                    let mut w = f.part(u64::from(i) * (64 << 10)).expect("part");
+                    for piece in bytes.chunks(10_000) {
+                        w.write(piece).expect("write");
+                    }
+                    w.close().expect("close part");
+                });
+            }
+        });
+        file.close().expect("close");
+        let m = sink
+            .write_manifest(serde_json::Map::new())
+            .expect("manifest");
+        let on_disk = std::fs::read(root.join("db/big.ibd")).expect("read");
+        assert_eq!(on_disk, [part(0), part(1), part(2)].concat());
+        let e = m.entry("db/big.ibd").expect("listed");
+        assert_eq!((e.size, e.xxh3.as_str()), (3 * (64 << 10), ""));
+        let ranges: Vec<(u64, u64)> = e.parts.iter().map(|p| (p.offset, p.size)).collect();
+        assert_eq!(ranges, [(0, 65536), (65536, 65536), (131072, 65536)]);
+        let mut d = Digester::default();
+        d.update(&part(1));
+        assert_eq!(e.parts[1].xxh3, d.finish().1);
     }
 }

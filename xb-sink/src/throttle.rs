@@ -7,7 +7,7 @@
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
-use crate::{Datasink, SinkError, SinkFile};
+use crate::{Datasink, PartedFile, SinkError, SinkFile};
 
 struct Budget {
     start: Instant,
@@ -110,11 +110,43 @@ impl Datasink for Throttle {
         }))
     }
 
+    fn open_parted(
+        &self,
+        path: &str,
+        size_hint: u64,
+    ) -> Result<Option<Box<dyn PartedFile>>, SinkError> {
+        Ok(self.inner.open_parted(path, size_hint)?.map(|inner| {
+            Box::new(ThrottleParted {
+                inner,
+                rate: self.rate.clone(),
+            }) as Box<dyn PartedFile>
+        }))
+    }
+
     fn remove(&self, path: &str) -> Result<bool, SinkError> {
         self.inner.remove(path)
     }
 
     fn finish(&self) -> Result<(), SinkError> {
         self.inner.finish()
+    }
+}
+
+/// A parted file whose parts share the throttle's one budget.
+struct ThrottleParted {
+    inner: Box<dyn PartedFile>,
+    rate: Rate,
+}
+
+impl PartedFile for ThrottleParted {
+    fn part(&self, offset: u64) -> Result<Box<dyn SinkFile>, SinkError> {
+        Ok(Box::new(ThrottleFile {
+            down: self.inner.part(offset)?,
+            rate: self.rate.clone(),
+        }))
+    }
+
+    fn close(self: Box<Self>) -> Result<(), SinkError> {
+        self.inner.close()
     }
 }

@@ -699,7 +699,10 @@ mod tests {
         let applied = "backup_type = log-applied\nfrom_lsn = 0\nto_lsn = 100\nlast_lsn = 300\n";
         fs::write(b.join("xtrabackup_checkpoints"), applied).unwrap();
         let e = check(b, &cps(b), i).unwrap_err();
-        assert!(matches!(e, PrepareError::IncrementalOutOfOrder { .. }), "{e}");
+        assert!(
+            matches!(e, PrepareError::IncrementalOutOfOrder { .. }),
+            "{e}"
+        );
         assert_eq!(e.code(), 37);
         backup(b, "log-applied", 0, 100);
         // a .delta without its .meta

@@ -66,6 +66,9 @@ pub struct BackupOptions {
     /// backup with this option), so an incremental reads only the pages
     /// changed since its base.
     pub page_tracking: bool,
+    /// Tablespaces of this many bytes or more are copied in page ranges by
+    /// several workers (directory targets); 0: every file whole.
+    pub split_at: u64,
     /// `--history[=NAME]`: a row in the server's backup history table
     /// once the backup is complete (`Some("")`: a row without a name).
     pub history: Option<String>,
@@ -190,6 +193,7 @@ impl BackupOptions {
             lock_ddl: LockDdl::default(),
             incremental: None,
             page_tracking: false,
+            split_at: super::split_copy::SPLIT_AT,
             history: None,
             slave_info: false,
             safe_slave_backup: None,

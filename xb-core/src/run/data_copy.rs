@@ -19,6 +19,7 @@ use std::time::Duration;
 use super::local::LiveReader;
 use super::redo_copy::RedoCopier;
 use super::seams::{Reader, SeamError, Target};
+use super::split_copy::{self, RangeEnd, Work};
 use super::{Ctx, Progress};
 use crate::error::BackupError;
 
@@ -105,14 +106,26 @@ pub enum CopyError {
 /// Progress callback: (path in the backup, bytes just written).
 pub type OnBytes<'a> = &'a (dyn Fn(&str, u64) + Sync);
 
-/// Copies `jobs` with `parallel` workers. Stops early (with the first error)
-/// if `cancel` is set by someone else, e.g. the redo copier failing.
+/// How many workers copy, and from what size a tablespace is shared
+/// between them in page ranges (see [`super::split_copy`]; 0: never).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Workers {
+    /// Copy threads.
+    pub parallel: usize,
+    /// Tablespaces of this many bytes or more are copied in ranges.
+    pub split_at: u64,
+}
+
+/// Copies `jobs` with `workers`, large tablespaces in ranges where the
+/// target allows.
+/// Stops early (with the first error) if `cancel` is set by someone else,
+/// e.g. the redo copier failing.
 ///
 /// # Errors
 /// The first failure, naming the file.
 pub fn copy_all(
     mut jobs: Vec<Job>,
-    parallel: usize,
+    workers: Workers,
     reader: &dyn Reader,
     target: &dyn Target,
     progress: &dyn Progress,
@@ -121,7 +134,9 @@ pub fn copy_all(
 ) -> Result<CopyStats, CopyError> {
     let on_bytes = &|f: &str, n: u64| progress.bytes(f, n);
     jobs.sort_by(|a, b| b.size.cmp(&a.size).then_with(|| a.rel.cmp(&b.rel)));
-    let queue = Mutex::new(VecDeque::from(jobs));
+    let Workers { parallel, split_at } = workers;
+    let work = split_copy::plan(jobs, parallel, split_at, delta.is_some(), target)?;
+    let queue = Mutex::new(VecDeque::from(work));
     let files = AtomicU64::new(0);
     let bytes = AtomicU64::new(0);
     let retries = AtomicU64::new(0);
@@ -148,7 +163,47 @@ pub fn copy_all(
                             .unwrap_or_else(std::sync::PoisonError::into_inner);
                         q.pop_front()
                     };
-                    let Some(job) = job else { return };
+                    let Some(work) = job else { return };
+                    let record = |done: Done, kind: Kind| {
+                        progress.file_done(&done.rel);
+                        files.fetch_add(1, Ordering::Relaxed);
+                        bytes.fetch_add(done.bytes, Ordering::Relaxed);
+                        retries.fetch_add(done.retries, Ordering::Relaxed);
+                        if kind == Kind::Tablespace {
+                            spaces
+                                .lock()
+                                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                                .push(CopiedSpace {
+                                    rel: done.rel,
+                                    id: done.space_id,
+                                    identity: done.identity,
+                                });
+                        }
+                    };
+                    let gone = |rel: String| {
+                        vanished
+                            .lock()
+                            .unwrap_or_else(std::sync::PoisonError::into_inner)
+                            .push(rel);
+                    };
+                    let job = match work {
+                        Work::Whole(job) => job,
+                        Work::Range(split, start, end) => {
+                            match split_copy::copy_range(
+                                &split, start, end, reader, on_bytes, cancel, target,
+                            ) {
+                                Ok(RangeEnd::More) => {}
+                                Ok(RangeEnd::Done(done)) => record(done, Kind::Tablespace),
+                                Ok(RangeEnd::Vanished(rel)) => gone(rel),
+                                Ok(RangeEnd::Again(job)) => queue
+                                    .lock()
+                                    .unwrap_or_else(std::sync::PoisonError::into_inner)
+                                    .push_front(Work::Whole(job)),
+                                Err(e) => fail(e),
+                            }
+                            continue;
+                        }
+                    };
                     let copied = match &delta {
                         // a `.new` (a table copied again after DDL) is whole
                         Some(d) if job.kind == Kind::Tablespace && !job.rel.ends_with(".new") => {
@@ -157,28 +212,10 @@ pub fn copy_all(
                         _ => copy_one(&job, reader, target, on_bytes, cancel),
                     };
                     match copied {
-                        Ok(done) => {
-                            progress.file_done(&job.rel);
-                            files.fetch_add(1, Ordering::Relaxed);
-                            bytes.fetch_add(done.bytes, Ordering::Relaxed);
-                            retries.fetch_add(done.retries, Ordering::Relaxed);
-                            if job.kind == Kind::Tablespace {
-                                spaces
-                                    .lock()
-                                    .unwrap_or_else(std::sync::PoisonError::into_inner)
-                                    .push(CopiedSpace {
-                                        rel: done.rel,
-                                        id: done.space_id,
-                                        identity: done.identity,
-                                    });
-                            }
-                        }
+                        Ok(done) => record(done, job.kind),
                         Err(CopyError::Read(SeamError::Vanished { .. })) => {
                             tracing::debug!(file = %job.src.display(), "vanished before copy");
-                            vanished
-                                .lock()
-                                .unwrap_or_else(std::sync::PoisonError::into_inner)
-                                .push(job.rel.clone());
+                            gone(job.rel.clone());
                         }
                         Err(e) => fail(e),
                     }
@@ -213,15 +250,17 @@ pub fn copy_all(
 }
 
 /// One file copied.
-struct Done {
+pub struct Done {
     /// Where it went in the backup (a delta copy may have chosen `.new`).
-    rel: String,
-    bytes: u64,
-    retries: u64,
+    pub rel: String,
+    /// Bytes read.
+    pub bytes: u64,
+    /// Page re-reads.
+    pub retries: u64,
     /// The space id page 0 held, for a tablespace.
-    space_id: Option<u32>,
+    pub space_id: Option<u32>,
     /// Device and inode of the file read.
-    identity: Option<(u64, u64)>,
+    pub identity: Option<(u64, u64)>,
 }
 
 /// Copies one file.
@@ -536,7 +575,10 @@ pub(super) fn copy_jobs(
             });
             let r = copy_all(
                 jobs,
-                ctx.parallel,
+                Workers {
+                    parallel: ctx.parallel,
+                    split_at: ctx.split_at,
+                },
                 reader,
                 ctx.target.as_ref(),
                 progress,
@@ -576,6 +618,7 @@ mod tests {
     struct Pages {
         bytes: Vec<u8>,
         at: usize,
+        identity: Option<(u64, u64)>,
     }
 
     impl ChunkReader for Pages {
@@ -588,7 +631,12 @@ mod tests {
         fn pages_at(&mut self, first: u64, count: usize) -> Result<&[u8], SeamError> {
             let start = (first as usize * PS).min(self.bytes.len());
             let end = (start + count * PS).min(self.bytes.len());
+            // reading goes on after them, as the real reader's does
+            self.at = end;
             Ok(&self.bytes[start..end])
+        }
+        fn identity(&self) -> Option<(u64, u64)> {
+            self.identity
         }
         fn space(&self) -> Option<SpaceMeta> {
             Some(SpaceMeta {
@@ -604,13 +652,29 @@ mod tests {
 
     struct Stub {
         bytes: Vec<u8>,
+        /// Opens so far; with `replaced`, each open reads "another file"
+        /// (a new inode), as when a table is dropped and created again.
+        opens: AtomicU64,
+        replaced: bool,
+    }
+
+    impl Stub {
+        fn of(bytes: Vec<u8>) -> Self {
+            Stub {
+                bytes,
+                opens: AtomicU64::new(0),
+                replaced: false,
+            }
+        }
     }
 
     impl Reader for Stub {
         fn tablespace(&self, _: &Path) -> Result<Box<dyn ChunkReader>, SeamError> {
+            let n = self.opens.fetch_add(1, Ordering::Relaxed);
             Ok(Box::new(Pages {
                 bytes: self.bytes.clone(),
                 at: 0,
+                identity: Some((1, if self.replaced { n } else { 0 })),
             }))
         }
         fn plain(&self, _: &Path) -> Result<Box<dyn ChunkReader>, SeamError> {
@@ -641,8 +705,11 @@ mod tests {
         let cancel = AtomicBool::new(false);
         copy_all(
             vec![job],
-            2,
-            &Stub { bytes },
+            Workers {
+                parallel: 2,
+                split_at: 1 << 20,
+            },
+            &Stub::of(bytes),
             &target,
             &crate::run::NoProgress,
             &cancel,
@@ -658,6 +725,76 @@ mod tests {
             .collect();
         let meta = std::fs::read_to_string(out.join("db/t.ibd.meta")).unwrap();
         (pages, meta)
+    }
+
+    fn copy_to(dir: &Path, opts: &SinkOptions, stub: &Stub, parallel: usize) -> CopyStats {
+        let target = SinkTarget::dir(dir, opts).unwrap();
+        let job = Job {
+            src: "/live/db/big.ibd".into(),
+            rel: "db/big.ibd".into(),
+            kind: Kind::Tablespace,
+            size: stub.bytes.len() as u64,
+        };
+        let cancel = AtomicBool::new(false);
+        let stats = copy_all(
+            vec![job],
+            Workers {
+                parallel,
+                split_at: 1 << 20,
+            },
+            stub,
+            &target,
+            &crate::run::NoProgress,
+            &cancel,
+            None,
+        )
+        .unwrap();
+        target.finish().unwrap();
+        stats
+    }
+
+    #[test]
+    fn a_large_tablespace_is_copied_in_ranges_by_several_workers_byte_for_byte() {
+        // past the split size (1 MiB here), and not a whole number of ranges
+        let range = super::super::split_copy::range_len(1 << 20);
+        let n = u32::try_from((3 << 20) / PS as u64).unwrap() + 3;
+        let stub = Stub::of(tablespace(n, |i| u64::from(i) + 100));
+        let dir = tempfile::tempdir().unwrap();
+        let stats = copy_to(&dir.path().join("b"), &SinkOptions::default(), &stub, 3);
+        let ranges = (stub.bytes.len() as u64).div_ceil(range);
+        assert!(ranges > 3);
+        assert_eq!(
+            stub.opens.load(Ordering::Relaxed),
+            ranges,
+            "a reader per range"
+        );
+        assert_eq!(
+            std::fs::read(dir.path().join("b/db/big.ibd")).unwrap(),
+            stub.bytes
+        );
+        assert_eq!((stats.files, stats.bytes), (1, stub.bytes.len() as u64));
+        assert_eq!(stats.spaces[0].id, Some(7));
+
+        // ranges that read different files: copied again, whole
+        let mut replaced = Stub::of(stub.bytes.clone());
+        replaced.replaced = true;
+        let stats = copy_to(&dir.path().join("c"), &SinkOptions::default(), &replaced, 3);
+        assert_eq!(replaced.opens.load(Ordering::Relaxed), ranges + 1);
+        assert_eq!(
+            std::fs::read(dir.path().join("c/db/big.ibd")).unwrap(),
+            stub.bytes
+        );
+        assert_eq!(stats.files, 1);
+
+        // a target that writes in order only (compressed): one reader, whole
+        let z = Stub::of(stub.bytes.clone());
+        let opts = SinkOptions {
+            compression: Some(xb_sink::Compression::Zstd { level: 1 }),
+            ..SinkOptions::default()
+        };
+        copy_to(&dir.path().join("z"), &opts, &z, 3);
+        assert_eq!(z.opens.load(Ordering::Relaxed), 1);
+        assert!(dir.path().join("z/db/big.ibd.zst").exists());
     }
 
     #[test]

@@ -66,6 +66,7 @@ pub mod rocksdb;
 pub mod seams;
 pub mod server;
 pub mod spaces;
+pub mod split_copy;
 pub mod targets;
 mod tokudb;
 pub mod watch;
@@ -93,6 +94,8 @@ struct Ctx {
     facts: server::ServerFacts,
     target: Arc<dyn Target>,
     parallel: usize,
+    /// Tablespaces this large or larger are copied in ranges (0: never).
+    split_at: u64,
     lock_wait_timeout: u64,
     redo_interval: Duration,
     filter: files::Filter,
@@ -206,6 +209,7 @@ pub async fn backup(
         facts,
         target: Arc::clone(&output.target),
         parallel: opts.parallel,
+        split_at: opts.split_at,
         lock_wait_timeout: opts.lock_wait_timeout,
         redo_interval: opts.redo_interval,
         filter: opts.filter.clone(),

@@ -97,6 +97,21 @@ impl From<xb_aria::ReadError> for SeamError {
     }
 }
 
+/// A file of the backup written in ranges by several workers at once
+/// (a large tablespace), each range in order from its offset.
+pub trait PartedOut: Send + Sync {
+    /// A writer of the bytes from `offset` on.
+    ///
+    /// # Errors
+    /// As for [`OutFile::write`].
+    fn part(&self, offset: u64) -> Result<Box<dyn OutFile>, SeamError>;
+    /// Ends the file once every range is closed.
+    ///
+    /// # Errors
+    /// As for [`OutFile::close`].
+    fn close(self: Box<Self>) -> Result<(), SeamError>;
+}
+
 /// One file being written into the backup.
 pub trait OutFile: Send {
     /// Appends bytes.
@@ -119,6 +134,19 @@ pub trait Target: Send + Sync {
     /// # Errors
     /// As for [`OutFile::write`].
     fn create(&self, rel: &str, size_hint: u64) -> Result<Box<dyn OutFile>, SeamError>;
+    /// Creates `rel` to be written in ranges by several workers at once;
+    /// `None` when this target writes each file in order only (a stream,
+    /// compression, encryption, object storage). The default is `None`.
+    ///
+    /// # Errors
+    /// As for `create`.
+    fn create_parted(
+        &self,
+        _rel: &str,
+        _size: u64,
+    ) -> Result<Option<Box<dyn PartedOut>>, SeamError> {
+        Ok(None)
+    }
     /// Creates the backup's redo file, which must never wait behind data.
     ///
     /// The redo copier has to keep up with the server, which overwrites its

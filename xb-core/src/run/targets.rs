@@ -15,12 +15,12 @@ use std::sync::Arc;
 
 use xb_sink::object::{ObjectLocation, ObjectOptions, ObjectSink};
 use xb_sink::{
-    Compress, Compression, Datasink, Encrypt, EncryptKey, LocalDir, Manifested, SinkError,
-    SinkFile, Throttle, XbStreamWriter,
+    Compress, Compression, Datasink, Encrypt, EncryptKey, LocalDir, Manifested, PartedFile,
+    SinkError, SinkFile, Throttle, XbStreamWriter,
 };
 
 use super::Destination;
-use super::seams::{OutFile, SeamError, Target};
+use super::seams::{OutFile, PartedOut, SeamError, Target};
 use crate::error::BackupError;
 use crate::prepare::INCOMPLETE_MARKER;
 
@@ -148,6 +148,17 @@ impl OutFile for File {
     }
 }
 
+struct Parted(Box<dyn PartedFile>);
+
+impl PartedOut for Parted {
+    fn part(&self, offset: u64) -> Result<Box<dyn OutFile>, SeamError> {
+        Ok(Box::new(File(self.0.part(offset)?)))
+    }
+    fn close(self: Box<Self>) -> Result<(), SeamError> {
+        Ok(self.0.close()?)
+    }
+}
+
 impl SinkTarget {
     /// The chain a file named `rel` goes through in [`Target::create`].
     fn chain_of(&self, rel: &str) -> &dyn Datasink {
@@ -162,6 +173,13 @@ impl SinkTarget {
 impl Target for SinkTarget {
     fn create(&self, rel: &str, size_hint: u64) -> Result<Box<dyn OutFile>, SeamError> {
         Ok(Box::new(File(self.chain_of(rel).open(rel, size_hint)?)))
+    }
+
+    fn create_parted(&self, rel: &str, size: u64) -> Result<Option<Box<dyn PartedOut>>, SeamError> {
+        Ok(self
+            .chain_of(rel)
+            .open_parted(rel, size)?
+            .map(|p| Box::new(Parted(p)) as Box<dyn PartedOut>))
     }
 
     fn create_log(&self, rel: &str) -> Result<Box<dyn OutFile>, SeamError> {

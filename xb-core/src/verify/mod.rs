@@ -233,34 +233,41 @@ fn check_files(
             }
             continue;
         }
-        let mut d = Digester::default();
-        let read = std::fs::File::open(dir.join(&e.path)).and_then(|mut f| {
-            let mut buf = vec![0u8; 1 << 20];
-            loop {
-                let n = f.read(&mut buf)?;
-                if n == 0 {
-                    return Ok(());
-                }
-                d.update(&buf[..n]);
-            }
-        });
+        // a file written in parts is held range by range against them
+        let ranges: Vec<(u64, &str)> = if e.parts.is_empty() {
+            vec![(u64::MAX, e.xxh3.as_str())]
+        } else {
+            e.parts.iter().map(|p| (p.size, p.xxh3.as_str())).collect()
+        };
+        let read = std::fs::File::open(dir.join(&e.path)).and_then(|f| digest_ranges(f, &ranges));
         r.files += 1;
-        r.bytes += d.size();
-        if let Err(err) = read {
-            r.problem(&e.path, format!("cannot be read: {err}"));
-            continue;
-        }
-        let (size, sha) = d.finish();
+        let (size, digests) = match read {
+            Ok(d) => d,
+            Err(err) => {
+                r.problem(&e.path, format!("cannot be read: {err}"));
+                continue;
+            }
+        };
+        r.bytes += size;
         if size != e.size {
             r.problem(
                 &e.path,
                 format!("has {size} bytes, the manifest says {}", e.size),
             );
-        } else if sha != e.xxh3 {
-            r.problem(
-                &e.path,
-                format!("XXH3-128 {sha}, the manifest says {}", e.xxh3),
-            );
+            continue;
+        }
+        for (i, (got, (_, want))) in digests.iter().zip(&ranges).enumerate() {
+            if got != want {
+                let which = if e.parts.is_empty() {
+                    String::new()
+                } else {
+                    format!(" of the range at offset {}", e.parts[i].offset)
+                };
+                r.problem(
+                    &e.path,
+                    format!("XXH3-128{which} {got}, the manifest says {want}"),
+                );
+            }
         }
     }
     let encoded: std::collections::BTreeSet<&str> =
@@ -279,6 +286,42 @@ fn check_files(
             "{decoded} files were decompressed or decrypted on extraction: their checksums are of the stored form and were not compared (their pages and the redo still are)"
         ));
     }
+}
+
+/// Reads `f` in consecutive ranges of the given lengths (`u64::MAX`: to
+/// the end) and returns the bytes read and each range's XXH3-128.
+fn digest_ranges(
+    mut f: std::fs::File,
+    ranges: &[(u64, &str)],
+) -> std::io::Result<(u64, Vec<String>)> {
+    let mut buf = vec![0u8; 1 << 20];
+    let mut total = 0;
+    let mut out = Vec::with_capacity(ranges.len());
+    for &(len, _) in ranges {
+        let mut d = Digester::default();
+        let mut left = len;
+        while left > 0 {
+            let want = usize::try_from(left).map_or(buf.len(), |l| l.min(buf.len()));
+            let n = f.read(&mut buf[..want])?;
+            if n == 0 {
+                break;
+            }
+            d.update(&buf[..n]);
+            left -= n as u64;
+        }
+        let (n, digest) = d.finish();
+        total += n;
+        out.push(digest);
+    }
+    // bytes past the last range make the size differ
+    loop {
+        let n = f.read(&mut buf)?;
+        if n == 0 {
+            break;
+        }
+        total += n as u64;
+    }
+    Ok((total, out))
 }
 
 /// The name a stored file has once decrypted and decompressed.
