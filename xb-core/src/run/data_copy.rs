@@ -553,7 +553,7 @@ pub(super) fn copy_jobs(
     let watch_stop = AtomicBool::new(false);
     tokio::task::block_in_place(|| {
         std::thread::scope(|s| {
-            s.spawn(|| {
+            let watcher = s.spawn(|| {
                 while !watch_stop.load(Ordering::Acquire) {
                     if ctx.watch.lost().is_some() || copier.is_some_and(|c| !c.is_running()) {
                         cancel.store(true, Ordering::Release);
@@ -570,7 +570,9 @@ pub(super) fn copy_jobs(
                     if let Some(w) = ctx.lag.take_warning() {
                         progress.warning(&w);
                     }
-                    std::thread::sleep(Duration::from_millis(50));
+                    // woken at once when the copy ends: a copy of one small
+                    // table (one per BACKUP LOCK) must not wait out the nap
+                    std::thread::park_timeout(Duration::from_millis(50));
                 }
             });
             let r = copy_all(
@@ -589,6 +591,7 @@ pub(super) fn copy_jobs(
                 }),
             );
             watch_stop.store(true, Ordering::Release);
+            watcher.thread().unpark();
             r
         })
     })

@@ -214,6 +214,7 @@ impl Step<'_> {
             return Ok(());
         };
         let flushed = super::server::flushed_lsn(self.session.conn()).await?;
+        copier.vouch(flushed);
         // the copy holds back the block the log ends in until the end point
         // vouches for it: on a server that writes nothing more, that block
         // is never copied before the end, and waiting for it would only

@@ -148,6 +148,9 @@ struct Shared {
     /// The feed's last [`RedoFeed::stopped_because`].
     stopped_because: Mutex<&'static str>,
     target: AtomicU64,
+    /// An LSN the server reported as flushed before the log above the
+    /// copy was read ([`RedoCopier::vouch`]): the log below it is final.
+    vouched: AtomicU64,
     cancel: AtomicBool,
     /// Asked: hand out nothing more until a target is set.
     hold: AtomicBool,
@@ -206,6 +209,10 @@ impl RedoCopier {
                     if target != 0 {
                         feed.trust_up_to(target);
                         feed.stop_at(target);
+                    }
+                    let vouched = sh.vouched.load(Ordering::Acquire);
+                    if vouched != 0 {
+                        feed.trust_up_to(vouched);
                     }
                     let mut out_err = None;
                     let reached = feed.poll(&mut |buf| keep_err(out.write(buf), &mut out_err));
@@ -294,6 +301,16 @@ impl RedoCopier {
     #[must_use]
     pub fn is_running(&self) -> bool {
         self.thread.as_ref().is_some_and(|t| !t.is_finished())
+    }
+
+    /// The server reported its log flushed up to `lsn` (read before the
+    /// copy reads that far): mini-transactions ending there are final, even
+    /// in the block the log ends in, which the copy otherwise holds back
+    /// until the end point. Without it a large last mini-transaction on a
+    /// server that writes nothing more (mass DDL, then quiet) is never
+    /// copied before the end, and a catch-up waits its patience out.
+    pub fn vouch(&self, lsn: u64) {
+        self.shared.vouched.fetch_max(lsn, Ordering::AcqRel);
     }
 
     /// Waits until the copy has reached `lsn`, holding nothing on the
@@ -487,6 +504,57 @@ mod tests {
             self.1.store(true, Ordering::Release);
             Ok(())
         }
+    }
+
+    /// A feed whose last 10 bytes are final only once trusted (the block
+    /// the log ends in).
+    struct HeldTail {
+        trusted: u64,
+        lsn: u64,
+    }
+    impl RedoFeed for HeldTail {
+        fn start_lsn(&self) -> u64 {
+            1000
+        }
+        fn poll(
+            &mut self,
+            out: &mut dyn FnMut(&[u8]) -> Result<(), String>,
+        ) -> Result<u64, RedoError> {
+            if self.lsn < 1010 && self.trusted >= 1010 {
+                out(&[7; 10]).map_err(|reason| RedoError::Io {
+                    file: "out".into(),
+                    reason,
+                })?;
+                self.lsn = 1010;
+            }
+            Ok(self.lsn)
+        }
+        fn trust_up_to(&mut self, lsn: u64) {
+            self.trusted = self.trusted.max(lsn);
+        }
+        fn stopped_because(&self) -> &'static str {
+            "ends in an unvouched block"
+        }
+    }
+
+    #[test]
+    fn a_flushed_lsn_the_server_reported_lets_the_held_tail_be_copied_before_the_end() {
+        let c = RedoCopier::start(
+            Box::new(HeldTail {
+                trusted: 0,
+                lsn: 1000,
+            }),
+            Box::new(Sink::default()),
+            Vec::new(),
+            Duration::from_millis(1),
+        );
+        assert!(
+            !c.catch_up(1010, Duration::from_millis(200)),
+            "held back while nobody vouches for it"
+        );
+        c.vouch(1010);
+        assert!(c.catch_up(1010, Duration::from_secs(5)));
+        c.finish_at(1010, Duration::from_secs(5)).unwrap();
     }
 
     #[test]
