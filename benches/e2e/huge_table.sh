@@ -26,15 +26,8 @@ while [ $# -gt 0 ]; do
         *) echo "usage: $0 [--rounds R] [--workdir DIR]" >&2; exit 2 ;;
     esac
 done
-db="$here/scripts/db.sh"
-data="$work/data" port=${XB_BENCH_PORT:-3499}
-ls "$work"/.loaded-* >/dev/null 2>&1 || {
-    echo "no dataset in $work: run benches/e2e/backup_vs_mariadb_backup.sh first" >&2; exit 1; }
-cargo build -q --release -p xb-cli --manifest-path "$here/Cargo.toml"
-xb="${CARGO_TARGET_DIR:-$here/target}/release/xb-cli"
-XB_MYSQLD_ARGS="--innodb-buffer-pool-size=1G --innodb-log-file-size=512M --log-bin=binlog --server-id=1" \
-    "$db" mariadb1011 start "$data" "$port" >/dev/null
-trap '"$db" mariadb1011 stop "$data" >/dev/null 2>&1 || true' EXIT
+. "$here/benches/e2e/lib.sh"
+bench_start
 if [ ! -f "$work/.loaded-big" ]; then
     echo "loading sbbig.big (about 3.2 GB, a few minutes)" >&2
     sql="SET SESSION sql_log_bin=0; DROP DATABASE IF EXISTS sbbig; CREATE DATABASE sbbig;
@@ -46,19 +39,6 @@ if [ ! -f "$work/.loaded-big" ]; then
     touch "$work/.loaded-big"
 fi
 ls -l "$data/sbbig/big.ibd" >&2
-cnf="$data.run/my.cnf"
-conn=(--host=127.0.0.1 --port="$port" --user=xb --password=xb)
-out="$work/out"
-measure() { # name cmd... ; appends "name wall cpu rss bytes" to $work/results-huge
-    local name=$1; shift
-    rm -rf "$out"; mkdir -p "$out"
-    sync
-    /usr/bin/time -f '%e %U %S %M' -o "$work/time.txt" bash -c "$*" >/dev/null 2>"$work/$name.log" || {
-        echo "$name failed, see $work/$name.log" >&2; tail -5 "$work/$name.log" >&2; exit 1; }
-    read -r wall user sys rss < "$work/time.txt"
-    echo "$name $wall $(awk "BEGIN{print $user + $sys}") $rss $(du -sb "$out/b" | cut -f1)" >> "$work/results-huge"
-}
-: > "$work/results-huge"
 mb="'$db' mariadb1011 exec mariadb-backup --defaults-file='$cnf' --backup ${conn[*]} --parallel=4 --target-dir='$out/b'"
 names=(xb-big xb-big-whole mb-big-p4+sync xb-8 mb-8-p4+sync)
 cmds=(
@@ -68,14 +48,7 @@ cmds=(
     "'$xb' backup ${conn[*]} --parallel=4 --databases=sbtest --target-dir='$out/b'"
     "$mb --databases=sbtest && sync"
 )
-for r in $(seq "$rounds"); do
-    echo "round $r/$rounds" >&2
-    order=$(seq 0 $(( ${#names[@]} - 1 )))
-    [ $(( r % 2 )) -eq 0 ] && order=$(echo "$order" | tac)
-    for i in $order; do
-        measure "${names[$i]}" "${cmds[$i]}"
-    done
-done
+rounds "$work/results-huge" "$rounds"
 python3 - "$work/results-huge" <<'PY'
 import sys, statistics as st
 rows = {}
