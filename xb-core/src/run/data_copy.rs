@@ -622,6 +622,7 @@ mod tests {
         bytes: Vec<u8>,
         at: usize,
         identity: Option<(u64, u64)>,
+        unwritten: bool,
     }
 
     impl ChunkReader for Pages {
@@ -642,6 +643,9 @@ mod tests {
             self.identity
         }
         fn space(&self) -> Option<SpaceMeta> {
+            if self.unwritten {
+                return None;
+            }
             Some(SpaceMeta {
                 space_id: 7,
                 flags: 21,
@@ -659,6 +663,8 @@ mod tests {
         /// (a new inode), as when a table is dropped and created again.
         opens: AtomicU64,
         replaced: bool,
+        /// Page 0 not written yet: no page size to split by.
+        unwritten: bool,
     }
 
     impl Stub {
@@ -667,6 +673,7 @@ mod tests {
                 bytes,
                 opens: AtomicU64::new(0),
                 replaced: false,
+                unwritten: false,
             }
         }
     }
@@ -678,6 +685,7 @@ mod tests {
                 bytes: self.bytes.clone(),
                 at: 0,
                 identity: Some((1, if self.replaced { n } else { 0 })),
+                unwritten: self.unwritten,
             }))
         }
         fn plain(&self, _: &Path) -> Result<Box<dyn ChunkReader>, SeamError> {
@@ -788,6 +796,21 @@ mod tests {
             stub.bytes
         );
         assert_eq!(stats.files, 1);
+
+        // no page 0 to go by: nothing written in ranges, copied whole
+        let mut unwritten = Stub::of(stub.bytes.clone());
+        unwritten.unwritten = true;
+        copy_to(
+            &dir.path().join("u"),
+            &SinkOptions::default(),
+            &unwritten,
+            3,
+        );
+        assert_eq!(unwritten.opens.load(Ordering::Relaxed), ranges + 1);
+        assert_eq!(
+            std::fs::read(dir.path().join("u/db/big.ibd")).unwrap(),
+            stub.bytes
+        );
 
         // a target that writes in order only (compressed): one reader, whole
         let z = Stub::of(stub.bytes.clone());

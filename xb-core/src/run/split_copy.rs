@@ -44,10 +44,19 @@ struct Seen {
     unsplit: bool,
 }
 
+/// The file of a split copy in the target: opened by the first range
+/// that runs (ranges of one file are queued together, so about `parallel`
+/// files are open at once however many are large), closed by the last.
+enum Out {
+    NotYet,
+    Open(Box<dyn PartedOut>),
+    Closed,
+}
+
 /// One file being copied in ranges.
 pub struct Split {
     job: Job,
-    out: Mutex<Option<Box<dyn PartedOut>>>,
+    out: Mutex<Out>,
     left: AtomicUsize,
     bytes: AtomicU64,
     retries: AtomicU64,
@@ -91,16 +100,23 @@ pub fn plan(
 ) -> Result<Vec<Work>, CopyError> {
     let mut whole_only = whole_only || parallel < 2 || split_at == 0;
     let range = range_len(split_at);
+    // whether the target takes ranges is learned from the first large file
+    let mut takes_ranges = false;
     let mut work = Vec::with_capacity(jobs.len());
     for job in jobs {
         if whole_only || job.kind != Kind::Tablespace || job.size < split_at {
             work.push(Work::Whole(job));
             continue;
         }
-        let Some(out) = target
+        let out = if takes_ranges {
+            Out::NotYet
+        } else if let Some(out) = target
             .create_parted(&job.rel, job.size)
             .map_err(CopyError::Write)?
-        else {
+        {
+            takes_ranges = true;
+            Out::Open(out)
+        } else {
             // this target writes in order only: so for every file
             whole_only = true;
             work.push(Work::Whole(job));
@@ -109,7 +125,7 @@ pub fn plan(
         let n = usize::try_from(job.size.div_ceil(range)).unwrap_or(usize::MAX);
         let split = Arc::new(Split {
             job,
-            out: Mutex::new(Some(out)),
+            out: Mutex::new(out),
             left: AtomicUsize::new(n),
             bytes: AtomicU64::new(0),
             retries: AtomicU64::new(0),
@@ -142,7 +158,7 @@ pub fn copy_range(
     cancel: &AtomicBool,
     target: &dyn Target,
 ) -> Result<RangeEnd, CopyError> {
-    match read_range(split, start, end, reader, on_bytes, cancel) {
+    match read_range(split, start, end, reader, on_bytes, cancel, target) {
         Ok(()) => {}
         Err(CopyError::Read(SeamError::Vanished { .. })) => lock(&split.seen).vanished = true,
         Err(e) => return Err(e),
@@ -151,15 +167,21 @@ pub fn copy_range(
         return Ok(RangeEnd::More);
     }
     // the last range: every other one is closed
-    if let Some(out) = lock(&split.out).take() {
-        out.close().map_err(CopyError::Write)?;
-    }
+    let opened = match std::mem::replace(&mut *lock(&split.out), Out::Closed) {
+        Out::Open(out) => {
+            out.close().map_err(CopyError::Write)?;
+            true
+        }
+        Out::NotYet | Out::Closed => false,
+    };
     let seen = std::mem::take(&mut *lock(&split.seen));
     let rel = split.job.rel.clone();
     let first = seen.identities.first().copied().flatten();
     let one_file = seen.identities.iter().all(|i| *i == first);
     if seen.vanished || seen.unsplit || !one_file {
-        target.remove(&rel).map_err(CopyError::Write)?;
+        if opened {
+            target.remove(&rel).map_err(CopyError::Write)?;
+        }
         if seen.vanished {
             return Ok(RangeEnd::Vanished(rel));
         }
@@ -183,6 +205,7 @@ fn read_range(
     reader: &dyn Reader,
     on_bytes: OnBytes<'_>,
     cancel: &AtomicBool,
+    target: &dyn Target,
 ) -> Result<(), CopyError> {
     let job = &split.job;
     let mut src = reader.tablespace(&job.src).map_err(CopyError::Read)?;
@@ -190,13 +213,24 @@ fn read_range(
         lock(&split.seen).unsplit = true;
         return Ok(());
     };
-    let out = lock(&split.out)
-        .as_ref()
-        .map(|o| o.part(start))
-        .transpose()
-        .map_err(CopyError::Write)?;
-    let Some(mut out) = out else {
-        return Ok(());
+    let mut out = {
+        let mut slot = lock(&split.out);
+        if matches!(*slot, Out::NotYet) {
+            let parted = target
+                .create_parted(&job.rel, job.size)
+                .map_err(CopyError::Write)?
+                .ok_or_else(|| {
+                    CopyError::Write(SeamError::Io {
+                        path: job.rel.clone(),
+                        message: "the target stopped taking files in ranges".into(),
+                    })
+                })?;
+            *slot = Out::Open(parted);
+        }
+        match &*slot {
+            Out::Open(o) => o.part(start).map_err(CopyError::Write)?,
+            _ => return Ok(()),
+        }
     };
     let ps = space.physical_size as u64;
     let per_read = (xb_innodb::pagereader::BATCH_BYTES as u64 / ps).max(1);
