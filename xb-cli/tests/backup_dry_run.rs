@@ -24,6 +24,16 @@ fn json_of(out: &std::process::Output) -> serde_json::Value {
     })
 }
 
+/// The locks the dry run plans, in order.
+fn locks_of(doc: &serde_json::Value) -> Vec<&str> {
+    doc["locks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l["lock"].as_str().unwrap())
+        .collect()
+}
+
 fn verdict<'a>(doc: &'a serde_json::Value, name: &str) -> &'a serde_json::Value {
     doc["checks"]
         .as_array()
@@ -62,12 +72,7 @@ async fn a_dry_run_checks_plans_and_touches_nothing() {
     for name in ["privileges", "TLS", "redo", "open files", "free space"] {
         assert_ne!(verdict(&doc, name)["verdict"], "problem", "{doc}");
     }
-    let locks: Vec<&str> = doc["locks"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|l| l["lock"].as_str().unwrap())
-        .collect();
+    let locks = locks_of(&doc);
     assert_eq!(
         locks,
         [
@@ -170,12 +175,7 @@ async fn a_dry_run_on_mysql_plans_the_instance_lock_and_log_status() {
     .await;
     assert_success(&out);
     let doc = json_of(&out);
-    let locks: Vec<&str> = doc["locks"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|l| l["lock"].as_str().unwrap())
-        .collect();
+    let locks = locks_of(&doc);
     assert_eq!(
         locks,
         [

@@ -9,10 +9,10 @@
 use std::path::Path;
 use std::time::Duration;
 
+use mysql_async::Conn;
 use mysql_async::prelude::Queryable;
-use mysql_async::{Conn, OptsBuilder};
 
-use super::error::{PrepareError, io_err};
+use super::error::PrepareError;
 
 /// Schemas with no files of their own.
 const VIRTUAL_SCHEMAS: &[&str] = &["performance_schema", "information_schema", "sys"];
@@ -37,76 +37,47 @@ pub(super) fn check_tables(
     dir: &Path,
     timeout: Duration,
 ) -> Result<CheckReport, PrepareError> {
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(io_err(dir))?;
-    rt.block_on(check_async(socket, dir, timeout))
-}
-
-async fn check_async(
-    socket: &Path,
-    dir: &Path,
-    timeout: Duration,
-) -> Result<CheckReport, PrepareError> {
-    let fail = |step: &'static str| {
-        move |source: mysql_async::Error| PrepareError::Export {
-            dir: dir.to_path_buf(),
-            step,
-            source,
+    super::session::on_recovered(socket, dir, timeout, async |conn: &mut Conn| {
+        let skip = VIRTUAL_SCHEMAS
+            .iter()
+            .map(|s| format!("'{s}'"))
+            .collect::<Vec<_>>()
+            .join(",");
+        let tables: Vec<(String, String)> = conn
+            .query(format!(
+                "SELECT TABLE_SCHEMA, TABLE_NAME FROM information_schema.TABLES \
+                 WHERE TABLE_TYPE IN ('BASE TABLE', 'SYSTEM VERSIONED') \
+                 AND TABLE_SCHEMA NOT IN ({skip}) ORDER BY TABLE_SCHEMA, TABLE_NAME"
+            ))
+            .await
+            .map_err(super::session::failed(dir, "listing the tables"))?;
+        let mut report = CheckReport {
+            tables: tables.len(),
+            ..CheckReport::default()
+        };
+        for (schema, name) in &tables {
+            let quoted = format!(
+                "`{}`.`{}`",
+                schema.replace('`', "``"),
+                name.replace('`', "``")
+            );
+            let rows: Vec<(String, String, String, String)> =
+                match conn.query(format!("CHECK TABLE {quoted}")).await {
+                    Ok(rows) => rows,
+                    // a table the server cannot even open is a finding, not
+                    // a failed session
+                    Err(mysql_async::Error::Server(e)) => {
+                        report.failed.push((quoted, e.message));
+                        continue;
+                    }
+                    Err(e) => return Err(super::session::failed(dir, "checking the tables")(e)),
+                };
+            if let Some(why) = verdict(&rows) {
+                report.failed.push((quoted, why));
+            }
         }
-    };
-    let opts = OptsBuilder::default()
-        .user(Some("root"))
-        .socket(Some(socket.to_string_lossy().into_owned()));
-    let mut conn = Conn::new(opts)
-        .await
-        .map_err(fail("connecting to the prepare server"))?;
-    super::export::wait_for_rollback(&mut conn, timeout)
-        .await
-        .map_err(fail("waiting for recovered transactions to roll back"))?;
-    let skip = VIRTUAL_SCHEMAS
-        .iter()
-        .map(|s| format!("'{s}'"))
-        .collect::<Vec<_>>()
-        .join(",");
-    let tables: Vec<(String, String)> = conn
-        .query(format!(
-            "SELECT TABLE_SCHEMA, TABLE_NAME FROM information_schema.TABLES \
-             WHERE TABLE_TYPE IN ('BASE TABLE', 'SYSTEM VERSIONED') \
-             AND TABLE_SCHEMA NOT IN ({skip}) ORDER BY TABLE_SCHEMA, TABLE_NAME"
-        ))
-        .await
-        .map_err(fail("listing the tables"))?;
-    let mut report = CheckReport {
-        tables: tables.len(),
-        ..CheckReport::default()
-    };
-    for (schema, name) in &tables {
-        let quoted = format!(
-            "`{}`.`{}`",
-            schema.replace('`', "``"),
-            name.replace('`', "``")
-        );
-        let rows: Vec<(String, String, String, String)> =
-            match conn.query(format!("CHECK TABLE {quoted}")).await {
-                Ok(rows) => rows,
-                // a table the server cannot even open is a finding, not a
-                // failed session
-                Err(mysql_async::Error::Server(e)) => {
-                    report.failed.push((quoted, e.message));
-                    continue;
-                }
-                Err(e) => return Err(fail("checking the tables")(e)),
-            };
-        if let Some(why) = verdict(&rows) {
-            report.failed.push((quoted, why));
-        }
-    }
-    conn.disconnect()
-        .await
-        .map_err(fail("closing the SQL session"))?;
-    Ok(report)
+        Ok(report)
+    })
 }
 
 /// `None` when `CHECK TABLE`'s rows (`Table, Op, Msg_type, Msg_text`) end

@@ -23,10 +23,10 @@
 use std::collections::BTreeMap;
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
+use mysql_async::Conn;
 use mysql_async::prelude::Queryable;
-use mysql_async::{Conn, OptsBuilder};
 
 use super::error::{PrepareError, io_err};
 
@@ -110,76 +110,19 @@ pub(super) fn export_tables(
     dir: &Path,
     timeout: Duration,
 ) -> Result<ExportReport, PrepareError> {
-    // prepare is synchronous; this one step speaks SQL, on a runtime of its own
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(io_err(dir))?;
-    rt.block_on(export_async(socket, dir, timeout))
-}
-
-async fn export_async(
-    socket: &Path,
-    dir: &Path,
-    timeout: Duration,
-) -> Result<ExportReport, PrepareError> {
-    let fail = |step: &'static str| {
-        move |source: mysql_async::Error| PrepareError::Export {
-            dir: dir.to_path_buf(),
-            step,
-            source,
+    super::session::on_recovered(socket, dir, timeout, async |conn: &mut Conn| {
+        let tables = list_tables(conn)
+            .await
+            .map_err(super::session::failed(dir, "listing the InnoDB tables"))?;
+        let mut report = ExportReport {
+            tables: tables.len(),
+            ..ExportReport::default()
+        };
+        for batch in tables.chunks(BATCH) {
+            export_batch(conn, dir, batch, &mut report).await?;
         }
-    };
-    // skip-grant-tables: root without a password, over the private socket
-    let opts = OptsBuilder::default()
-        .user(Some("root"))
-        .socket(Some(socket.to_string_lossy().into_owned()));
-    let mut conn = Conn::new(opts)
-        .await
-        .map_err(fail("connecting to the prepare server"))?;
-    wait_for_rollback(&mut conn, timeout)
-        .await
-        .map_err(fail("waiting for recovered transactions to roll back"))?;
-    let tables = list_tables(&mut conn)
-        .await
-        .map_err(fail("listing the InnoDB tables"))?;
-    let mut report = ExportReport {
-        tables: tables.len(),
-        ..ExportReport::default()
-    };
-    for batch in tables.chunks(BATCH) {
-        export_batch(&mut conn, dir, batch, &mut report).await?;
-    }
-    conn.disconnect()
-        .await
-        .map_err(fail("closing the SQL session"))?;
-    Ok(report)
-}
-
-/// Waits until no recovered transaction is left (the server rolls them
-/// back in the background once it accepts connections), so every
-/// exported `.ibd` holds committed rows only.
-pub(super) async fn wait_for_rollback(
-    conn: &mut Conn,
-    timeout: Duration,
-) -> Result<(), mysql_async::Error> {
-    let t0 = Instant::now();
-    loop {
-        let n: Option<u64> = conn
-            .query_first("SELECT COUNT(*) FROM information_schema.INNODB_TRX")
-            .await?;
-        if n.unwrap_or(0) == 0 {
-            return Ok(());
-        }
-        if t0.elapsed() > timeout {
-            tracing::warn!(
-                ?timeout,
-                "recovered transactions still rolling back; exporting anyway"
-            );
-            return Ok(());
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+        Ok(report)
+    })
 }
 
 /// The InnoDB base tables outside the system schemas, in name order.

@@ -56,6 +56,7 @@ mod markers;
 mod recovery;
 mod remote;
 mod server;
+mod session;
 mod system_space;
 
 use std::fs;

@@ -153,10 +153,8 @@ pub async fn record(
         .await
         .map_err(|e| failed(table, zone, &e))?;
     let yn = |b: bool| if b { "Y" } else { "N" };
-    let binlog_pos = info.binlog.as_ref().map(|(file, pos, gtid)| {
-        format!("filename '{file}', position '{pos}', GTID of the last change '{gtid}'")
-    });
-    let version = format!("xb {}", env!("CARGO_PKG_VERSION"));
+    let binlog_pos = info.binlog_pos();
+    let version = InfoFacts::tool_version();
     let mut columns = vec![
         "uuid",
         "name",

@@ -107,23 +107,35 @@ pub struct InfoFacts {
     pub extra: String,
 }
 
+impl InfoFacts {
+    /// `binlog_pos` as the vendor tools write it (in `xtrabackup_info` and
+    /// the history table); `None` without a binlog.
+    #[must_use]
+    pub fn binlog_pos(&self) -> Option<String> {
+        self.binlog.as_ref().map(|(file, pos, gtid)| {
+            format!("filename '{file}', position '{pos}', GTID of the last change '{gtid}'")
+        })
+    }
+
+    /// The tool's version as `tool_version` and `ibbackup_version` give it.
+    #[must_use]
+    pub fn tool_version() -> String {
+        format!("xb {}", env!("CARGO_PKG_VERSION"))
+    }
+}
+
 /// `xtrabackup_info`.
 #[must_use]
 pub fn xtrabackup_info(f: &InfoFacts) -> String {
-    let binlog_pos = match &f.binlog {
-        Some((file, pos, gtid)) => {
-            format!("filename '{file}', position '{pos}', GTID of the last change '{gtid}'")
-        }
-        None => String::new(),
-    };
-    let version = env!("CARGO_PKG_VERSION");
+    let binlog_pos = f.binlog_pos().unwrap_or_default();
+    let version = InfoFacts::tool_version();
     [
         ("uuid", f.uuid.clone()),
         ("name", f.name.clone()),
         ("tool_name", "xb-cli".into()),
         ("tool_command", f.tool_command.clone()),
-        ("tool_version", format!("xb {version}")),
-        ("ibbackup_version", format!("xb {version}")),
+        ("tool_version", version.clone()),
+        ("ibbackup_version", version),
         ("server_version", f.server_version.clone()),
         ("start_time", f.start_time.clone()),
         ("end_time", f.end_time.clone()),
