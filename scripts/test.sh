@@ -28,6 +28,15 @@ if [ ${#need[@]} -gt 0 ]; then
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
 fi
 
+# A full build of the workspace with its tests takes about 4 GB, the server
+# roots 2 GB, and the runbooks' servers and backups a few more at a time.
+avail_kb=$(df -Pk . | awk 'NR == 2 { print $4 }')
+if [ "${avail_kb:-0}" -lt $((12 * 1024 * 1024)) ]; then
+    echo "test.sh: only $((avail_kb / 1024)) MiB free on $(df -P . | awk 'NR == 2 { print $6 }'); the suite needs about 12 GiB: free some space (cargo clean, old backups) and run again" >&2
+    exit 1
+fi
+export CARGO_INCREMENTAL=0
+
 # 2. rust tools
 command -v cargo >/dev/null || { echo "cargo not found: install Rust (rustup) first" >&2; exit 1; }
 if ! cargo nextest --version >/dev/null 2>&1; then

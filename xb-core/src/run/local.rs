@@ -126,12 +126,20 @@ impl PlainReader {
     /// [`SeamError::Io`].
     pub fn open(path: &Path) -> Result<PlainReader, SeamError> {
         match File::open(path) {
-            Ok(file) => Ok(PlainReader {
-                file,
-                path: path.to_path_buf(),
-                offset: 0,
-                buf: vec![0; CHUNK],
-            }),
+            Ok(file) => {
+                // sized to the file: a 1 MiB buffer for each of 20,000
+                // small `.frm` files made the process grow with the table
+                // count (glibc keeps freed blocks of that size in its
+                // arenas); a file that grows is read in more chunks
+                let len = file.metadata().map(|m| m.len()).unwrap_or(CHUNK as u64);
+                let len = usize::try_from(len).unwrap_or(CHUNK).clamp(4096, CHUNK);
+                Ok(PlainReader {
+                    file,
+                    path: path.to_path_buf(),
+                    offset: 0,
+                    buf: vec![0; len.next_multiple_of(4096).min(CHUNK)],
+                })
+            }
             Err(e) if e.kind() == ErrorKind::NotFound => Err(SeamError::Vanished {
                 path: path.display().to_string(),
             }),
@@ -147,7 +155,7 @@ impl ChunkReader for PlainReader {
     fn next_chunk(&mut self) -> Result<&[u8], SeamError> {
         let buf = &mut self.buf;
         let mut filled = 0;
-        while filled < CHUNK {
+        while filled < buf.len() {
             match self
                 .file
                 .read_at(&mut buf[filled..], self.offset + filled as u64)

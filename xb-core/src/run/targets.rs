@@ -80,7 +80,7 @@ impl SinkTarget {
     }
 
     /// Writes `xb_manifest.json`: every file written so far with its size
-    /// and SHA-256, and `meta`.
+    /// and XXH3-128, and `meta`.
     ///
     /// # Errors
     /// The end's errors.
