@@ -160,6 +160,20 @@ pub(super) fn read_dir(d: &Path) -> Result<std::fs::ReadDir, BackupError> {
 /// [`BackupError::Read`] when the datadir (or a database directory) cannot
 /// be listed.
 pub fn list(facts: &ServerFacts, filter: &Filter) -> Result<Manifest, BackupError> {
+    walk(facts, filter, true)
+}
+
+/// Lists the non-InnoDB files alone (its `innodb` is empty): what the
+/// backup copies again once DDL is blocked. With 100,000 tables, listing
+/// the tablespaces again only to drop them cost 25 MB at the peak.
+///
+/// # Errors
+/// As [`list`].
+pub fn list_non_innodb(facts: &ServerFacts, filter: &Filter) -> Result<Manifest, BackupError> {
+    walk(facts, filter, false)
+}
+
+fn walk(facts: &ServerFacts, filter: &Filter, innodb: bool) -> Result<Manifest, BackupError> {
     let datadir = Path::new(&facts.datadir);
     let mut m = Manifest::default();
     let home = if facts.data_home_dir.is_empty() {
@@ -167,12 +181,15 @@ pub fn list(facts: &ServerFacts, filter: &Filter) -> Result<Manifest, BackupErro
     } else {
         datadir.join(&facts.data_home_dir)
     };
-    for f in system_files(&facts.data_file_path) {
+    for f in system_files(&facts.data_file_path)
+        .into_iter()
+        .filter(|_| innodb)
+    {
         m.innodb
             .push(job(home.join(&f), f.clone(), Kind::Tablespace));
     }
     let undo_dir = datadir.join(facts.undo_directory.trim_start_matches("./"));
-    for e in read_dir(&undo_dir)? {
+    for e in read_dir(&undo_dir)?.filter(|_| innodb) {
         let e = e.map_err(|e| unlistable(&undo_dir, e))?;
         let name = e.file_name().to_string_lossy().into_owned();
         if is_numbered_undo(&name) {
@@ -189,7 +206,9 @@ pub fn list(facts: &ServerFacts, filter: &Filter) -> Result<Manifest, BackupErro
         }
         // tablespaces in the datadir itself: MySQL's mysql.ibd, general tablespaces
         if path.is_file() && ext(&path) == Some("ibd") {
-            m.innodb.push(job(path, name, Kind::Tablespace));
+            if innodb {
+                m.innodb.push(job(path, name, Kind::Tablespace));
+            }
             continue;
         }
         if !path.is_dir() || name.starts_with('#') || name.starts_with('.') || name == "lost+found"
@@ -199,7 +218,7 @@ pub fn list(facts: &ServerFacts, filter: &Filter) -> Result<Manifest, BackupErro
         for f in read_dir(&path)? {
             let f = f.map_err(|e| unlistable(&path, e))?;
             let fp = f.path();
-            if !fp.is_file() {
+            if (!innodb && ext(&fp) == Some("ibd")) || !fp.is_file() {
                 continue;
             }
             let file_name = f.file_name().to_string_lossy().into_owned();
@@ -492,5 +511,11 @@ mod tests {
                 "db/a.MAI"
             ]
         );
+        // the listing again once DDL is blocked: the same non-InnoDB files,
+        // no tablespaces
+        let again = list_non_innodb(&facts, &Filter::default()).unwrap();
+        assert!(again.innodb.is_empty(), "{:?}", rels(&again.innodb));
+        assert_eq!(rels(&again.non_innodb), rels(&m.non_innodb));
+        assert_eq!(rels(&again.aria), rels(&m.aria));
     }
 }

@@ -281,9 +281,16 @@ pub trait Flavour: Send {
     /// copy (or, with per-table locks, the tables being copied).
     async fn protect_ddl(&mut self, step: &mut Step<'_>) -> Result<(), BackupError>;
 
+    /// Whether [`Flavour::after_innodb`] reads its `copied` list; when not,
+    /// it is given an empty one and the copy of the list is saved.
+    fn looks_at_copied(&self) -> bool {
+        false
+    }
+
     /// Phase 4, after the tablespaces listed at the start were copied:
     /// tablespaces the DDL protection did not cover (created meanwhile).
-    /// `copied` holds the tablespaces copied so far.
+    /// `copied` holds the tablespaces copied so far (empty unless
+    /// [`Flavour::looks_at_copied`]).
     async fn after_innodb(
         &mut self,
         _step: &mut Step<'_>,

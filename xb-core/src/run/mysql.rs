@@ -129,6 +129,10 @@ impl Flavour for MySql {
         Ok(())
     }
 
+    fn looks_at_copied(&self) -> bool {
+        true
+    }
+
     async fn after_innodb(
         &mut self,
         step: &mut Step<'_>,
