@@ -8,13 +8,15 @@ cnf="$data.run/my.cnf"
 conn=(--host=127.0.0.1 --port="$port" --user=xb --password=xb)
 out="$work/out"
 
-# Starts the dataset's server (stopped again on exit) and builds xb.
+# Starts the dataset's server (stopped again on exit) and builds xb. The
+# redo log is $bench_log_size (512M unless the script sets it; the server
+# resizes its log at start).
 bench_start() {
     ls "$work"/.loaded-* >/dev/null 2>&1 || {
         echo "no dataset in $work: run benches/e2e/backup_vs_mariadb_backup.sh first" >&2; exit 1; }
     cargo build -q --release -p xb-cli --manifest-path "$here/Cargo.toml"
     xb="${CARGO_TARGET_DIR:-$here/target}/release/xb-cli"
-    XB_MYSQLD_ARGS="--innodb-buffer-pool-size=1G --innodb-log-file-size=512M --log-bin=binlog --server-id=1" \
+    XB_MYSQLD_ARGS="--innodb-buffer-pool-size=1G --innodb-log-file-size=${bench_log_size:-512M} --log-bin=binlog --server-id=1" \
         "$db" mariadb1011 start "$data" "$port" >/dev/null
     trap '"$db" mariadb1011 stop "$data" >/dev/null 2>&1 || true' EXIT
 }

@@ -7,7 +7,8 @@
 # Uses the MariaDB 10.11 of backup_vs_mariadb_backup.sh (run that once
 # first, same --workdir), adds a schema `many` of N small InnoDB tables
 # (default 20,000; two rows each) and 200 MyISAM tables once, then backs up
-# that schema alone (--databases=many) to a directory:
+# that schema alone (--databases=many) to a directory (mariadb-backup
+# only when the open-files hard limit is above the table count, see below):
 #   xb              xb, --parallel=4 (its default)
 #   mb-p4+sync      mariadb-backup --parallel=4, then sync (equal settings)
 #   mb+sync         mariadb-backup at its default (1 thread), then sync
@@ -40,13 +41,19 @@ PY
     rm -f "$work"/.loaded-many-*
     touch "$work/.loaded-many-$tables"
 fi
-mb="'$db' mariadb1011 exec mariadb-backup --defaults-file='$cnf' --backup ${conn[*]} --databases=many --target-dir='$out/b'"
-names=(xb mb-p4+sync mb+sync)
-cmds=(
-    "'$xb' backup ${conn[*]} --parallel=4 --databases=many --target-dir='$out/b'"
-    "$mb --parallel=4 && sync"
-    "$mb && sync"
-)
+# mariadb-backup keeps every tablespace open at once: past the open-files
+# limit it fails ("Too many open files"). It gets the hard limit; with more
+# tables than that it cannot run here, and only xb is measured (xb keeps
+# about --parallel files open).
+hard=$(ulimit -Hn)
+mb="ulimit -n $hard && '$db' mariadb1011 exec mariadb-backup --defaults-file='$cnf' --backup ${conn[*]} --open-files-limit=$hard --databases=many --target-dir='$out/b'"
+names=(xb) cmds=("'$xb' backup ${conn[*]} --parallel=4 --databases=many --target-dir='$out/b'")
+if [ "$hard" != unlimited ] && [ "$tables" -ge "$hard" ]; then
+    echo "mariadb-backup not run: $tables tables need more open files than the hard limit of $hard" >&2
+else
+    names+=(mb-p4+sync mb+sync)
+    cmds+=("$mb --parallel=4 && sync" "$mb && sync")
+fi
 rounds "$work/results-many" "$rounds"
 python3 - "$work/results-many" "$tables" <<'PY'
 import sys, statistics as st
@@ -59,6 +66,7 @@ print(f"{sys.argv[2]} tables")
 print(f"{'run':12} {'wall s':>8} {'cpu s':>8} {'RSS MiB':>8}")
 for n, (w, c, r) in med.items():
     print(f"{n:12} {w:8.2f} {c:8.2f} {r/1024:8.1f}")
-print(f"equal settings (--parallel=4 both, both on disk): wall xb/mb-p4+sync {med['xb'][0]/med['mb-p4+sync'][0]:.2f}x")
-print(f"each tool's defaults: wall xb/mb+sync {med['xb'][0]/med['mb+sync'][0]:.2f}x")
+if 'mb-p4+sync' in med:
+    print(f"equal settings (--parallel=4 both, both on disk): wall xb/mb-p4+sync {med['xb'][0]/med['mb-p4+sync'][0]:.2f}x")
+    print(f"each tool's defaults: wall xb/mb+sync {med['xb'][0]/med['mb+sync'][0]:.2f}x")
 PY
