@@ -95,6 +95,9 @@ async fn ddl_with_the_default_reduced_lock() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn ddl_with_per_table_metadata_locks() {
     let r = start(&[], "40", &["--lock-ddl-per-table"]).await;
+    // this runbook hung twice in full CI runs (never alone): if it runs
+    // long, say who waits for what while it still does
+    let watchdog = tokio::spawn(report_waits_after(r.src.opts(), Duration::from_secs(150)));
     let mut conn = r.src.conn().await.unwrap();
     // xb's metadata-lock session is the only one that touches `doomed`
     let holds = "SELECT COUNT(*) FROM performance_schema.metadata_locks \
@@ -145,6 +148,43 @@ async fn ddl_with_per_table_metadata_locks() {
     .await;
     for d in ddl {
         d.await.unwrap();
+    }
+    watchdog.abort();
+}
+
+/// After `after`, prints the server's sessions and its metadata locks
+/// (what a hung run is waiting for) to standard error, shown with the
+/// test's timeout.
+async fn report_waits_after(opts: mysql_async::Opts, after: Duration) {
+    tokio::time::sleep(after).await;
+    let Ok(mut c) = mysql_async::Conn::new(opts).await else {
+        eprintln!("watchdog: cannot connect to the source");
+        return;
+    };
+    for sql in [
+        "SELECT ID, USER, COMMAND, TIME, STATE, LEFT(INFO, 120) FROM information_schema.PROCESSLIST",
+        "SELECT m.OBJECT_TYPE, m.OBJECT_SCHEMA, m.OBJECT_NAME, m.LOCK_TYPE, m.LOCK_STATUS, t.PROCESSLIST_ID \
+         FROM performance_schema.metadata_locks m JOIN performance_schema.threads t ON t.THREAD_ID = m.OWNER_THREAD_ID \
+         WHERE m.OBJECT_SCHEMA IS NULL OR m.OBJECT_SCHEMA NOT IN ('performance_schema', 'mysql')",
+    ] {
+        match c.query::<mysql_async::Row, _>(sql).await {
+            Ok(rows) => {
+                eprintln!("watchdog: {sql}");
+                for row in rows {
+                    let cols: Vec<String> = (0..row.len())
+                        .map(|i| match row.as_ref(i) {
+                            Some(mysql_async::Value::Bytes(b)) => {
+                                String::from_utf8_lossy(b).into_owned()
+                            }
+                            Some(mysql_async::Value::NULL) | None => "NULL".into(),
+                            Some(v) => v.as_sql(true),
+                        })
+                        .collect();
+                    eprintln!("  {}", cols.join(" | "));
+                }
+            }
+            Err(e) => eprintln!("watchdog: {sql}: {e}"),
+        }
     }
 }
 
