@@ -10,7 +10,9 @@
 # --threads=16` writes, on a server with a 1 GiB redo log, and keeps it in
 # $work/prep-src if the redo it copied is at least M MiB (default 1024).
 # Then each round prepares fresh copies of it:
-#   xb-256M   xb-cli prepare (the server's own recovery), --use-memory=256M (its default)
+#   xb-auto   xb-cli prepare (the server's own recovery) at its default,
+#             --use-memory=auto (a pool as large as the redo, within bounds)
+#   xb-256M   xb-cli prepare --use-memory=256M (its default before auto)
 #   mb-100M   mariadb-backup --prepare at its default --use-memory (100M)
 #   xb-1G     xb-cli prepare --use-memory=1G     (equal settings with mb-1G)
 #   mb-1G     mariadb-backup --prepare --use-memory=1G
@@ -55,6 +57,7 @@ echo "source backup: $(du -sb "$src" | cut -f1) bytes, of which redo $((redo >> 
 
 names=() cmds=()
 add() { names+=("$1"); cmds+=("rm -rf '$out/b' && cp -a '$src' '$out/b' && sync && $2"); }
+add xb-auto "'$xb' prepare --target-dir='$out/b' --server-binary='$server_bin'"
 add xb-256M "'$xb' prepare --target-dir='$out/b' --server-binary='$server_bin' --use-memory=256M"
 add mb-100M "'$db' mariadb1011 exec mariadb-backup --prepare --target-dir='$out/b'"
 add xb-1G "'$xb' prepare --target-dir='$out/b' --server-binary='$server_bin' --use-memory=1G"
@@ -75,6 +78,6 @@ print(f"prepare of a backup with {int(sys.argv[2]) >> 20} MiB of redo (copy of t
 print(f"{'run':8} {'wall s':>8} {'cpu s':>8} {'peak RSS MiB':>12}")
 for n, (w, c, r) in med.items():
     print(f"{n:8} {w - cw:8.1f} {c - cc:8.1f} {r/1024:12.1f}")
-print(f"each tool's default memory: wall xb-256M/mb-100M {(med['xb-256M'][0]-cw)/(med['mb-100M'][0]-cw):.2f}x")
+print(f"each tool's default memory: wall xb-auto/mb-100M {(med['xb-auto'][0]-cw)/(med['mb-100M'][0]-cw):.2f}x")
 print(f"equal --use-memory=1G: wall xb-1G/mb-1G {(med['xb-1G'][0]-cw)/(med['mb-1G'][0]-cw):.2f}x")
 PY

@@ -40,8 +40,10 @@ pub struct ServerArgs {
     /// Option file read before xb's own settings (e.g. for lc-messages-dir).
     #[arg(long, value_name = "FILE")]
     pub server_defaults_file: Option<PathBuf>,
-    /// Buffer pool size for recovery.
-    #[arg(long, default_value = "256M")]
+    /// Buffer pool size for recovery: a size (`1G`), or `auto`, as large
+    /// as the redo to apply (at least 256M, at most half the memory
+    /// available and 4G).
+    #[arg(long, default_value = "auto")]
     pub use_memory: String,
     /// Seconds recovery may take before xb gives up.
     #[arg(long, default_value_t = 3600)]

@@ -53,6 +53,7 @@ mod error;
 mod export;
 mod incremental;
 mod markers;
+pub mod memory;
 mod recovery;
 mod remote;
 mod server;
@@ -100,7 +101,9 @@ pub struct PrepareOptions {
     /// changing data: no networking, binlog, init-file, events, replication
     /// or grant-table changes) come later in the option file and so win.
     pub server_defaults_file: Option<PathBuf>,
-    /// Buffer pool for recovery (default `256M`).
+    /// Buffer pool for recovery: a size the server reads (`1G`), or
+    /// `auto` (the default), sized to the redo to apply (see the `memory`
+    /// module).
     pub use_memory: String,
     /// How long recovery may take before we give up (default one hour).
     pub timeout: Duration,
@@ -138,7 +141,7 @@ impl PrepareOptions {
             target_dir: target_dir.into(),
             server_binary: None,
             server_defaults_file: None,
-            use_memory: "256M".into(),
+            use_memory: memory::AUTO.into(),
             timeout: Duration::from_secs(3600),
             apply_log_only: false,
             incremental_dir: None,
@@ -376,7 +379,11 @@ pub fn prepare(opts: &PrepareOptions) -> Result<PrepareReport, PrepareError> {
         tracing::info!(file = %g.file.display(), from_pages = g.from_pages, to_pages = g.to_pages, "system tablespace extended to the size its page 0 or the log gives it");
     }
     let redirect = remote::Redirect::apply(&dir, redo_format)?;
-    tracing::info!(dir = %dir.display(), server = %server.display(), server_version = %server_version.text, source_version = %source.text, first_lsn, last_lsn = cps.last_lsn, remote_tables = redirect.isl_count(), apply_log_only = opts.apply_log_only, "starting recovery");
+    let opts = &PrepareOptions {
+        use_memory: memory::resolve(&opts.use_memory, log_end_lsn.saturating_sub(first_lsn)),
+        ..opts.clone()
+    };
+    tracing::info!(dir = %dir.display(), server = %server.display(), server_version = %server_version.text, source_version = %source.text, first_lsn, last_lsn = cps.last_lsn, use_memory = %opts.use_memory, remote_tables = redirect.isl_count(), apply_log_only = opts.apply_log_only, "starting recovery");
     // on an error the redirect is dropped, which puts everything back
     let recovered = recovery::recover_with_server(opts, &dir, &server, redo_format)?;
     redirect.restore(true)?;
@@ -415,6 +422,11 @@ fn export_prepared(
     // the source's paths again, so they are pointed at the backup as for
     // a recovery (a prepared log names no file of the source)
     let redirect = remote::Redirect::apply(dir, format)?;
+    // a prepared backup has no log left to apply
+    let opts = &PrepareOptions {
+        use_memory: memory::resolve(&opts.use_memory, 0),
+        ..opts.clone()
+    };
     tracing::info!(dir = %dir.display(), server = %server.display(), server_version = %server_version.text, "starting the server on a prepared backup for --export");
     let recovered = recovery::recover_with_server(opts, dir, &server, format)?;
     redirect.restore(true)?;
