@@ -28,7 +28,7 @@ if [ ${#need[@]} -gt 0 ]; then
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
 fi
 
-# A full build of the workspace with its tests takes about 3 GB, the server
+# A full build of the workspace with its tests takes about 4 GB, the server
 # roots 2 GB, and the runbooks' servers and backups a few more at a time.
 avail_kb=$(df -Pk . | awk 'NR == 2 { print $4 }')
 if [ "${avail_kb:-0}" -lt $((12 * 1024 * 1024)) ]; then

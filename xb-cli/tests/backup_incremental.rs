@@ -292,18 +292,7 @@ fn xb_chain(src: &TestServer, backups: &[PathBuf], incs: usize) -> PathBuf {
 }
 
 async fn xb_restores_every_point(flavor: Flavor, extra: &[&str]) {
-    // With --page-tracking the full backup waits (30 s at most) for the
-    // server's checkpoint to pass the start of tracking, else the next
-    // incremental reads every page (with a warning). A server under load
-    // with room in its log flushes lazily, and on a busy CI machine its
-    // checkpoint once stood still for those 30 s: this one flushes as it
-    // goes, so the runbook tests the tracked path, not the page cleaner.
-    let args = if extra.contains(&"--page-tracking") {
-        format!("{BINLOG_ARGS} --innodb-max-dirty-pages-pct=0")
-    } else {
-        BINLOG_ARGS.to_string()
-    };
-    let src = TestServer::start_with_args(flavor, &args).expect("source");
+    let src = TestServer::start_with_args(flavor, BINLOG_ARGS).expect("source");
     let spec = LoadSpec::default();
     let backups = chain(&src, &spec, extra).await;
     for pair in backups.windows(2) {
