@@ -65,11 +65,15 @@ pub struct Manifest {
 }
 
 impl Manifest {
-    /// A manifest of these entries (`path → (size, xxh3)`).
+    /// A manifest of these entries (`path → (size, xxh3)`), sorted by
+    /// name as the map is.
     #[must_use]
     pub fn new(entries: &BTreeMap<String, (u64, String)>) -> Self {
-        Self::of(
-            entries
+        Manifest {
+            format: FORMAT.into(),
+            version: 1,
+            meta: serde_json::Map::new(),
+            files: entries
                 .iter()
                 .map(|(path, (size, xxh3))| ManifestEntry {
                     path: path.clone(),
@@ -78,18 +82,6 @@ impl Manifest {
                     parts: Vec::new(),
                 })
                 .collect(),
-        )
-    }
-
-    /// A manifest of these entries, sorted by name.
-    #[must_use]
-    pub fn of(mut files: Vec<ManifestEntry>) -> Self {
-        files.sort_by(|a, b| a.path.cmp(&b.path));
-        Manifest {
-            format: FORMAT.into(),
-            version: 1,
-            meta: serde_json::Map::new(),
-            files,
         }
     }
 

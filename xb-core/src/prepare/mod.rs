@@ -379,13 +379,10 @@ pub fn prepare(opts: &PrepareOptions) -> Result<PrepareReport, PrepareError> {
         tracing::info!(file = %g.file.display(), from_pages = g.from_pages, to_pages = g.to_pages, "system tablespace extended to the size its page 0 or the log gives it");
     }
     let redirect = remote::Redirect::apply(&dir, redo_format)?;
-    let opts = &PrepareOptions {
-        use_memory: memory::resolve(&opts.use_memory, log_end_lsn.saturating_sub(first_lsn)),
-        ..opts.clone()
-    };
-    tracing::info!(dir = %dir.display(), server = %server.display(), server_version = %server_version.text, source_version = %source.text, first_lsn, last_lsn = cps.last_lsn, use_memory = %opts.use_memory, remote_tables = redirect.isl_count(), apply_log_only = opts.apply_log_only, "starting recovery");
+    tracing::info!(dir = %dir.display(), server = %server.display(), server_version = %server_version.text, source_version = %source.text, first_lsn, last_lsn = cps.last_lsn, remote_tables = redirect.isl_count(), apply_log_only = opts.apply_log_only, "starting recovery");
     // on an error the redirect is dropped, which puts everything back
-    let recovered = recovery::recover_with_server(opts, &dir, &server, redo_format)?;
+    let redo = log_end_lsn.saturating_sub(first_lsn);
+    let recovered = recovery::recover_with_server(opts, &dir, &server, redo_format, redo)?;
     redirect.restore(true)?;
     cps.backup_type = prepared_type(opts).into();
     fs::write(&cp_file, cps.render()).map_err(io_err(&cp_file))?;
@@ -422,13 +419,9 @@ fn export_prepared(
     // the source's paths again, so they are pointed at the backup as for
     // a recovery (a prepared log names no file of the source)
     let redirect = remote::Redirect::apply(dir, format)?;
-    // a prepared backup has no log left to apply
-    let opts = &PrepareOptions {
-        use_memory: memory::resolve(&opts.use_memory, 0),
-        ..opts.clone()
-    };
     tracing::info!(dir = %dir.display(), server = %server.display(), server_version = %server_version.text, "starting the server on a prepared backup for --export");
-    let recovered = recovery::recover_with_server(opts, dir, &server, format)?;
+    // a prepared backup has no log left to apply
+    let recovered = recovery::recover_with_server(opts, dir, &server, format, 0)?;
     redirect.restore(true)?;
     let export = recovered.export.transpose()?;
     let checked = recovered.checked.transpose()?;

@@ -182,6 +182,7 @@ pub(super) const NO_INIT_FILE: &str = "no-init.sql";
 /// [`LOCKDOWN`], last so they win.
 fn option_file(
     opts: &PrepareOptions,
+    pool: &str,
     dir: &Path,
     run: &Path,
     uid_root: bool,
@@ -203,7 +204,7 @@ fn option_file(
         run.join("s.sock").display(),
         run.join("s.pid").display(),
         run.join("server.err").display(),
-        opts.use_memory,
+        pool,
         if uid_root { "user=root\n" } else { "" },
     ));
     text.push_str(&inside_backup(dir));
@@ -267,14 +268,16 @@ pub(super) struct Recovered {
     pub checked: Option<Result<super::check::CheckReport, PrepareError>>,
 }
 
-/// Runs the server on the backup (whose redo is in `format`) until it is
-/// ready, has it export the tables with `opts.export`, then stops it
+/// Runs the server on the backup (whose redo is in `format`, `redo` bytes
+/// of it left to apply: what `--use-memory=auto` sizes the pool by) until
+/// it is ready, has it export the tables with `opts.export`, then stops it
 /// cleanly.
 pub(super) fn recover_with_server(
     opts: &PrepareOptions,
     dir: &Path,
     server: &Path,
     format: RedoFormat,
+    redo: u64,
 ) -> Result<Recovered, PrepareError> {
     let run = tempfile::Builder::new()
         .prefix("xb-prepare-")
@@ -285,7 +288,10 @@ pub(super) fn recover_with_server(
     let uid_root = fs::metadata("/proc/self")
         .map(|m| std::os::unix::fs::MetadataExt::uid(&m) == 0)
         .unwrap_or(false);
-    let text = option_file(opts, dir, run.path(), uid_root, format)?;
+    // `auto` becomes a size here, the one place the pool is set
+    let pool = super::memory::resolve(&opts.use_memory, redo);
+    tracing::info!(use_memory = %pool, redo_bytes = redo, "recovery buffer pool");
+    let text = option_file(opts, &pool, dir, run.path(), uid_root, format)?;
     let no_init = run.path().join(NO_INIT_FILE);
     fs::write(&no_init, b"").map_err(io_err(&no_init))?;
     fs::write(&cnf, text).map_err(io_err(&cnf))?;
@@ -425,6 +431,7 @@ mod tests {
         let opts = PrepareOptions::new(d.path()).server_defaults_file(&user);
         let text = option_file(
             &opts,
+            "256M",
             d.path(),
             Path::new("/run/x"),
             false,
@@ -487,7 +494,8 @@ mod tests {
         ];
         for (format, level) in cases {
             let opts = PrepareOptions::new(d.path()).apply_log_only(true);
-            let text = option_file(&opts, d.path(), Path::new("/run/x"), false, format).unwrap();
+            let text =
+                option_file(&opts, "256M", d.path(), Path::new("/run/x"), false, format).unwrap();
             assert_eq!(
                 effective(&text, "innodb-force-recovery").as_deref(),
                 Some(level),
@@ -497,7 +505,8 @@ mod tests {
                 assert!(text.contains(&format!("# {why}\n{line}\n")), "{line}");
             }
             let opts = PrepareOptions::new(d.path());
-            let text = option_file(&opts, d.path(), Path::new("/run/x"), false, format).unwrap();
+            let text =
+                option_file(&opts, "256M", d.path(), Path::new("/run/x"), false, format).unwrap();
             assert_eq!(
                 effective(&text, "innodb-force-recovery").as_deref(),
                 Some("0")

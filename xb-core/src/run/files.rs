@@ -176,24 +176,23 @@ pub fn list_non_innodb(facts: &ServerFacts, filter: &Filter) -> Result<Manifest,
 fn walk(facts: &ServerFacts, filter: &Filter, innodb: bool) -> Result<Manifest, BackupError> {
     let datadir = Path::new(&facts.datadir);
     let mut m = Manifest::default();
-    let home = if facts.data_home_dir.is_empty() {
-        datadir.to_path_buf()
-    } else {
-        datadir.join(&facts.data_home_dir)
-    };
-    for f in system_files(&facts.data_file_path)
-        .into_iter()
-        .filter(|_| innodb)
-    {
-        m.innodb
-            .push(job(home.join(&f), f.clone(), Kind::Tablespace));
-    }
-    let undo_dir = datadir.join(facts.undo_directory.trim_start_matches("./"));
-    for e in read_dir(&undo_dir)?.filter(|_| innodb) {
-        let e = e.map_err(|e| unlistable(&undo_dir, e))?;
-        let name = e.file_name().to_string_lossy().into_owned();
-        if is_numbered_undo(&name) {
-            m.innodb.push(job(e.path(), name, Kind::Tablespace));
+    if innodb {
+        let home = if facts.data_home_dir.is_empty() {
+            datadir.to_path_buf()
+        } else {
+            datadir.join(&facts.data_home_dir)
+        };
+        for f in system_files(&facts.data_file_path) {
+            m.innodb
+                .push(job(home.join(&f), f.clone(), Kind::Tablespace));
+        }
+        let undo_dir = datadir.join(facts.undo_directory.trim_start_matches("./"));
+        for e in read_dir(&undo_dir)? {
+            let e = e.map_err(|e| unlistable(&undo_dir, e))?;
+            let name = e.file_name().to_string_lossy().into_owned();
+            if is_numbered_undo(&name) {
+                m.innodb.push(job(e.path(), name, Kind::Tablespace));
+            }
         }
     }
     for e in read_dir(datadir)? {
