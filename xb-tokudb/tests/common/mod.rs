@@ -64,6 +64,10 @@ pub struct WatchingCopier {
     pub sim: Arc<TokuSim>,
     pub seen: Mutex<Vec<CopyObservation>>,
     pub delay: Duration,
+    /// Before copying a data file, wait until the server has appended at
+    /// least this many log records, so that a test can count on the log
+    /// growing during the data copy without assuming the writer's rate.
+    pub log_records_before_data: u64,
 }
 
 impl WatchingCopier {
@@ -73,6 +77,7 @@ impl WatchingCopier {
             sim,
             seen: Mutex::new(Vec::new()),
             delay: Duration::from_millis(10),
+            log_records_before_data: 0,
         }
     }
 }
@@ -80,6 +85,15 @@ impl WatchingCopier {
 impl FileCopier for WatchingCopier {
     fn copy(&self, src: &Path, rel: &str) -> io::Result<u64> {
         std::thread::sleep(self.delay);
+        if rel.ends_with(".tokudb") && self.log_records_before_data > 0 {
+            let deadline = std::time::Instant::now() + Duration::from_secs(30);
+            while self.sim.activity().1 < self.log_records_before_data {
+                if std::time::Instant::now() > deadline {
+                    return Err(io::Error::other("the simulator's log stopped growing"));
+                }
+                std::thread::sleep(Duration::from_millis(5));
+            }
+        }
         self.seen.lock().unwrap().push(CopyObservation {
             rel: rel.to_string(),
             checkpoint_locked: !self.sim.checkpoint_lock_holders().is_empty(),
