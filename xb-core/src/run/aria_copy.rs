@@ -44,7 +44,7 @@ pub(super) async fn copy_online(
     early: &mut Early,
     per_table_lock: bool,
 ) -> Result<(), BackupError> {
-    let listed = files::list(&step.ctx.facts, &step.ctx.filter)?.aria;
+    let listed = files::list_only(&step.ctx.facts, &step.ctx.filter, files::Want::ARIA)?.aria;
     let Some(control) = listed.iter().find(|j| j.rel == ARIA_CONTROL).cloned() else {
         return Ok(());
     };

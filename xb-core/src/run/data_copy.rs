@@ -59,6 +59,8 @@ pub struct CopyStats {
     pub retries: u64,
     /// Files that vanished before they could be copied.
     pub vanished: Vec<String>,
+    /// Where those were read from, in no particular order.
+    pub vanished_from: Vec<PathBuf>,
     /// Each tablespace copied (path in the backup) with the space id its
     /// page 0 held when it was read (`None`: page 0 not written yet). What
     /// was copied is what DDL during the copy is held against (see
@@ -85,7 +87,14 @@ impl CopyStats {
         self.retries += other.retries;
         self.vanished.extend(other.vanished);
         self.vanished.sort();
-        self.spaces.extend(other.spaces);
+        self.vanished_from.extend(other.vanished_from);
+        // the first run's list is taken over, not copied: with 100,000
+        // tablespaces a copy held both at once (11 MB)
+        if self.spaces.is_empty() {
+            self.spaces = other.spaces;
+        } else {
+            self.spaces.extend(other.spaces);
+        }
     }
 }
 
@@ -180,11 +189,11 @@ pub fn copy_all(
                                 });
                         }
                     };
-                    let gone = |rel: String| {
+                    let gone = |src: PathBuf, rel: String| {
                         vanished
                             .lock()
                             .unwrap_or_else(std::sync::PoisonError::into_inner)
-                            .push(rel);
+                            .push((rel, src));
                     };
                     let job = match work {
                         Work::Whole(job) => job,
@@ -194,7 +203,7 @@ pub fn copy_all(
                             ) {
                                 Ok(RangeEnd::More) => {}
                                 Ok(RangeEnd::Done(done)) => record(done, Kind::Tablespace),
-                                Ok(RangeEnd::Vanished(rel)) => gone(rel),
+                                Ok(RangeEnd::Vanished(src, rel)) => gone(src, rel),
                                 Ok(RangeEnd::Again(job)) => queue
                                     .lock()
                                     .unwrap_or_else(std::sync::PoisonError::into_inner)
@@ -215,7 +224,7 @@ pub fn copy_all(
                         Ok(done) => record(done, job.kind),
                         Err(CopyError::Read(SeamError::Vanished { .. })) => {
                             tracing::debug!(file = %job.src.display(), "vanished before copy");
-                            gone(job.rel.clone());
+                            gone(job.src.clone(), job.rel.clone());
                         }
                         Err(e) => fail(e),
                     }
@@ -232,9 +241,11 @@ pub fn copy_all(
     if cancel.load(Ordering::Acquire) {
         return Err(CopyError::Cancelled);
     }
-    let mut vanished = vanished
+    let (mut vanished, vanished_from): (Vec<String>, Vec<PathBuf>) = vanished
         .into_inner()
-        .unwrap_or_else(std::sync::PoisonError::into_inner);
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .into_iter()
+        .unzip();
     vanished.sort();
     let mut spaces = spaces
         .into_inner()
@@ -245,6 +256,7 @@ pub fn copy_all(
         bytes: bytes.into_inner(),
         retries: retries.into_inner(),
         vanished,
+        vanished_from,
         spaces,
     })
 }

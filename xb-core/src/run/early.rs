@@ -143,18 +143,26 @@ fn settle_kind<V>(
             stale.insert(stem(rel).to_string());
         }
     }
-    let mut rest = Vec::new();
+    // what is left to copy is sorted out of `now` in place: with 100,000
+    // tables a second list beside it was 8 MB
+    let mut rest = now;
     let mut taken = Vec::new();
-    for job in now {
-        match copied.remove(&job.rel) {
-            Some(_) if !stale.contains(stem(&job.rel)) => {}
-            Some(_) => {
-                take_back(target, &job.rel)?;
-                taken.push(job.rel.clone());
-                rest.push(job);
+    let mut failed = None;
+    rest.retain(|job| match copied.remove(&job.rel) {
+        Some(_) if !stale.contains(stem(&job.rel)) => false,
+        Some(_) => {
+            if failed.is_none() {
+                match take_back(target, &job.rel) {
+                    Ok(()) => taken.push(job.rel.clone()),
+                    Err(e) => failed = Some(e),
+                }
             }
-            None => rest.push(job),
+            true
         }
+        None => true,
+    });
+    if let Some(e) = failed {
+        return Err(e);
     }
     let mut gone: Vec<String> = copied.into_keys().collect();
     gone.sort();

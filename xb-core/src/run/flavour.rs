@@ -76,6 +76,14 @@ pub struct Found {
 }
 
 impl Found {
+    /// Drops what was kept of each copied tablespace (its source path, its
+    /// space id, the server's ids), once DDL during the copy is settled.
+    pub fn forget_tablespaces(&mut self) {
+        self.tablespaces = HashSet::new();
+        self.listed_ids = std::collections::HashMap::new();
+        self.stats.spaces = Vec::new();
+    }
+
     /// Nothing found yet; lock times count from now.
     #[must_use]
     pub fn starting_now() -> Self {
@@ -184,18 +192,19 @@ impl Step<'_> {
     /// # Errors
     /// As [`copy_jobs`].
     pub fn copy(&mut self, jobs: Vec<Job>) -> Result<(), BackupError> {
-        let spaces: Vec<(String, PathBuf)> = jobs
-            .iter()
-            .filter(|j| j.kind == Kind::Tablespace)
-            .map(|j| (j.rel.clone(), j.src.clone()))
-            .collect();
+        // every tablespace is taken as copied, and the ones that vanished
+        // are taken back after: a list of them all beside the jobs was
+        // 10 MB with 100,000 tables
+        for j in jobs.iter().filter(|j| j.kind == Kind::Tablespace) {
+            self.found
+                .tablespaces
+                .insert(super::spaces::canonical(&j.src));
+        }
         let stats = copy_jobs(self.ctx, self.progress, jobs, self.copier)?;
-        for (rel, src) in spaces {
-            if !stats.vanished.contains(&rel) {
-                self.found
-                    .tablespaces
-                    .insert(super::spaces::canonical(&src));
-            }
+        for src in &stats.vanished_from {
+            self.found
+                .tablespaces
+                .remove(&super::spaces::canonical(src));
         }
         self.found.stats.add(stats);
         Ok(())

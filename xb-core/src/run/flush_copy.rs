@@ -37,7 +37,8 @@ const SERVER_WRITTEN: &[(&str, &str)] = &[("mysql", "general_log"), ("mysql", "s
 /// # Errors
 /// [`BackupError::Sql`], and the errors of a copy.
 pub(super) async fn copy_unused(step: &mut Step<'_>, early: &mut Early) -> Result<(), BackupError> {
-    let listed = files::list(&step.ctx.facts, &step.ctx.filter)?.non_innodb;
+    let listed =
+        files::list_only(&step.ctx.facts, &step.ctx.filter, files::Want::PLAIN)?.non_innodb;
     let in_use = in_use(step).await?;
     let tables = unused_tables(listed, &in_use);
     if tables.is_empty() {

@@ -185,11 +185,12 @@ impl Flavour for MySql {
         };
         step.found.ddl_blocked("LOCK INSTANCE FOR BACKUP");
         let known: HashSet<&str> = copied.iter().map(|j| j.rel.as_str()).collect();
-        let mut again: Vec<Job> = files::list(&step.ctx.facts, &step.ctx.filter)?
-            .innodb
-            .into_iter()
-            .filter(|j| !known.contains(j.rel.as_str()))
-            .collect();
+        let mut again: Vec<Job> =
+            files::list_only(&step.ctx.facts, &step.ctx.filter, files::Want::INNODB)?
+                .innodb
+                .into_iter()
+                .filter(|j| !known.contains(j.rel.as_str()))
+                .collect();
         if let ddl_yield::Obtained::AfterYield(waiters) = obtained {
             let t = ddl_yield::touched(&before, &waiters);
             if let Some(w) = t.unplaced.first() {

@@ -114,10 +114,17 @@ fn transient(path: &Path) -> bool {
 }
 
 /// The path the comparison uses: canonical where the file exists (links and
-/// `./` resolved), as given where it does not.
+/// `./` resolved). Where it is gone, its directory resolved and its own
+/// name joined to that: the name it had while there, unless it was itself
+/// a link. Where its directory is gone too, as given.
 #[must_use]
 pub fn canonical(p: &Path) -> PathBuf {
-    std::fs::canonicalize(p).unwrap_or_else(|_| p.to_path_buf())
+    std::fs::canonicalize(p).unwrap_or_else(|_| {
+        match (p.parent().map(std::fs::canonicalize), p.file_name()) {
+            (Some(Ok(dir)), Some(name)) => dir.join(name),
+            _ => p.to_path_buf(),
+        }
+    })
 }
 
 /// Does a partial backup keep this tablespace? Judged as the walk judges
@@ -310,6 +317,25 @@ mod tests {
         }
         let (data, remote) = (d.path().join("data"), d.path().join("remote"));
         (d, data, remote)
+    }
+
+    #[test]
+    fn a_file_gone_keeps_the_canonical_name_it_had() {
+        // a datadir reached through a link: the name the backup took as
+        // copied must be the one it takes back when the file vanished
+        let d = tempfile::tempdir().unwrap();
+        let real = d.path().join("real");
+        std::fs::create_dir_all(real.join("db")).unwrap();
+        std::os::unix::fs::symlink(&real, d.path().join("link")).unwrap();
+        let via_link = d.path().join("link/db/t.ibd");
+        std::fs::write(&via_link, b"x").unwrap();
+        let while_there = canonical(&via_link);
+        assert_eq!(while_there, canonical(&real.join("db/t.ibd")));
+        std::fs::remove_file(&via_link).unwrap();
+        assert_eq!(canonical(&via_link), while_there);
+        // with its directory gone too, the path as given
+        let nowhere = d.path().join("link/gone/t.ibd");
+        assert_eq!(canonical(&nowhere), nowhere);
     }
 
     #[test]

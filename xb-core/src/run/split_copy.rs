@@ -16,6 +16,7 @@
 //! opens would mix two files, so it is copied again whole. A range that
 //! finds the file gone makes the whole file vanished, as for a whole copy.
 
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
@@ -82,7 +83,7 @@ pub enum RangeEnd {
     /// whole; its ranges were taken back.
     Again(Job),
     /// The file vanished; what was written was taken back.
-    Vanished(String),
+    Vanished(PathBuf, String),
 }
 
 /// The work for `jobs` (largest first): the tablespaces of `split_at`
@@ -183,7 +184,7 @@ pub fn copy_range(
             target.remove(&rel).map_err(CopyError::Write)?;
         }
         if seen.vanished {
-            return Ok(RangeEnd::Vanished(rel));
+            return Ok(RangeEnd::Vanished(split.job.src.clone(), rel));
         }
         tracing::info!(file = %rel, "its ranges read different files (dropped and created again?): copied again whole");
         return Ok(RangeEnd::Again(split.job.clone()));
