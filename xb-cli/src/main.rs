@@ -5,6 +5,7 @@ mod argv;
 mod backup;
 mod dry_run;
 mod extract;
+mod malloc;
 mod objects;
 mod out;
 mod prepare;
@@ -44,6 +45,7 @@ enum Command {
 }
 
 fn main() -> std::process::ExitCode {
+    malloc::limit_arenas();
     out::init_tracing();
     let cli = Cli::parse();
     // clap holds its own copies now; what `ps` shows loses the secrets
