@@ -3,6 +3,7 @@
 
 mod argv;
 mod backup;
+mod binlog_archive;
 mod dry_run;
 mod extract;
 mod malloc;
@@ -29,6 +30,9 @@ struct Cli {
 enum Command {
     /// Take a hot backup of a running server.
     Backup(Box<backup::BackupArgs>),
+    /// Follow a server's binary log into a directory, file for file, until
+    /// SIGTERM: the log a point-in-time restore replays.
+    BinlogArchive(binlog_archive::ArchiveArgs),
     /// Make a backup restorable by running the server's own crash recovery on it.
     Prepare(prepare::PrepareArgs),
     /// Unpack an xbstream, or download a backup from object storage, into a directory.
@@ -69,6 +73,10 @@ fn main() -> std::process::ExitCode {
             }
         }
         Command::Prepare(args) => match prepare::run(args) {
+            0 => Ok(()),
+            code => return std::process::ExitCode::from(code),
+        },
+        Command::BinlogArchive(args) => match binlog_archive::run(args) {
             0 => Ok(()),
             code => return std::process::ExitCode::from(code),
         },

@@ -45,6 +45,19 @@ pub struct StatusFile {
 /// end are written at once.
 const EVERY: Duration = Duration::from_secs(1);
 
+/// Writes `bytes` beside `path` and renames them over it: a reader never
+/// sees half a document.
+///
+/// # Errors
+/// The write or the rename failed.
+pub fn replace_file(path: &std::path::Path, bytes: &[u8]) -> std::io::Result<()> {
+    let mut tmp = path.to_path_buf().into_os_string();
+    tmp.push(".tmp");
+    let tmp = PathBuf::from(tmp);
+    std::fs::write(&tmp, bytes)?;
+    std::fs::rename(&tmp, path)
+}
+
 fn unix_now() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -100,11 +113,7 @@ impl StatusFile {
         status.updated_at = unix_now();
         *last_write = Instant::now();
         let json = serde_json::to_vec_pretty(&*status)?;
-        let mut tmp = self.path.clone().into_os_string();
-        tmp.push(".tmp");
-        let tmp = PathBuf::from(tmp);
-        std::fs::write(&tmp, json)?;
-        std::fs::rename(&tmp, &self.path)?;
+        replace_file(&self.path, &json)?;
         Ok(())
     }
 

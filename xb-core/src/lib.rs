@@ -16,6 +16,7 @@
 //! file), each returning typed errors that [`error::BackupError`] turns
 //! into a stable exit code and a hint.
 
+pub mod binlog;
 pub mod checkpoints;
 pub mod error;
 pub mod optfile;

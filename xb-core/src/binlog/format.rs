@@ -1,0 +1,248 @@
+//! The binary log's on-disk format, as far as an archive needs it: the
+//! file's magic, each event's common header, the checksum, and the few
+//! events that say where the stream is (rotate, format description). Pure:
+//! bytes in, facts out; no I/O.
+//!
+//! Layout (MySQL and MariaDB alike, binlog version 4): a file is the magic
+//! `\xfebin` then events back to back. Every event starts with a 19-byte
+//! header: timestamp (4), type (1), server id (4), event size (4, the
+//! whole event), `log_pos` (4, the file offset just past this event) and
+//! flags (2). With `binlog_checksum=CRC32` every event ends with the
+//! CRC-32 of all its other bytes. `log_pos` is what lets an archive prove
+//! it holds a file without a gap: each event must end exactly where the
+//! file had grown to plus its size.
+
+/// The first four bytes of every binlog file.
+pub const MAGIC: [u8; 4] = [0xfe, b'b', b'i', b'n'];
+/// Bytes of the common event header.
+pub const HEADER_LEN: usize = 19;
+/// Bytes of a CRC-32 event checksum.
+pub const CHECKSUM_LEN: usize = 4;
+
+/// `ROTATE_EVENT`: names the next file (real, at a file's end) or the file
+/// the stream is in (artificial, at the start of a dump).
+pub const ROTATE: u8 = 4;
+/// `STOP_EVENT`: the server shut down; the next file follows its restart.
+pub const STOP: u8 = 3;
+/// `FORMAT_DESCRIPTION_EVENT`: the first event of every file.
+pub const FORMAT_DESCRIPTION: u8 = 15;
+/// `XID_EVENT`: an InnoDB transaction's commit.
+pub const XID: u8 = 16;
+/// `HEARTBEAT_LOG_EVENT`: sent by the dump thread while idle, never in a file.
+pub const HEARTBEAT: u8 = 27;
+/// MySQL's `HEARTBEAT_LOG_EVENT_V2`.
+pub const HEARTBEAT_V2: u8 = 41;
+/// MySQL's `GTID_LOG_EVENT`.
+pub const MYSQL_GTID: u8 = 33;
+/// MariaDB's `GTID_EVENT`.
+pub const MARIADB_GTID: u8 = 162;
+
+/// `LOG_EVENT_ARTIFICIAL_F`: made up by the dump thread, not in the file.
+pub const ARTIFICIAL: u16 = 0x20;
+
+/// The common header of one event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Header {
+    /// Seconds since the epoch when the statement began.
+    pub timestamp: u32,
+    /// Event type.
+    pub kind: u8,
+    /// The server that wrote it first.
+    pub server_id: u32,
+    /// Bytes of the whole event, header and checksum included.
+    pub size: u32,
+    /// File offset just past the event; 0 for some made-up events.
+    pub log_pos: u32,
+    /// Flags.
+    pub flags: u16,
+}
+
+impl Header {
+    /// Reads the header at the start of `b`; `None` when `b` is shorter
+    /// than a header.
+    #[must_use]
+    pub fn parse(b: &[u8]) -> Option<Header> {
+        let h = b.get(..HEADER_LEN)?;
+        let u32_at = |i: usize| u32::from_le_bytes([h[i], h[i + 1], h[i + 2], h[i + 3]]);
+        Some(Header {
+            timestamp: u32_at(0),
+            kind: h[4],
+            server_id: u32_at(5),
+            size: u32_at(9),
+            log_pos: u32_at(13),
+            flags: u16::from_le_bytes([h[17], h[18]]),
+        })
+    }
+
+    /// An event the dump thread made up for the replica's sake: the
+    /// rotate naming the file at the start of a dump, the format
+    /// description re-sent when a dump starts mid-file, heartbeats. None
+    /// of these is in the server's file, so none goes into the archive.
+    #[must_use]
+    pub fn is_made_up(&self) -> bool {
+        self.flags & ARTIFICIAL != 0
+            || self.log_pos == 0
+            || self.kind == HEARTBEAT
+            || self.kind == HEARTBEAT_V2
+    }
+}
+
+/// The next file a rotate event names, and the position in it.
+#[must_use]
+pub fn rotate_target(event: &[u8], checksummed: bool) -> Option<(u64, String)> {
+    let end = event
+        .len()
+        .checked_sub(if checksummed { CHECKSUM_LEN } else { 0 })?;
+    let body = event.get(HEADER_LEN..end)?;
+    let pos = u64::from_le_bytes(body.get(..8)?.try_into().ok()?);
+    let name = String::from_utf8(body.get(8..)?.to_vec()).ok()?;
+    Some((pos, name))
+}
+
+/// Does a format description event say that events carry a CRC-32? The
+/// algorithm is the byte before the event's own checksum (0 off, 1
+/// CRC-32). Every server xb archives (MySQL 5.6+, MariaDB 10.2+) writes
+/// that byte; a format description event always has the checksum.
+#[must_use]
+pub fn fde_checksummed(event: &[u8]) -> bool {
+    event
+        .len()
+        .checked_sub(CHECKSUM_LEN + 1)
+        .and_then(|i| event.get(i))
+        .is_some_and(|alg| *alg == 1)
+}
+
+/// Is the CRC-32 at the end of `event` the one of its other bytes?
+#[must_use]
+pub fn checksum_ok(event: &[u8]) -> bool {
+    let Some(split) = event.len().checked_sub(CHECKSUM_LEN) else {
+        return false;
+    };
+    let (body, sum) = event.split_at(split);
+    let stored = u32::from_le_bytes([sum[0], sum[1], sum[2], sum[3]]);
+    crc32fast::hash(body) == stored
+}
+
+/// Where the last whole event in a binlog file's bytes ends: an archive
+/// cut off mid-event (a kill, a full disk) resumes from there. The magic
+/// alone gives 4; bytes that are not a binlog file give `None`.
+#[must_use]
+pub fn complete_prefix(file: &[u8]) -> Option<u64> {
+    if file.get(..4)? != MAGIC {
+        return None;
+    }
+    let mut at = 4usize;
+    while let Some(h) = Header::parse(&file[at..]) {
+        let size = h.size as usize;
+        if size < HEADER_LEN || at + size > file.len() || h.log_pos as usize != at + size {
+            break;
+        }
+        at += size;
+    }
+    Some(at as u64)
+}
+
+/// The events of a whole binlog file, each as (header, offset): for
+/// reading an archived file back (the last event of a file, its format
+/// description). Stops at the first event that does not fit.
+#[must_use]
+pub fn events(file: &[u8]) -> Vec<(Header, usize)> {
+    let mut out = Vec::new();
+    if file.get(..4) != Some(&MAGIC[..]) {
+        return out;
+    }
+    let mut at = 4usize;
+    while let Some(h) = Header::parse(&file[at..]) {
+        let size = h.size as usize;
+        if size < HEADER_LEN || at + size > file.len() {
+            break;
+        }
+        out.push((h, at));
+        at += size;
+    }
+    out
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+
+    /// An event of `kind` ending at `end`, body `body`, with a CRC-32.
+    pub(crate) fn event(kind: u8, end: u32, flags: u16, body: &[u8]) -> Vec<u8> {
+        let size = (HEADER_LEN + body.len() + CHECKSUM_LEN) as u32;
+        let mut e = Vec::new();
+        e.extend(1_700_000_000u32.to_le_bytes());
+        e.push(kind);
+        e.extend(7u32.to_le_bytes());
+        e.extend(size.to_le_bytes());
+        e.extend(end.to_le_bytes());
+        e.extend(flags.to_le_bytes());
+        e.extend(body);
+        let sum = crc32fast::hash(&e);
+        e.extend(sum.to_le_bytes());
+        e
+    }
+
+    #[test]
+    fn a_header_reads_back_its_fields() {
+        let e = event(XID, 123, 0, &[1, 2, 3, 4, 5, 6, 7, 8]);
+        let h = Header::parse(&e).unwrap();
+        assert_eq!(
+            (h.timestamp, h.kind, h.server_id, h.size, h.log_pos, h.flags),
+            (1_700_000_000, XID, 7, 31, 123, 0)
+        );
+        assert!(!h.is_made_up());
+        assert!(checksum_ok(&e));
+        let mut bad = e.clone();
+        bad[20] ^= 1;
+        assert!(!checksum_ok(&bad));
+        assert_eq!(Header::parse(&e[..18]), None);
+    }
+
+    #[test]
+    fn made_up_events_are_told_apart() {
+        let fake_rotate = event(ROTATE, 0, ARTIFICIAL, b"");
+        assert!(Header::parse(&fake_rotate).unwrap().is_made_up());
+        let resent_fde = event(FORMAT_DESCRIPTION, 0, 0, b"");
+        assert!(Header::parse(&resent_fde).unwrap().is_made_up());
+        let beat = event(HEARTBEAT, 500, 0, b"");
+        assert!(Header::parse(&beat).unwrap().is_made_up());
+    }
+
+    #[test]
+    fn the_format_description_says_whether_events_are_checksummed() {
+        let with = event(FORMAT_DESCRIPTION, 124, 0, &[0, 0, 0, 1]);
+        assert!(fde_checksummed(&with));
+        let without = event(FORMAT_DESCRIPTION, 124, 0, &[0, 0, 0, 0]);
+        assert!(!fde_checksummed(&without));
+    }
+
+    #[test]
+    fn a_rotate_names_the_next_file() {
+        let mut body = 4u64.to_le_bytes().to_vec();
+        body.extend(b"binlog.000008");
+        let e = event(ROTATE, 900, 0, &body);
+        assert_eq!(rotate_target(&e, true), Some((4, "binlog.000008".into())));
+    }
+
+    #[test]
+    fn a_cut_off_file_resumes_after_its_last_whole_event() {
+        let mut f = MAGIC.to_vec();
+        let a = event(XID, 4 + 27, 0, &[0; 4]);
+        f.extend(&a);
+        let b = event(XID, (f.len() + 31) as u32, 0, &[0; 8]);
+        f.extend(&b);
+        let whole = f.len() as u64;
+        assert_eq!(complete_prefix(&f), Some(whole));
+        assert_eq!(events(&f).len(), 2);
+        // half an event more: still the end of the second
+        let c = event(XID, (f.len() + 31) as u32, 0, &[0; 8]);
+        f.extend(&c[..10]);
+        assert_eq!(complete_prefix(&f), Some(whole));
+        // an event whose log_pos disagrees with where it ends is not whole
+        let mut g = MAGIC.to_vec();
+        g.extend(event(XID, 999, 0, &[0; 4]));
+        assert_eq!(complete_prefix(&g), Some(4));
+        assert_eq!(complete_prefix(b"nope"), None);
+    }
+}
