@@ -9,6 +9,7 @@ mod extract;
 mod malloc;
 mod objects;
 mod out;
+mod pitr;
 mod prepare;
 mod progress;
 mod restore;
@@ -43,6 +44,9 @@ enum Command {
     Verify(verify::VerifyArgs),
     /// Copy a prepared backup into a server's (empty) datadir.
     CopyBack(restore::RestoreArgs),
+    /// Make a new datadir at a point in time: the newest backup before it,
+    /// prepared, then rolled forward with the binlog archive.
+    Restore(pitr::PitrArgs),
     /// Move a prepared backup into a server's (empty) datadir: no second
     /// copy's space needed; the backup is used up.
     MoveBack(restore::RestoreArgs),
@@ -87,6 +91,9 @@ fn main() -> std::process::ExitCode {
             Ok(code) => return std::process::ExitCode::from(code),
             Err(e) => Err(e),
         },
+        Command::Restore(args) => {
+            return std::process::ExitCode::from(pitr::run(args));
+        }
         Command::CopyBack(args) => {
             return std::process::ExitCode::from(restore::run(args, Mode::Copy));
         }

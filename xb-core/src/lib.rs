@@ -20,6 +20,7 @@ pub mod binlog;
 pub mod checkpoints;
 pub mod error;
 pub mod optfile;
+pub mod pitr;
 pub mod plan;
 pub mod prepare;
 pub mod restore;

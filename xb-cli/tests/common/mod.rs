@@ -2,6 +2,8 @@
 //! server, and prove a backup by restoring it.
 #![allow(dead_code, unreachable_pub, clippy::unwrap_used)]
 
+pub mod archive;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 

@@ -409,6 +409,7 @@ pub async fn run(
     fs::create_dir_all(&opts.dir).map_err(io_err(&opts.dir))?;
     let mut status = ArchiveStatus::default();
     let mut lost_since: Option<Instant> = None;
+    let mut connected_once = false;
     loop {
         if *stop.borrow() {
             return Ok(status);
@@ -417,9 +418,9 @@ pub async fn run(
             Ok(c) => c,
             Err(e) => {
                 let since = *lost_since.get_or_insert_with(Instant::now);
-                if status.events == 0 && status.reconnects == 0
-                    || since.elapsed() > opts.reconnect_for
-                {
+                // the first connection fails at once (a wrong address or
+                // account is not waited out); a lost one is retried
+                if !connected_once || since.elapsed() > opts.reconnect_for {
                     return Err(ArchiveError::Connect(e));
                 }
                 tracing::info!(error = %e, "server away, trying again");
@@ -433,6 +434,7 @@ pub async fn run(
         if lost_since.take().is_some() {
             status.reconnects += 1;
         }
+        connected_once = true;
         match session(opts, conn, &mut stop, &mut status, on_status).await? {
             Ended::Stopped => return Ok(status),
             Ended::Lost(why) => {
@@ -500,6 +502,11 @@ async fn session(
             });
         }
     }
+    // where the archive stands before anything arrives (a caught-up
+    // archive may wait long for the next event)
+    status.file.clone_from(&file);
+    status.durable_pos = pos;
+    on_status(status);
     // MariaDB: send GTID and annotate events as they are in the file,
     // not rewritten for a replica that predates them
     let _ = conn.query_drop("SET @mariadb_slave_capability = 4").await;

@@ -114,6 +114,14 @@ pub enum PrepareError {
         /// The end of the server's error log.
         log_tail: String,
     },
+    /// Applying binlog after recovery failed.
+    #[error("binlog replay into {dir} failed: {reason}")]
+    Replay {
+        /// The backup directory.
+        dir: PathBuf,
+        /// The tools' messages.
+        reason: String,
+    },
     /// A DDL marker file (`.del`, `.ren`, `.new`) would act on a file
     /// outside the backup directory. Checked for every marker before any is
     /// applied, so nothing has changed.
@@ -276,6 +284,7 @@ impl PrepareError {
             | PrepareError::IncrementalMismatch { .. }
             | PrepareError::IncrementalOutOfOrder { .. } => 37,
             PrepareError::Export { .. } => 38,
+            PrepareError::Replay { .. } => 39,
         }
     }
 
@@ -321,6 +330,9 @@ impl PrepareError {
             }
             PrepareError::ServerFailed { .. } => {
                 "Read the server's error log above; the server must be the same major version as the source."
+            }
+            PrepareError::Replay { .. } => {
+                "Read the tools' messages above; the binlog reader and client must be the source's own (pass --binlog-reader and --client), and the archive must be whole."
             }
             PrepareError::UnsafeMarker { .. } => {
                 "DDL marker files only ever name files inside the backup, so this backup was altered after it was taken; take a new backup, or remove the marker if you know why it is there."

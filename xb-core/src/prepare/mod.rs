@@ -56,6 +56,7 @@ mod markers;
 pub mod memory;
 mod recovery;
 mod remote;
+pub mod replay;
 mod server;
 mod session;
 mod system_space;
@@ -131,6 +132,9 @@ pub struct PrepareOptions {
     /// [`PrepareReport::checked`]. Not done with `apply_log_only` (the
     /// server then stops before the rollback that makes tables readable).
     pub check_tables: bool,
+    /// After recovery, while the prepare server is still up, apply this
+    /// range of binlog (see the `replay` module): a point-in-time restore.
+    pub replay: Option<replay::Replay>,
 }
 
 impl PrepareOptions {
@@ -147,6 +151,7 @@ impl PrepareOptions {
             incremental_dir: None,
             export: false,
             check_tables: false,
+            replay: None,
         }
     }
 

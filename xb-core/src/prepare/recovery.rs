@@ -331,6 +331,12 @@ pub(super) fn recover_with_server(
         std::thread::sleep(Duration::from_millis(100));
     }
     // ready: recovery is done and the server is the backup's only user
+    if let Some(r) = &opts.replay {
+        if let Err(e) = super::replay::run(r, &run.path().join("s.sock"), dir) {
+            stop_child(&mut child);
+            return Err(e);
+        }
+    }
     let export = opts
         .export
         .then(|| export::export_tables(&run.path().join("s.sock"), dir, opts.timeout));
