@@ -42,7 +42,7 @@ pub struct ServerArgs {
     pub server_defaults_file: Option<PathBuf>,
     /// Buffer pool size for recovery: a size (`1G`), or `auto`, as large
     /// as the redo to apply (at least 256M, at most half the memory
-    /// available and 4G).
+    /// available and 1G).
     #[arg(long, default_value = "auto")]
     pub use_memory: String,
     /// Seconds recovery may take before xb gives up.

@@ -125,6 +125,32 @@ async fn archive_through_kills_restarts_and_a_purge(flavor: Flavor) {
         .map(|(n, _)| std::fs::read(dir.join(n)).unwrap())
         .collect();
     assert!(before == after, "the refused start changed the archive");
+
+    // the same archive pointed at another server is refused: MySQL by its
+    // server_uuid; MariaDB has none, and the files the archive needs are
+    // not on the new server
+    let other = TestServer::start_with_args(flavor, BINLOG_ARGS).unwrap();
+    let archiver = spawn_archiver(&other, &dir, &status_file);
+    let out = tokio::time::timeout(Duration::from_secs(60), archiver.wait_with_output())
+        .await
+        .expect("another server stops the archiver at once")
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(40), "{stderr}");
+    let named = if flavor.is_mysql() {
+        "but 127.0.0.1"
+    } else {
+        "gap in the binlog archive"
+    };
+    assert!(stderr.contains(named), "{stderr}");
+    let after_other: Vec<Vec<u8>> = logs
+        .iter()
+        .map(|(n, _)| std::fs::read(dir.join(n)).unwrap())
+        .collect();
+    assert!(
+        before == after_other,
+        "the refused start changed the archive"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -338,7 +338,10 @@ async fn server_files(conn: &mut mysql_async::Conn) -> Result<Vec<String>, Archi
 /// The file being appended to.
 struct Open {
     name: String,
-    file: File,
+    /// Events are gathered into large writes (one `write` per event cost
+    /// a system call each, at a few hundred bytes an event); each fsync
+    /// flushes first.
+    file: std::io::BufWriter<File>,
     path: PathBuf,
     len: u64,
     synced: u64,
@@ -365,7 +368,7 @@ impl Open {
         }
         Ok(Open {
             name: name.into(),
-            file,
+            file: std::io::BufWriter::with_capacity(256 << 10, file),
             path,
             len,
             synced: on_disk,
@@ -374,7 +377,11 @@ impl Open {
 
     fn sync(&mut self) -> Result<(), ArchiveError> {
         if self.synced != self.len {
-            self.file.sync_data().map_err(io_err(&self.path))?;
+            self.file.flush().map_err(io_err(&self.path))?;
+            self.file
+                .get_ref()
+                .sync_data()
+                .map_err(io_err(&self.path))?;
             self.synced = self.len;
         }
         Ok(())
@@ -523,13 +530,17 @@ async fn session(
     let mut current = file.clone();
     let mut checksummed = true;
     let mut fde_checked = resume.as_ref().is_none_or(|r| r.pos <= 4);
-    let mut last_sync = Instant::now();
+    // one timer for the whole session: a sleep made per event cost a
+    // timer registration and a clock read for every event (a tenth of the
+    // archiver's CPU in a profile)
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut buf = Vec::with_capacity(64 << 10);
     loop {
         let got = tokio::select! {
             e = stream.next() => Got::Event(e),
             r = stop.changed() => if r.is_err() || *stop.borrow() { Got::Stop } else { Got::Tick },
-            () = tokio::time::sleep(Duration::from_millis(1000)) => Got::Tick,
+            _ = tick.tick() => Got::Tick,
         };
         let next = match got {
             Got::Event(e) => e,
@@ -653,13 +664,9 @@ async fn session(
         status.events += 1;
         status.bytes += size;
         status.last_event_time = h.timestamp;
-        if h.kind == format::ROTATE
-            || h.kind == format::STOP
-            || last_sync.elapsed() >= Duration::from_secs(1)
-        {
+        if h.kind == format::ROTATE || h.kind == format::STOP {
             o.sync()?;
             report(status, o, on_status);
-            last_sync = Instant::now();
         }
     }
 }
