@@ -7,7 +7,6 @@ use std::time::Duration;
 use clap::Args;
 use serde::Serialize;
 use xb_core::binlog::{ArchiveError, ArchiveOptions, ArchiveStatus};
-use xb_core::run::ConnectOptions;
 
 use crate::out;
 
@@ -18,21 +17,8 @@ pub struct ArchiveArgs {
     /// archive already there is continued from its last whole event.
     #[arg(long, value_name = "DIR")]
     pub target_dir: PathBuf,
-    /// Server host.
-    #[arg(long, short = 'H')]
-    pub host: Option<String>,
-    /// Server TCP port.
-    #[arg(long, short = 'P')]
-    pub port: Option<u16>,
-    /// Server unix socket.
-    #[arg(long, short = 'S')]
-    pub socket: Option<String>,
-    /// Account (needs REPLICATION SLAVE and REPLICATION CLIENT).
-    #[arg(long, short = 'u', default_value = "root")]
-    pub user: String,
-    /// Password.
-    #[arg(long, short = 'p')]
-    pub password: Option<String>,
+    #[command(flatten)]
+    pub conn: crate::connect::ConnectArgs,
     /// Server id to register as: unique among the source's replicas.
     #[arg(long, default_value_t = 4_242_001)]
     pub server_id: u32,
@@ -105,12 +91,13 @@ pub fn run(args: ArchiveArgs) -> u8 {
 }
 
 async fn archive(args: ArchiveArgs) -> u8 {
-    let mut connect = ConnectOptions::default();
-    connect.host = args.host.clone();
-    connect.port = args.port;
-    connect.socket = args.socket.clone();
-    connect.user = args.user.clone();
-    connect.password = args.password.clone();
+    let connect = match args.conn.options(&["client"]) {
+        Ok(c) => c,
+        Err(e) => {
+            out::error(&format!("{e:#}"), None);
+            return 2;
+        }
+    };
     let opts = ArchiveOptions {
         connect,
         dir: args.target_dir.clone(),

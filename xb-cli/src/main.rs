@@ -4,6 +4,7 @@
 mod argv;
 mod backup;
 mod binlog_archive;
+mod connect;
 mod dry_run;
 mod extract;
 mod malloc;

@@ -11,7 +11,8 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use common::archive::{
-    server_logs, spawn_archiver, status, stop_with_sigterm, wait_caught_up, write_ledger,
+    create_ledger, server_logs, spawn_archiver, status, stop_with_sigterm, wait_caught_up,
+    write_ledger,
 };
 use common::{BINLOG_ARGS, scratch_dir};
 use xb_testing::server::{Flavor, TestServer};
@@ -43,10 +44,7 @@ fn assert_archive_is_the_servers(src: &TestServer, dir: &Path, logs: &[(String, 
 
 async fn archive_through_kills_restarts_and_a_purge(flavor: Flavor) {
     let mut src = TestServer::start_with_args(flavor, BINLOG_ARGS).unwrap();
-    src.sql(
-        "CREATE DATABASE pitr; CREATE TABLE pitr.ledger (seq INT PRIMARY KEY, at DATETIME(6), note VARCHAR(40))",
-    )
-    .unwrap();
+    create_ledger(&src);
     let work = scratch_dir("binlog-archive");
     let dir: PathBuf = work.path().join("archive");
     let status_file = work.path().join("status.json");

@@ -15,7 +15,7 @@ use std::process::Output;
 use std::time::Duration;
 
 use common::archive::{
-    server_logs, spawn_archiver, stop_with_sigterm, wait_caught_up, write_ledger,
+    create_ledger, server_logs, spawn_archiver, stop_with_sigterm, wait_caught_up, write_ledger,
 };
 use common::{BINLOG_ARGS, assert_success, run_xb_backup, scratch_dir};
 use mysql_async::prelude::Queryable;
@@ -118,10 +118,7 @@ async fn restores_to_a_position_a_gtid_and_a_time(flavor: Flavor) {
         BINLOG_ARGS.to_string()
     };
     let mut src = TestServer::start_with_args(flavor, &args).unwrap();
-    src.sql(
-        "CREATE DATABASE pitr; CREATE TABLE pitr.ledger (seq INT PRIMARY KEY, at DATETIME(6), note VARCHAR(40))",
-    )
-    .unwrap();
+    create_ledger(&src);
     let work = scratch_dir("pitr");
     let archive: PathBuf = work.path().join("archive");
     let backups = work.path().join("backups");

@@ -88,3 +88,12 @@ pub async fn write_ledger(src: &TestServer, from: u32, to: u32, rotate_every: u3
     }
     conn.disconnect().await.unwrap();
 }
+
+/// The ledger: one row per transaction, numbered in commit order, so the
+/// state at any point is exactly the rows up to it.
+pub fn create_ledger(src: &TestServer) {
+    src.sql(
+        "CREATE DATABASE pitr; CREATE TABLE pitr.ledger (seq INT PRIMARY KEY, at DATETIME(6), note VARCHAR(40))",
+    )
+    .unwrap();
+}

@@ -490,30 +490,35 @@ async fn session(
     let oldest = on_server.first().cloned().unwrap_or_default();
     let resume = resume_point(&opts.dir)?;
     // the file and position to ask for
-    let (file, pos) = match &resume {
+    let (mut file, mut pos) = match &resume {
         None => (opts.start_file.clone().unwrap_or_else(|| oldest.clone()), 4),
         Some(r) => (r.file.clone(), r.pos),
     };
-    if !on_server.contains(&file) {
-        // a closed file whose successor the server still has is no gap
-        let closed = resume
-            .as_ref()
-            .is_some_and(|r| matches!(r.last_kind, Some(format::ROTATE | format::STOP)));
-        let next = on_server.iter().find(|n| later(n, &file));
-        let continues = closed && next.is_some_and(|n| next_number(&file) == number(n));
-        if !continues {
-            return Err(ArchiveError::Gap {
-                needed: file,
-                pos,
-                oldest,
-            });
-        }
-    }
     // where the archive stands before anything arrives (a caught-up
     // archive may wait long for the next event)
     status.file.clone_from(&file);
     status.durable_pos = pos;
     on_status(status);
+    if !on_server.contains(&file) {
+        // a closed file (it ends with a rotate or a stop) whose successor
+        // the server still has is no gap: the dump starts at the successor
+        let closed = resume
+            .as_ref()
+            .is_some_and(|r| matches!(r.last_kind, Some(format::ROTATE | format::STOP)));
+        match on_server.iter().find(|n| number(n) == next_number(&file)) {
+            Some(next) if closed => {
+                file.clone_from(next);
+                pos = 4;
+            }
+            _ => {
+                return Err(ArchiveError::Gap {
+                    needed: file,
+                    pos,
+                    oldest,
+                });
+            }
+        }
+    }
     // MariaDB: send GTID and annotate events as they are in the file,
     // not rewritten for a replica that predates them
     let _ = conn.query_drop("SET @mariadb_slave_capability = 4").await;
@@ -686,10 +691,6 @@ fn next_number(name: &str) -> Option<u64> {
     number(name).map(|n| n + 1)
 }
 
-fn later(a: &str, b: &str) -> bool {
-    number(a) > number(b)
-}
-
 /// Seconds since the epoch now.
 #[must_use]
 pub fn now_secs() -> u64 {
@@ -710,7 +711,7 @@ mod tests {
         assert!(!is_binlog_name(SOURCE_FILE));
         assert!(!is_binlog_name(".000001"));
         assert_eq!(next_number("binlog.000009"), Some(10));
-        assert!(later("binlog.000010", "binlog.000009"));
+        assert_eq!(number("binlog.000010"), Some(10));
     }
 
     #[test]

@@ -196,6 +196,11 @@ fn backups(dir: &Path) -> Result<Vec<Backup>, PitrError> {
     let mut out = Vec::new();
     for e in fs::read_dir(dir).map_err(io(dir))? {
         let path = e.map_err(io(dir))?.path();
+        // a backup that did not complete is no restore point
+        if path.join(crate::prepare::INCOMPLETE_MARKER).exists() {
+            tracing::info!(backup = %path.display(), "skipped: incomplete");
+            continue;
+        }
         let (Ok(cps), Ok(info)) = (
             fs::read_to_string(path.join("xtrabackup_checkpoints")),
             fs::read_to_string(path.join("xtrabackup_binlog_info")),

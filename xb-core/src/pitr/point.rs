@@ -121,24 +121,7 @@ fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
 /// `YYYY-MM-DD HH:MM:SS` of seconds since the epoch (UTC).
 #[must_use]
 pub fn format_time(t: u32) -> String {
-    let secs = i64::from(t);
-    let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
-    // inverse of days_from_civil
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    format!(
-        "{y:04}-{m:02}-{d:02} {:02}:{:02}:{:02}",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60
-    )
+    crate::run::meta::utc(i64::from(t))
 }
 
 /// Parses `uuid:N` (MySQL) or `domain-server-seq` (MariaDB).
