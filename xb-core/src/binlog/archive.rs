@@ -282,30 +282,28 @@ pub fn resume_point(dir: &Path) -> Result<Option<Resume>, ArchiveError> {
         return Ok(None);
     };
     let path = dir.join(&file);
-    let bytes = fs::read(&path).map_err(io_err(&path))?;
-    let Some(pos) = format::complete_prefix(&bytes) else {
+    // headers only: the newest file may be a full 1 GiB binlog
+    let f = File::open(&path).map_err(io_err(&path))?;
+    let len = f.metadata().map_err(io_err(&path))?.len();
+    let Some(w) =
+        format::whole_events(&mut std::io::BufReader::new(f), len).map_err(io_err(&path))?
+    else {
         return Err(ArchiveError::NotABinlog { path });
     };
-    if pos < bytes.len() as u64 {
-        tracing::warn!(file = %path.display(), whole = pos, len = bytes.len(), "cutting off a partial event");
+    if w.end < len {
+        tracing::warn!(file = %path.display(), whole = w.end, len, "cutting off a partial event");
         let f = OpenOptions::new()
             .write(true)
             .open(&path)
             .map_err(io_err(&path))?;
-        f.set_len(pos).map_err(io_err(&path))?;
+        f.set_len(w.end).map_err(io_err(&path))?;
         f.sync_all().map_err(io_err(&path))?;
     }
-    let whole = bytes.get(..pos as usize).unwrap_or(&bytes);
-    let events = format::events(whole);
-    let fde_time = events
-        .iter()
-        .find(|(h, _)| h.kind == format::FORMAT_DESCRIPTION)
-        .map(|(h, _)| h.timestamp);
     Ok(Some(Resume {
         file,
-        pos,
-        last_kind: events.last().map(|(h, _)| h.kind),
-        fde_time,
+        pos: w.end,
+        last_kind: w.last_kind,
+        fde_time: w.fde_time,
     }))
 }
 

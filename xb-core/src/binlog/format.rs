@@ -123,44 +123,60 @@ pub fn checksum_ok(event: &[u8]) -> bool {
     crc32fast::hash(body) == stored
 }
 
-/// Where the last whole event in a binlog file's bytes ends: an archive
-/// cut off mid-event (a kill, a full disk) resumes from there. The magic
-/// alone gives 4; bytes that are not a binlog file give `None`.
-#[must_use]
-pub fn complete_prefix(file: &[u8]) -> Option<u64> {
-    if file.get(..4)? != MAGIC {
-        return None;
-    }
-    let mut at = 4usize;
-    while let Some(h) = Header::parse(&file[at..]) {
-        let size = h.size as usize;
-        if size < HEADER_LEN || at + size > file.len() || h.log_pos as usize != at + size {
-            break;
-        }
-        at += size;
-    }
-    Some(at as u64)
+/// What the whole events at the start of a binlog file say.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WholeEvents {
+    /// Where the last whole event ends (4 with none): an archive cut off
+    /// mid-event (a kill, a full disk) resumes from there.
+    pub end: u64,
+    /// The last whole event's type.
+    pub last_kind: Option<u8>,
+    /// The first format description event's timestamp.
+    pub fde_time: Option<u32>,
 }
 
-/// The events of a whole binlog file, each as (header, offset): for
-/// reading an archived file back (the last event of a file, its format
-/// description). Stops at the first event that does not fit.
-#[must_use]
-pub fn events(file: &[u8]) -> Vec<(Header, usize)> {
-    let mut out = Vec::new();
-    if file.get(..4) != Some(&MAGIC[..]) {
-        return out;
+/// Walks the event headers of a binlog file of `len` bytes, skipping the
+/// bodies (memory stays one header, however large the file), up to the
+/// first event that is cut off or whose `log_pos` disagrees with where it
+/// ends. `None` for a file without the binlog magic.
+///
+/// # Errors
+/// The reads or seeks failed.
+pub fn whole_events<R: std::io::Read + std::io::Seek>(
+    r: &mut std::io::BufReader<R>,
+    len: u64,
+) -> std::io::Result<Option<WholeEvents>> {
+    use std::io::Read;
+    let mut magic = [0u8; 4];
+    if len < 4 {
+        return Ok(None);
     }
-    let mut at = 4usize;
-    while let Some(h) = Header::parse(&file[at..]) {
-        let size = h.size as usize;
-        if size < HEADER_LEN || at + size > file.len() {
+    r.read_exact(&mut magic)?;
+    if magic != MAGIC {
+        return Ok(None);
+    }
+    let mut w = WholeEvents {
+        end: 4,
+        last_kind: None,
+        fde_time: None,
+    };
+    let mut head = [0u8; HEADER_LEN];
+    while w.end + HEADER_LEN as u64 <= len {
+        r.read_exact(&mut head)?;
+        let Some(h) = Header::parse(&head) else { break };
+        let size = u64::from(h.size);
+        if size < HEADER_LEN as u64 || w.end + size > len || u64::from(h.log_pos) != w.end + size {
             break;
         }
-        out.push((h, at));
-        at += size;
+        if h.kind == FORMAT_DESCRIPTION && w.fde_time.is_none() {
+            w.fde_time = Some(h.timestamp);
+        }
+        w.last_kind = Some(h.kind);
+        w.end += size;
+        let body = i64::try_from(size).unwrap_or(i64::MAX) - HEADER_LEN as i64;
+        r.seek_relative(body)?;
     }
-    out
+    Ok(Some(w))
 }
 
 #[cfg(test)]
@@ -227,22 +243,35 @@ pub(crate) mod tests {
 
     #[test]
     fn a_cut_off_file_resumes_after_its_last_whole_event() {
+        let walk = |bytes: &[u8]| {
+            let mut r = std::io::BufReader::new(std::io::Cursor::new(bytes.to_vec()));
+            whole_events(&mut r, bytes.len() as u64).unwrap()
+        };
         let mut f = MAGIC.to_vec();
-        let a = event(XID, 4 + 27, 0, &[0; 4]);
+        let a = event(FORMAT_DESCRIPTION, 4 + 27, 0, &[0, 0, 0, 1]);
         f.extend(&a);
         let b = event(XID, (f.len() + 31) as u32, 0, &[0; 8]);
         f.extend(&b);
         let whole = f.len() as u64;
-        assert_eq!(complete_prefix(&f), Some(whole));
-        assert_eq!(events(&f).len(), 2);
+        let w = walk(&f).unwrap();
+        assert_eq!(w.end, whole);
+        assert_eq!(w.last_kind, Some(XID));
+        assert_eq!(w.fde_time, Some(1_700_000_000));
         // half an event more: still the end of the second
         let c = event(XID, (f.len() + 31) as u32, 0, &[0; 8]);
         f.extend(&c[..10]);
-        assert_eq!(complete_prefix(&f), Some(whole));
+        assert_eq!(walk(&f).unwrap().end, whole);
         // an event whose log_pos disagrees with where it ends is not whole
         let mut g = MAGIC.to_vec();
         g.extend(event(XID, 999, 0, &[0; 4]));
-        assert_eq!(complete_prefix(&g), Some(4));
-        assert_eq!(complete_prefix(b"nope"), None);
+        assert_eq!(
+            walk(&g),
+            Some(WholeEvents {
+                end: 4,
+                last_kind: None,
+                fde_time: None
+            })
+        );
+        assert_eq!(walk(b"nope"), None);
     }
 }
