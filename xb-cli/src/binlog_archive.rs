@@ -52,7 +52,7 @@ struct Doc<'a> {
 
 fn write_status(path: Option<&PathBuf>, state: &str, s: &ArchiveStatus, error: Option<String>) {
     let Some(path) = path else { return };
-    let now = xb_core::binlog::archive::now_secs();
+    let now = crate::status::unix_now();
     let doc = Doc {
         state,
         pid: std::process::id(),

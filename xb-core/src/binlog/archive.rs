@@ -23,7 +23,7 @@
 use std::fs::{self, File, OpenOptions};
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use futures_util::StreamExt;
 use mysql_async::BinlogStreamRequest;
@@ -268,7 +268,7 @@ pub fn archived_files(dir: &Path) -> Result<Vec<String>, ArchiveError> {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
         Err(e) => return Err(io_err(dir)(e)),
     };
-    names.sort_by_key(|n| n.rsplit_once('.').and_then(|(_, d)| d.parse::<u64>().ok()));
+    names.sort_by_key(|n| format::file_number(n));
     Ok(names)
 }
 
@@ -503,7 +503,8 @@ async fn session(
         let closed = resume
             .as_ref()
             .is_some_and(|r| matches!(r.last_kind, Some(format::ROTATE | format::STOP)));
-        match on_server.iter().find(|n| number(n) == next_number(&file)) {
+        let next = format::file_number(&file).map(|n| n + 1);
+        match on_server.iter().find(|n| format::file_number(n) == next) {
             Some(next) if closed => {
                 file.clone_from(next);
                 pos = 4;
@@ -680,23 +681,6 @@ fn report(status: &mut ArchiveStatus, o: &Open, on_status: &(dyn Fn(&ArchiveStat
     on_status(status);
 }
 
-/// The number of a binlog file name (`binlog.000012` → 12).
-fn number(name: &str) -> Option<u64> {
-    name.rsplit_once('.').and_then(|(_, n)| n.parse().ok())
-}
-
-fn next_number(name: &str) -> Option<u64> {
-    number(name).map(|n| n + 1)
-}
-
-/// Seconds since the epoch now.
-#[must_use]
-pub fn now_secs() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -708,8 +692,7 @@ mod tests {
         assert!(!is_binlog_name("binlog.index"));
         assert!(!is_binlog_name(SOURCE_FILE));
         assert!(!is_binlog_name(".000001"));
-        assert_eq!(next_number("binlog.000009"), Some(10));
-        assert_eq!(number("binlog.000010"), Some(10));
+        assert_eq!(format::file_number("binlog.000010"), Some(10));
     }
 
     #[test]

@@ -123,6 +123,13 @@ pub fn checksum_ok(event: &[u8]) -> bool {
     crc32fast::hash(body) == stored
 }
 
+/// The number of a binlog file name (`binlog.000012` → 12), which orders
+/// the files of one server.
+#[must_use]
+pub fn file_number(name: &str) -> Option<u64> {
+    name.rsplit_once('.').and_then(|(_, n)| n.parse().ok())
+}
+
 /// What the whole events at the start of a binlog file say.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct WholeEvents {

@@ -182,9 +182,7 @@ struct Backup {
 
 /// The number of a binlog file name, for ordering positions.
 fn number(name: &str) -> u64 {
-    name.rsplit_once('.')
-        .and_then(|(_, n)| n.parse().ok())
-        .unwrap_or(0)
+    crate::binlog::format::file_number(name).unwrap_or(0)
 }
 
 fn at_or_before(a: (&str, u64), b: (&str, u64)) -> bool {

@@ -160,15 +160,7 @@ pub(super) fn read_dir(d: &Path) -> Result<std::fs::ReadDir, BackupError> {
 /// [`BackupError::Read`] when the datadir (or a database directory) cannot
 /// be listed.
 pub fn list(facts: &ServerFacts, filter: &Filter) -> Result<Manifest, BackupError> {
-    walk(
-        facts,
-        filter,
-        Want {
-            innodb: true,
-            non_innodb: true,
-            aria: true,
-        },
-    )
+    list_only(facts, filter, Want::ALL)
 }
 
 /// Which of a datadir's files a listing holds. The phases after the first
@@ -185,6 +177,12 @@ pub struct Want {
 }
 
 impl Want {
+    /// Every kind: the first listing.
+    pub const ALL: Want = Want {
+        innodb: true,
+        non_innodb: true,
+        aria: true,
+    };
     /// The tablespaces alone.
     pub const INNODB: Want = Want {
         innodb: true,
@@ -220,10 +218,6 @@ pub fn list_only(
     filter: &Filter,
     want: Want,
 ) -> Result<Manifest, BackupError> {
-    walk(facts, filter, want)
-}
-
-fn walk(facts: &ServerFacts, filter: &Filter, want: Want) -> Result<Manifest, BackupError> {
     let datadir = Path::new(&facts.datadir);
     let mut m = Manifest::default();
     if want.innodb {
