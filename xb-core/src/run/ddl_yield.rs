@@ -257,10 +257,11 @@ mod tests {
             (j, id)
         })
         .collect();
-        // a rebuild: a new file under the old name
-        std::fs::remove_file(dir.join("db/rebuilt.ibd")).unwrap();
-        // another file takes the freed inode first
-        put(dir, "db/keep-inode-busy");
+        // A rebuild: a new file under the old name. The old file is renamed
+        // away, as the server does with `#sql-ib` names, so that its inode
+        // stays taken and the new file cannot get it back: removing it let
+        // some filesystems hand the same inode straight to the new file.
+        std::fs::rename(dir.join("db/rebuilt.ibd"), dir.join("db/#sql-ib1.ibd")).unwrap();
         put(dir, "db/rebuilt.ibd");
         std::fs::remove_file(dir.join("db/dropped.ibd")).unwrap();
         let t = touched(
