@@ -18,4 +18,5 @@ pub mod redo108;
 pub mod redo108_names;
 pub mod redo8030;
 pub mod redo_classic;
+pub mod redo_classic_backup;
 pub mod redo_sizes;

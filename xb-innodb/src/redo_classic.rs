@@ -321,25 +321,24 @@ impl LogClassic {
     /// # Errors
     /// I/O, or no valid checkpoint.
     pub fn latest_checkpoint(&self) -> Result<CheckpointClassic, ClassicError> {
-        let mut best: Option<CheckpointClassic> = None;
-        for off in [512u64, 1536] {
-            let mut b = [0u8; 512];
-            self.read_at(0, &mut b, off)?;
-            let cp = CheckpointClassic {
-                no: be64(&b, 0),
-                lsn: be64(&b, 8),
-                offset: be64(&b, 16),
-            };
-            let group = self.files.len() as u64 * self.file_size;
-            if crc32c::crc32c(&b[..508]) == be32(&b, 508)
-                && cp.offset < group
-                && best.is_none_or(|c| cp.no > c.no)
-            {
-                best = Some(cp);
+        let mut h = [0u8; 2048];
+        self.read_header(&mut h)?;
+        self.checkpoint_in(&h)
+    }
+
+    /// Reads the first 2048 bytes of `ib_logfile0` (its header and both
+    /// checkpoint blocks) into `buf`.
+    pub(crate) fn read_header(&self, buf: &mut [u8]) -> Result<(), ClassicError> {
+        self.read_at(0, buf, 0)
+    }
+
+    /// The newest valid checkpoint in `header` (a copy of the first 2048
+    /// bytes of `ib_logfile0`), checked against this group's size.
+    pub(crate) fn checkpoint_in(&self, header: &[u8]) -> Result<CheckpointClassic, ClassicError> {
+        checkpoint_of(header, self.files.len() as u64 * self.file_size).ok_or_else(|| {
+            ClassicError::NoCheckpoint {
+                file: self.files[0].0.clone(),
             }
-        }
-        best.ok_or_else(|| ClassicError::NoCheckpoint {
-            file: self.files[0].0.clone(),
         })
     }
 
@@ -372,6 +371,28 @@ impl LogClassic {
             && (12..=512).contains(&len))
         .then_some(len)
     }
+}
+
+/// The checkpoint block (at 512 or 1536 of `header`, the first 2048 bytes
+/// of `ib_logfile0`) with a valid CRC-32C, a group offset inside
+/// `group_size` and the higher number.
+pub(crate) fn checkpoint_of(header: &[u8], group_size: u64) -> Option<CheckpointClassic> {
+    let mut best: Option<CheckpointClassic> = None;
+    for off in [512usize, 1536] {
+        let b = header.get(off..off + 512)?;
+        let cp = CheckpointClassic {
+            no: be64(b, 0),
+            lsn: be64(b, 8),
+            offset: be64(b, 16),
+        };
+        if crc32c::crc32c(&b[..508]) == be32(b, 508)
+            && cp.offset < group_size
+            && best.is_none_or(|c| cp.no > c.no)
+        {
+            best = Some(cp);
+        }
+    }
+    best
 }
 
 const WINDOW: u64 = 1 << 20;

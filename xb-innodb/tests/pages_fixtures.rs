@@ -11,46 +11,11 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 use xb_innodb::pagecheck::{SpaceMeta, Verdict, check_batch, check_page};
 use xb_innodb::redo::{RedoError, RedoLog};
 use xb_innodb::redo_classic::{BlockChecksum, ClassicError, LogClassic};
-
-/// The fixture root, or `None` (with the reason printed) when it is absent.
-fn fixtures() -> Option<PathBuf> {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/fixtures/innodb");
-    if root.is_dir() {
-        Some(root)
-    } else {
-        eprintln!(
-            "skipped: no fixture directory at {} (the shared fixtures sit beside the workspace)",
-            root.display()
-        );
-        None
-    }
-}
-
-/// Unpacks the members of `zip` that match `patterns` into `into`.
-fn unzip(zip: &Path, into: &Path, patterns: &[&str]) {
-    std::fs::create_dir_all(into).unwrap();
-    let out = Command::new("unzip")
-        .arg("-qq")
-        .arg("-o")
-        .arg(zip)
-        .args(patterns)
-        .arg("-d")
-        .arg(into)
-        .output()
-        .expect("the unzip command runs");
-    // 11: no member matched a pattern (a zip with no tablespace)
-    assert!(
-        out.status.success() || out.status.code() == Some(11),
-        "unzip {}: {}",
-        zip.display(),
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
+use xb_testing::fixtures::{root as fixtures, unzip};
 
 fn is_tablespace(p: &Path) -> bool {
     let name = p.file_name().unwrap().to_string_lossy();
