@@ -1,12 +1,16 @@
 //! `xb-cli binlog-archive`: follows a server's binary log into a directory,
-//! file for file as the server writes it, until SIGTERM or SIGINT.
+//! file for file as the server writes it, until SIGTERM or SIGINT; with
+//! `--upload-to`, mirrors that directory into object storage as it goes.
 
 use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use clap::Args;
 use serde::Serialize;
+use xb_core::binlog::remote::Uploader;
 use xb_core::binlog::{ArchiveError, ArchiveOptions, ArchiveStatus};
+use xb_sink::object::ObjectFiles;
 
 use crate::out;
 
@@ -34,6 +38,30 @@ pub struct ArchiveArgs {
     /// stands, and at the end with how it ended.
     #[arg(long, value_name = "FILE")]
     pub status_file: Option<PathBuf>,
+    /// Also keep the archive in object storage (s3://BUCKET/PREFIX,
+    /// azure://…, gs://…, file:///…): closed files whole, the open one in
+    /// segments of what each upload interval added. The directory stays
+    /// the working copy the archiver resumes from.
+    #[arg(long, value_name = "URL")]
+    pub upload_to: Option<String>,
+    /// Seconds between uploads: the store lags the archive by at most this.
+    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=86_400))]
+    pub upload_interval: u64,
+    #[command(flatten)]
+    pub store: crate::objects::StoreArgs,
+}
+
+/// Where the upload stands, for the status document.
+#[derive(Debug, Clone, Default, Serialize)]
+struct UploadState {
+    url: String,
+    /// The open file and how much of it the store holds.
+    file: String,
+    pos: u64,
+    /// When the last pass ended without an error (seconds since the epoch).
+    at: u64,
+    /// Why the last pass failed, until one succeeds.
+    error: Option<String>,
 }
 
 /// The status document.
@@ -48,9 +76,17 @@ struct Doc<'a> {
     /// Seconds between now and the last archived event's timestamp.
     last_event_age: u64,
     error: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    upload: Option<UploadState>,
 }
 
-fn write_status(path: Option<&PathBuf>, state: &str, s: &ArchiveStatus, error: Option<String>) {
+fn write_status(
+    path: Option<&PathBuf>,
+    state: &str,
+    s: &ArchiveStatus,
+    error: Option<String>,
+    upload: Option<&Mutex<UploadState>>,
+) {
     let Some(path) = path else { return };
     let now = crate::status::unix_now();
     let doc = Doc {
@@ -60,6 +96,7 @@ fn write_status(path: Option<&PathBuf>, state: &str, s: &ArchiveStatus, error: O
         archive: s,
         last_event_age: now.saturating_sub(u64::from(s.last_event_time)),
         error,
+        upload: upload.map(|u| lock(u).clone()),
     };
     let written = serde_json::to_vec_pretty(&doc)
         .map_err(std::io::Error::other)
@@ -90,6 +127,43 @@ pub fn run(args: ArchiveArgs) -> u8 {
     rt.block_on(archive(args))
 }
 
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// The store behind `--upload-to`, checked before anything is archived.
+fn open_uploader(args: &ArchiveArgs, url: &str) -> Result<Uploader, ArchiveError> {
+    let upload = |source| ArchiveError::Upload { source };
+    let loc = args.store.location(url).map_err(upload)?;
+    let files =
+        ObjectFiles::open(loc, usize::from(args.store.object_part_size) << 20).map_err(upload)?;
+    Uploader::open(files, &args.target_dir)
+}
+
+/// One upload pass of what `status` says is durable; the outcome goes
+/// into `state`.
+fn upload_pass(
+    up: &mut Uploader,
+    status: &ArchiveStatus,
+    state: &Mutex<UploadState>,
+) -> Result<(), ArchiveError> {
+    let open = (!status.file.is_empty()).then_some((status.file.as_str(), status.durable_pos));
+    let r = up.pass(open);
+    let mut st = lock(state);
+    match &r {
+        Ok(_) => {
+            if let Some((file, pos)) = open {
+                st.file = file.to_string();
+                st.pos = pos;
+            }
+            st.at = crate::status::unix_now();
+            st.error = None;
+        }
+        Err(e) => st.error = Some(e.to_string()),
+    }
+    r.map(|_| ())
+}
+
 async fn archive(args: ArchiveArgs) -> u8 {
     let connect = match args.conn.options(&["client"]) {
         Ok(c) => c,
@@ -105,6 +179,22 @@ async fn archive(args: ArchiveArgs) -> u8 {
         start_file: args.start_file.clone(),
         reconnect_for: Duration::from_secs(args.reconnect_for),
     };
+    let uploader = match &args.upload_to {
+        Some(url) => match open_uploader(&args, url) {
+            Ok(u) => Some(u),
+            Err(e) => {
+                report(&e);
+                return e.code();
+            }
+        },
+        None => None,
+    };
+    let upload_state = uploader.as_ref().map(|u| {
+        Arc::new(Mutex::new(UploadState {
+            url: u.url().to_string(),
+            ..UploadState::default()
+        }))
+    });
     let (tx, rx) = tokio::sync::watch::channel(false);
     let signals = async move {
         use tokio::signal::unix::{SignalKind, signal};
@@ -122,43 +212,104 @@ async fn archive(args: ArchiveArgs) -> u8 {
         std::future::pending::<()>().await;
     };
     let status_path = args.status_file.clone();
+    let upload_ref = upload_state.as_deref();
     write_status(
         status_path.as_ref(),
         "running",
         &ArchiveStatus::default(),
         None,
+        upload_ref,
     );
     out::line(&format!(
-        "archiving the binlog of {} into {}",
+        "archiving the binlog of {} into {}{}",
         opts.connect.endpoint(),
-        opts.dir.display()
+        opts.dir.display(),
+        uploader
+            .as_ref()
+            .map(|u| format!(" and {}", u.url()))
+            .unwrap_or_default()
     ));
-    let last = std::sync::Mutex::new(ArchiveStatus::default());
+    let last = Arc::new(Mutex::new(ArchiveStatus::default()));
+    // uploads run on a thread of their own, every --upload-interval, from
+    // what the archiver last reported durable; a failed pass is reported
+    // and tried again at the next, while the archive goes on locally
+    let (stop_uploads, stopped) = std::sync::mpsc::channel::<()>();
+    let upload_thread = uploader.map(|mut up| {
+        let (last, state) = (Arc::clone(&last), upload_state.clone());
+        let every = Duration::from_secs(args.upload_interval);
+        std::thread::spawn(move || {
+            let mut warned = false;
+            while let Err(std::sync::mpsc::RecvTimeoutError::Timeout) = stopped.recv_timeout(every)
+            {
+                let status = lock(&last).clone();
+                let Some(state) = state.as_deref() else { break };
+                if let Err(e) = upload_pass(&mut up, &status, state) {
+                    if !warned {
+                        out::warning(&format!(
+                            "upload failed, trying again in {}s: {e}",
+                            every.as_secs()
+                        ));
+                        warned = true;
+                    }
+                } else {
+                    warned = false;
+                }
+            }
+            up
+        })
+    });
     let on_status = |s: &ArchiveStatus| {
-        write_status(status_path.as_ref(), "running", s, None);
-        *last
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner) = s.clone();
+        write_status(status_path.as_ref(), "running", s, None, upload_ref);
+        *lock(&last) = s.clone();
     };
     let result = tokio::select! {
         r = xb_core::binlog::run(&opts, rx, &on_status) => r,
         () = signals => unreachable_stop(),
     };
-    match result {
-        Ok(s) => {
-            write_status(status_path.as_ref(), "stopped", &s, None);
+    // the last upload: everything the archive made durable
+    let _ = stop_uploads.send(());
+    let final_status = match &result {
+        Ok(s) => s.clone(),
+        Err(_) => lock(&last).clone(),
+    };
+    let upload_result = match (upload_thread, upload_ref) {
+        (Some(t), Some(state)) => match t.join() {
+            Ok(mut up) => upload_pass(&mut up, &final_status, state),
+            Err(_) => Ok(()),
+        },
+        _ => Ok(()),
+    };
+    match (result, upload_result) {
+        (Ok(s), Ok(())) => {
+            write_status(status_path.as_ref(), "stopped", &s, None, upload_ref);
             out::line(&format!(
                 "binlog archive stopped at {}:{} ({} events, {} bytes this run)",
                 s.file, s.durable_pos, s.events, s.bytes
             ));
             0
         }
-        Err(e) => {
-            let s = last
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner)
-                .clone();
-            write_status(status_path.as_ref(), "failed", &s, Some(e.to_string()));
+        (Ok(s), Err(e)) => {
+            write_status(
+                status_path.as_ref(),
+                "failed",
+                &s,
+                Some(e.to_string()),
+                upload_ref,
+            );
+            report(&e);
+            e.code()
+        }
+        (Err(e), up) => {
+            write_status(
+                status_path.as_ref(),
+                "failed",
+                &final_status,
+                Some(e.to_string()),
+                upload_ref,
+            );
+            if let Err(u) = up {
+                out::warning(&format!("the last upload failed too: {u}"));
+            }
             report(&e);
             e.code()
         }

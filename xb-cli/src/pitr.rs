@@ -16,9 +16,13 @@ pub struct PitrArgs {
     /// incremental, as xb-cli backup wrote them).
     #[arg(long, value_name = "DIR")]
     pub backups: PathBuf,
-    /// The archive `xb-cli binlog-archive` keeps.
-    #[arg(long, value_name = "DIR")]
-    pub binlog_archive: PathBuf,
+    /// The archive `xb-cli binlog-archive` keeps: its directory, or the
+    /// URL it uploads to (`--upload-to`), whose files are first downloaded
+    /// into a scratch directory beside --target-dir.
+    #[arg(long, value_name = "DIR|URL")]
+    pub binlog_archive: String,
+    #[command(flatten)]
+    pub store: crate::objects::StoreArgs,
     /// Every transaction committed at or before this time: YYYY-MM-DD
     /// HH:MM:SS in UTC, or @SECONDS since the epoch.
     #[arg(long, value_name = "TIME")]
@@ -53,6 +57,46 @@ pub struct PitrArgs {
 }
 
 /// Runs the restore; returns the exit code.
+/// Downloads the archive at `args.binlog_archive` (a URL) into a scratch
+/// directory beside the target; on failure, reports and gives the exit code.
+fn download_archive(args: &PitrArgs) -> Result<tempfile::TempDir, u8> {
+    use xb_core::binlog::ArchiveError;
+    let fail = |e: ArchiveError| {
+        out::error(
+            &format!("restore failed: cannot fetch the binlog archive: {e}"),
+            Some(&e.hint()),
+        );
+        e.code()
+    };
+    let upload = |source| ArchiveError::Upload { source };
+    let url = &args.binlog_archive;
+    let loc = args.store.location(url).map_err(upload).map_err(fail)?;
+    let files =
+        xb_sink::object::ObjectFiles::open(loc, usize::from(args.store.object_part_size) << 20)
+            .map_err(upload)
+            .map_err(fail)?;
+    let beside = match args.target_dir.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    let io = |source| ArchiveError::Io {
+        path: beside.clone(),
+        source,
+    };
+    std::fs::create_dir_all(&beside).map_err(io).map_err(fail)?;
+    let scratch = tempfile::Builder::new()
+        .prefix(".xb-binlogs-")
+        .tempdir_in(&beside)
+        .map_err(io)
+        .map_err(fail)?;
+    let names = xb_core::binlog::remote::download(&files, scratch.path()).map_err(fail)?;
+    out::line(&format!(
+        "fetched {} binlog file(s) from {url}",
+        names.len()
+    ));
+    Ok(scratch)
+}
+
 pub fn run(args: PitrArgs) -> u8 {
     let until = match (&args.until, &args.until_gtid, &args.until_position) {
         (Some(t), _, _) => point::parse_time(t).map(Until::Time),
@@ -67,9 +111,23 @@ pub fn run(args: PitrArgs) -> u8 {
             return 2;
         }
     };
+    // an archive in object storage comes down first; the scratch
+    // directory goes when the restore is done, whatever its outcome
+    let scratch;
+    let archive = if xb_sink::object::is_object_url(&args.binlog_archive) {
+        match download_archive(&args) {
+            Ok(dir) => {
+                scratch = dir;
+                scratch.path().to_path_buf()
+            }
+            Err(code) => return code,
+        }
+    } else {
+        PathBuf::from(&args.binlog_archive)
+    };
     let opts = PitrOptions {
         backups: args.backups,
-        archive: args.binlog_archive,
+        archive,
         until,
         target: args.target_dir,
         server_binary: args.server_binary,

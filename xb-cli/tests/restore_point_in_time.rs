@@ -15,10 +15,12 @@ use std::process::Output;
 use std::time::Duration;
 
 use common::archive::{
-    create_ledger, server_logs, spawn_archiver, stop_with_sigterm, wait_caught_up, write_ledger,
+    create_ledger, server_logs, spawn_archiver, spawn_archiver_with, status, stop_with_sigterm,
+    wait_caught_up, write_ledger,
 };
 use common::{BINLOG_ARGS, assert_success, run_xb_backup, scratch_dir};
 use mysql_async::prelude::Queryable;
+use xb_testing::objstore::{StoreKind, StoreServer};
 use xb_testing::server::{Flavor, TestServer};
 
 /// `xb-cli restore` from `backups` and `archive` into `target`, with the
@@ -30,10 +32,30 @@ fn xb_restore(
     target: &Path,
     point: &[&str],
 ) -> Output {
+    xb_restore_from(
+        src,
+        backups,
+        &archive.display().to_string(),
+        target,
+        point,
+        &[],
+    )
+}
+
+/// [`xb_restore`] from an archive named by path or URL, with `env`.
+fn xb_restore_from(
+    src: &TestServer,
+    backups: &Path,
+    archive: &str,
+    target: &Path,
+    point: &[&str],
+    env: &[(&str, String)],
+) -> Output {
     std::process::Command::new(env!("CARGO_BIN_EXE_xb-cli"))
         .arg("restore")
+        .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
         .arg(format!("--backups={}", backups.display()))
-        .arg(format!("--binlog-archive={}", archive.display()))
+        .arg(format!("--binlog-archive={archive}"))
         .arg(format!("--target-dir={}", target.display()))
         .arg("--server-binary")
         .arg(xb_testing::vendor::server_binary(src))
@@ -254,4 +276,136 @@ async fn mariadb_1011_restores_to_a_position_a_gtid_and_a_time() {
 #[tokio::test(flavor = "multi_thread")]
 async fn mysql_97_restores_to_a_position_a_gtid_and_a_time() {
     restores_to_a_position_a_gtid_and_a_time(Flavor::MySql97).await;
+}
+
+/// Waits until the archiver's status says the store holds `file` up to
+/// `size` (its upload caught up with the server).
+async fn wait_uploaded(status_file: &Path, file: &str, size: u64) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let s = status(status_file);
+        if s["upload"]["file"] == file && s["upload"]["pos"] == size {
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the upload did not reach {file}:{size} within 60 s; status: {s}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Runbook: the archive kept in object storage. The archiver uploads as it
+/// goes (closed files whole, the open one in segments), is killed and
+/// started again, and stops; then the machine that held its directory is
+/// gone, and a restore from the bucket alone reaches a point with exactly
+/// the source's rows. A bucket that is not there is refused at the start.
+#[tokio::test(flavor = "multi_thread")]
+async fn mariadb_1011_restores_from_an_archive_kept_in_object_storage() {
+    let src = TestServer::start_with_args(Flavor::MariaDb1011, BINLOG_ARGS).unwrap();
+    let s3 = StoreServer::start(StoreKind::S3).unwrap();
+    s3.make_bucket("archive").unwrap();
+    let env = s3.env();
+    create_ledger(&src);
+    let work = scratch_dir("pitr-s3");
+    let archive = work.path().join("archive");
+    let backups = work.path().join("backups");
+    std::fs::create_dir_all(&backups).unwrap();
+    let status_file = work.path().join("archiver.json");
+    let url = "s3://archive/db1";
+    let upload = ["--upload-to", url, "--upload-interval", "1"];
+
+    // a store that is not there: refused before anything is archived
+    let refused = spawn_archiver_with(
+        &src,
+        &work.path().join("nowhere"),
+        &work.path().join("nowhere.json"),
+        &["--upload-to", "s3://no-such-bucket/db1"],
+        &env,
+    )
+    .wait_with_output()
+    .await
+    .unwrap();
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert_eq!(refused.status.code(), Some(43), "{stderr}");
+    assert!(stderr.contains("no-such-bucket"), "{stderr}");
+
+    let archiver = spawn_archiver_with(&src, &archive, &status_file, &upload, &env);
+    write_ledger(&src, 1, 20, 1000).await;
+    let full = backups.join("full");
+    assert_success(&run_xb_backup(&src, &[&format!("--target-dir={}", full.display())]).await);
+    // closed files and an open one, uploaded while the archiver runs
+    write_ledger(&src, 21, 24, 1000).await;
+    src.sql("CREATE USER pitr_auditor@localhost IDENTIFIED BY 'x'")
+        .unwrap();
+    write_ledger(&src, 25, 40, 15).await;
+    wait_caught_up(&src, &status_file).await;
+    let (file, size) = server_logs(&src).await.pop().unwrap();
+    wait_uploaded(&status_file, &file, size).await;
+    let stored = s3.bucket_dir("archive").join("db1");
+    let logs = server_logs(&src).await;
+    for (name, len) in &logs[..logs.len() - 1] {
+        let whole = std::fs::read(stored.join(name)).unwrap();
+        assert_eq!(whole.len() as u64, *len, "{name} stored whole");
+        assert!(
+            whole == std::fs::read(archive.join(name)).unwrap(),
+            "{name}"
+        );
+    }
+    assert!(
+        stored.join(format!("{file}.xbseg")).is_dir(),
+        "the open file {file} goes up in segments"
+    );
+
+    // killed, more rows, started again: the uploads go on from the store
+    let mut archiver = archiver;
+    archiver.start_kill().unwrap();
+    archiver.wait().await.unwrap();
+    write_ledger(&src, 41, 50, 1000).await;
+    let archiver = spawn_archiver_with(&src, &archive, &status_file, &upload, &env);
+    write_ledger(&src, 51, 62, 7).await;
+    wait_caught_up(&src, &status_file).await;
+    let (file, size) = server_logs(&src).await.pop().unwrap();
+    wait_uploaded(&status_file, &file, size).await;
+    // the point lies in a later segment of the open file
+    write_ledger(&src, 63, 66, 1000).await;
+    let (p_file, p_pos) = server_logs(&src).await.pop().unwrap();
+    wait_caught_up(&src, &status_file).await;
+    wait_uploaded(&status_file, &p_file, p_pos).await;
+    let segments = std::fs::read_dir(stored.join(format!("{p_file}.xbseg")))
+        .unwrap()
+        .count();
+    assert!(segments >= 2, "{p_file} in {segments} segment(s)");
+    write_ledger(&src, 67, 70, 1000).await;
+    wait_caught_up(&src, &status_file).await;
+    let out = stop_with_sigterm(archiver).await;
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    // the archive directory is lost; the bucket is all there is
+    std::fs::remove_dir_all(&archive).unwrap();
+    let target = work.path().join("restored");
+    let out = xb_restore_from(
+        &src,
+        &backups,
+        url,
+        &target,
+        &[&format!("--until-position={p_file}:{p_pos}")],
+        &env,
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(
+        stderr.contains(&format!("binlog file(s) from {url}")),
+        "{stderr}"
+    );
+    assert_restored_at(&src, &target, 66, &out).await;
+    let left: Vec<_> = std::fs::read_dir(work.path())
+        .unwrap()
+        .filter_map(Result::ok)
+        .filter(|e| e.file_name().to_string_lossy().starts_with(".xb-binlogs-"))
+        .collect();
+    assert!(left.is_empty(), "the downloaded archive is removed");
 }

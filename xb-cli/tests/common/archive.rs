@@ -9,6 +9,18 @@ use xb_testing::server::TestServer;
 
 /// `xb-cli binlog-archive` following `src` into `dir`.
 pub fn spawn_archiver(src: &TestServer, dir: &Path, status: &Path) -> tokio::process::Child {
+    spawn_archiver_with(src, dir, status, &[], &[])
+}
+
+/// [`spawn_archiver`] with more options and environment (an object store's
+/// endpoint and credentials).
+pub fn spawn_archiver_with(
+    src: &TestServer,
+    dir: &Path,
+    status: &Path,
+    args: &[&str],
+    env: &[(&str, String)],
+) -> tokio::process::Child {
     tokio::process::Command::new(env!("CARGO_BIN_EXE_xb-cli"))
         .arg("binlog-archive")
         .args(["--host", "127.0.0.1", "--port"])
@@ -16,6 +28,8 @@ pub fn spawn_archiver(src: &TestServer, dir: &Path, status: &Path) -> tokio::pro
         .args(["--user", "xb", "--password=xb"])
         .arg(format!("--target-dir={}", dir.display()))
         .arg(format!("--status-file={}", status.display()))
+        .args(args)
+        .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
         .stdin(std::process::Stdio::null())
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())

@@ -161,6 +161,13 @@ pub enum ArchiveError {
         #[source]
         source: std::io::Error,
     },
+    /// The archive's copy in object storage could not be read or written.
+    #[error("{source}")]
+    Upload {
+        /// The store's error (it names the URL and object).
+        #[source]
+        source: xb_sink::SinkError,
+    },
     /// An archived file is not a binlog file.
     #[error("{path} is not a binlog file (no \\xfebin magic)")]
     NotABinlog {
@@ -196,6 +203,9 @@ impl ArchiveError {
             ArchiveError::Io { .. } => {
                 "Check that the archive directory exists, is writable and has space.".into()
             }
+            ArchiveError::Upload { .. } => {
+                "Check the store's URL, bucket, credentials and network. The local archive keeps every event: run the archiver again and its first upload sends what the store is missing.".into()
+            }
             ArchiveError::NotABinlog { .. } => {
                 "Move the file out of the archive directory, or use an empty directory.".into()
             }
@@ -214,6 +224,7 @@ impl ArchiveError {
             | ArchiveError::Diverged { .. } => 40,
             ArchiveError::Checksum { .. } | ArchiveError::Sequence { .. } => 41,
             ArchiveError::Io { .. } | ArchiveError::NotABinlog { .. } => 42,
+            ArchiveError::Upload { .. } => 43,
         }
     }
 }
@@ -248,7 +259,7 @@ pub struct Resume {
 }
 
 /// Is `name` a binlog file name (`base.NNNNNN`)?
-fn is_binlog_name(name: &str) -> bool {
+pub(crate) fn is_binlog_name(name: &str) -> bool {
     name.rsplit_once('.').is_some_and(|(base, n)| {
         !base.is_empty() && n.len() >= 6 && n.bytes().all(|b| b.is_ascii_digit())
     })
