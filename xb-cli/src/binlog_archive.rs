@@ -73,8 +73,9 @@ struct Doc<'a> {
     updated_at: u64,
     #[serde(flatten)]
     archive: &'a ArchiveStatus,
-    /// Seconds between now and the last archived event's timestamp.
-    last_event_age: u64,
+    /// Seconds between now and the last archived event's timestamp (none
+    /// before this run has archived an event).
+    last_event_age: Option<u64>,
     error: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     upload: Option<UploadState>,
@@ -94,7 +95,8 @@ fn write_status(
         pid: std::process::id(),
         updated_at: now,
         archive: s,
-        last_event_age: now.saturating_sub(u64::from(s.last_event_time)),
+        last_event_age: (s.last_event_time != 0)
+            .then(|| now.saturating_sub(u64::from(s.last_event_time))),
         error,
         upload: upload.map(|u| lock(u).clone()),
     };

@@ -87,6 +87,51 @@ async fn archive_through_kills_restarts_and_a_purge(flavor: Flavor) {
         .unwrap();
     assert_eq!(ledger.trim(), "160\t160");
 
+    // killed right after a rotation reached it (its newest file closed,
+    // the next not begun), and the closed file purged meanwhile: no gap,
+    // it goes on with the successor the server still has
+    let archiver = spawn_archiver(&src, &dir, &status_file);
+    write_ledger(&src, 1001, 1004, 1002).await;
+    wait_caught_up(&src, &status_file).await;
+    let out = stop_with_sigterm(archiver).await;
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let (successor, _) = server_logs(&src).await.pop().unwrap();
+    std::fs::remove_file(dir.join(&successor)).unwrap();
+    let closed = xb_core::binlog::archive::resume_point(&dir)
+        .unwrap()
+        .unwrap();
+    assert_eq!(closed.last_kind, Some(xb_core::binlog::format::ROTATE));
+    src.sql(&format!("PURGE BINARY LOGS TO '{successor}'"))
+        .unwrap();
+    assert!(
+        !server_logs(&src)
+            .await
+            .iter()
+            .any(|(n, _)| *n == closed.file),
+        "{} was not purged",
+        closed.file
+    );
+    // (the last run's status says the same file and size: not a sign)
+    std::fs::remove_file(&status_file).unwrap();
+    let archiver = spawn_archiver(&src, &dir, &status_file);
+    wait_caught_up(&src, &status_file).await;
+    let out = stop_with_sigterm(archiver).await;
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let mut server = std::fs::read(src.datadir().join(&successor)).unwrap();
+    server[4 + 17] &= !1;
+    assert!(
+        std::fs::read(dir.join(&successor)).unwrap() == server,
+        "{successor} archived again from its start, byte for byte"
+    );
+
     // while no archiver runs, the source writes on, rotates and purges
     // what the archive still needs: the next start names the gap
     write_ledger(&src, 161, 170, 5).await;
