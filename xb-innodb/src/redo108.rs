@@ -397,15 +397,22 @@ impl Scanner108 {
     }
 
     /// How many bytes of the chain parsed from `start` (`ends`, ascending)
-    /// are final: those ending before the block the chain ends in, or at
-    /// an LSN the server vouched for before they were read (`trusted`, its
-    /// `checkpoint`).
+    /// are final: those ending before the block that holds the chain's
+    /// last byte, or at an LSN the server vouched for before they were read
+    /// (`trusted`, its `checkpoint`).
+    ///
+    /// The block of the last *byte*, not of the end: a chain ending exactly
+    /// on a block boundary may be left-over bytes that happen to end there
+    /// (seen on MariaDB 10.11 under load: the copy took them, the server
+    /// then wrote its real log over them, and the next mini-transaction
+    /// "started" inside a real one and failed its CRC-32C at every re-read
+    /// until the backup gave up).
     fn settled(&self, log: &Log108, start: u64, checkpoint: u64) -> usize {
         let Some(&last) = self.ends.last() else {
             return 0;
         };
-        let end = start + last as u64;
-        let block_start = end - (log.offset_of(end) % REWRITTEN);
+        let last_byte = start + last as u64 - 1;
+        let block_start = last_byte - (log.offset_of(last_byte) % REWRITTEN);
         let safe = block_start.max(self.trusted).max(checkpoint);
         let idx = self.ends.partition_point(|&e| start + e as u64 <= safe);
         idx.checked_sub(1).map_or(0, |i| self.ends[i])
@@ -435,8 +442,9 @@ impl Scanner108 {
     ///
     /// A reader merely behind the checkpoint reads on.
     ///
-    /// Where the log ends, the mini-transactions in its last 4 KiB block are
-    /// held back (see [`REWRITTEN`]) unless a checkpoint read *before* the
+    /// The mini-transactions in the last 4 KiB block a window reads (where
+    /// the log ends, or where only the window does) are held back (see
+    /// [`REWRITTEN`]), also when they end exactly on its boundary, unless a checkpoint read *before* the
     /// bytes were, or [`Self::trust_up_to`], vouches for them; the next
     /// poll reads them again, as the server has rewritten them by then. (A
     /// checkpoint read after the bytes vouches for what the server wrote
@@ -501,17 +509,17 @@ impl Scanner108 {
                 self.read_len = (len / 2).max(MIN_READ);
             }
             let cut = ran_out && p > 0 && len - p <= MTR_SIZE_MAX + 5;
-            if !cut {
-                // the log ends in this window: its last block is not final
-                p = self.settled(log, start, before.lsn);
-            }
+            // Whether the log ends in this window or only the window does,
+            // its last block is not final: the window may end just past the
+            // server's end, in left-over bytes that parse as log.
+            p = self.settled(log, start, before.lsn);
             if p > 0 {
                 out(&self.window[..p]).map_err(Redo108Error::Out)?;
                 self.lsn = start + p as u64;
             }
             match self.stop {
                 // the window cut a mini-transaction: read on from it
-                _ if cut => {}
+                _ if cut && p > 0 => {}
                 Stop108::End | Stop108::StaleLap if self.lsn < before.lsn => {
                     return Err(Redo108Error::Overwritten {
                         file: log.path.clone(),
@@ -749,6 +757,94 @@ mod tests {
         std::fs::write(&p, &v).unwrap();
         let mut out = Vec::new();
         assert_eq!(poll(&mut s, &mut out), end);
+    }
+
+    #[test]
+    fn left_over_bytes_ending_exactly_on_a_block_boundary_are_held_back() {
+        // The backup_throttled_redo stall: left-over mini-transactions
+        // after the end of the log ended exactly where the block did. Held
+        // back as "the block the chain ends in" (an empty one), they were
+        // copied; the server then wrote its real log there, and the copy
+        // stood at that boundary, inside a real mini-transaction, failing
+        // its CRC-32C at every re-read until the backup gave up.
+        let cap = 64 * 1024;
+        let (_d, p, mut v) = log_file(cap);
+        let real: Vec<Vec<u8>> = (0..16).map(|i| mtr(20, 1, i)).collect(); // 325 bytes each
+        let at = |i: usize| START_OFFSET + (325 * i) as u64;
+        for (i, m) in real[..8].iter().enumerate() {
+            put(&mut v, cap, at(i), m);
+        }
+        // 1496 bytes of left-overs from 2600: up to 4096, the block's end
+        let mut leftover: Vec<u8> = (0..7).flat_map(|j| mtr(11, 1, 100 + j)).collect();
+        leftover.extend(mtr(14, 1, 107));
+        assert_eq!(at(8) + leftover.len() as u64, START_OFFSET + 4096);
+        put(&mut v, cap, at(8), &leftover);
+        std::fs::write(&p, &v).unwrap();
+        let log = Log108::open(&p).unwrap();
+        let mut s = Scanner108::new(START_OFFSET);
+        let mut out = Vec::new();
+        let poll = |s: &mut Scanner108, out: &mut Vec<u8>| {
+            s.poll(&log, &mut |b| {
+                out.extend_from_slice(b);
+                Ok(())
+            })
+            .unwrap()
+        };
+        assert_eq!(
+            poll(&mut s, &mut out),
+            START_OFFSET,
+            "the whole block waits"
+        );
+        assert!(out.is_empty());
+        // the server's real log replaces them and goes on
+        for (i, m) in real.iter().enumerate() {
+            put(&mut v, cap, at(i), m);
+        }
+        std::fs::write(&p, &v).unwrap();
+        assert_eq!(poll(&mut s, &mut out), at(12));
+        assert_eq!(
+            out,
+            real[..12].concat(),
+            "the real log, none of the left-overs"
+        );
+    }
+
+    #[test]
+    fn a_window_ending_in_left_over_bytes_holds_its_last_block_back() {
+        // A window that stops inside a mini-transaction normally cuts a
+        // backlog; but it may end just past the server's end, inside the
+        // block the server is still writing, in left-over bytes (no
+        // terminator between them and the log): its last block waits too.
+        let cap = 256 * 1024;
+        let (_d, p, mut v) = log_file(cap);
+        let real = |i: u64| mtr(20, 1, u8::try_from(i % 200).unwrap()); // 325 bytes
+        // from LSN 12613 the first window (64 KiB) ends at 78149, inside
+        // the block 77824..81920; the server's log ends at 77938 in it
+        for i in 0..202 {
+            put(&mut v, cap, START_OFFSET + i * 325, &real(i));
+        }
+        let end = START_OFFSET + 202 * 325;
+        assert_eq!(end, 77_938);
+        // left-overs: three whole ones, then one the window cuts
+        for k in 0..4 {
+            put(&mut v, cap, end + k * 53, &mtr(3, 1, 250));
+        }
+        std::fs::write(&p, &v).unwrap();
+        let log = Log108::open(&p).unwrap();
+        let mut s = Scanner108::new(START_OFFSET + 325);
+        let mut out = Vec::new();
+        s.poll(&log, &mut |b| {
+            out.extend_from_slice(b);
+            Ok(())
+        })
+        .unwrap();
+        assert!(
+            s.lsn() <= 77_824,
+            "the copy took up to {}, into the block the server writes",
+            s.lsn()
+        );
+        let whole = (s.lsn() - START_OFFSET) / 325;
+        assert_eq!(out, (1..whole).flat_map(real).collect::<Vec<u8>>());
     }
 
     #[test]
