@@ -167,6 +167,15 @@ fn upload_pass(
 }
 
 async fn archive(args: ArchiveArgs) -> u8 {
+    // taken over first: a SIGTERM while the store is checked or the server
+    // connected ends the run cleanly, not by the default action
+    let handlers = {
+        use tokio::signal::unix::{SignalKind, signal};
+        (
+            signal(SignalKind::terminate()).ok(),
+            signal(SignalKind::interrupt()).ok(),
+        )
+    };
     let connect = match args.conn.options(&["client"]) {
         Ok(c) => c,
         Err(e) => {
@@ -199,11 +208,7 @@ async fn archive(args: ArchiveArgs) -> u8 {
     });
     let (tx, rx) = tokio::sync::watch::channel(false);
     let signals = async move {
-        use tokio::signal::unix::{SignalKind, signal};
-        let (Ok(mut term), Ok(mut int)) = (
-            signal(SignalKind::terminate()),
-            signal(SignalKind::interrupt()),
-        ) else {
+        let (Some(mut term), Some(mut int)) = handlers else {
             return std::future::pending().await;
         };
         tokio::select! {
