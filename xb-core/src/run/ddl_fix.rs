@@ -356,7 +356,9 @@ pub async fn apply(step: &mut Step<'_>, changed: &HashSet<u32>) -> Result<Fix, B
     for (from, to) in &fix.rename {
         meta::write(target, &marker(from, "ren"), &rename_text(to))?;
         if let Some(l) = now.iter().find(|l| l.rel == *to) {
-            step.found.tablespaces.insert(l.src.clone());
+            step.found
+                .tablespaces
+                .insert(&super::spaces::canonical(&l.src));
         }
     }
     if !fix.copy.is_empty() {

@@ -8,8 +8,6 @@
 //! Engine steps that only some servers have are modules a flavour calls:
 //! `run::tokudb` and [`super::rocksdb`].
 
-use std::collections::HashSet;
-use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 pub use super::api::LockSpan;
@@ -58,9 +56,8 @@ pub struct Found {
     pub stats: CopyStats,
     /// The TokuDB files, on servers with the TokuDB plugin.
     pub tokudb: Option<xb_tokudb::TokuManifest>,
-    /// The tablespaces copied, by canonical source path (see
-    /// [`super::spaces`]).
-    pub tablespaces: HashSet<PathBuf>,
+    /// The tablespaces copied (see [`super::spaces::Copied`]).
+    pub tablespaces: super::spaces::Copied,
     /// Space ids the server reported before the copy, by the device and
     /// inode of their files: the id of a copied file whose page 0 was not
     /// written yet (see [`super::ddl_fix`]).
@@ -79,7 +76,7 @@ impl Found {
     /// Drops what was kept of each copied tablespace (its source path, its
     /// space id, the server's ids), once DDL during the copy is settled.
     pub fn forget_tablespaces(&mut self) {
-        self.tablespaces = HashSet::new();
+        self.tablespaces = super::spaces::Copied::default();
         self.listed_ids = std::collections::HashMap::new();
         self.stats.spaces = Vec::new();
     }
@@ -198,7 +195,7 @@ impl Step<'_> {
         for j in jobs.iter().filter(|j| j.kind == Kind::Tablespace) {
             self.found
                 .tablespaces
-                .insert(super::spaces::canonical(&j.src));
+                .insert(&super::spaces::canonical(&j.src));
         }
         let stats = copy_jobs(self.ctx, self.progress, jobs, self.copier)?;
         for src in &stats.vanished_from {
