@@ -245,8 +245,19 @@ pub fn download(files: &ObjectFiles, into: &Path) -> Result<Vec<String>, Archive
         let path = into.join(name);
         let tmp = into.join(format!("{name}.xbpart"));
         let mut out = std::io::BufWriter::new(std::fs::File::create(&tmp).map_err(io(&tmp))?);
-        if s.whole.is_some() {
-            files.get_into(name, &mut out).map_err(store_err)?;
+        if let Some(listed) = s.whole {
+            let got = files.get_into(name, &mut out).map_err(store_err)?;
+            if got != listed {
+                drop(out);
+                let _ = std::fs::remove_file(&tmp);
+                return Err(ArchiveError::Diverged {
+                    file: name.clone(),
+                    reason: format!(
+                        "{} listed it with {listed} bytes and sent {got}",
+                        files.url()
+                    ),
+                });
+            }
         } else {
             let mut end = 0;
             for (&at, &len) in &s.segments {
