@@ -245,57 +245,63 @@ pub fn download(files: &ObjectFiles, into: &Path) -> Result<Vec<String>, Archive
         let path = into.join(name);
         let tmp = into.join(format!("{name}.xbpart"));
         let mut out = std::io::BufWriter::new(std::fs::File::create(&tmp).map_err(io(&tmp))?);
-        if let Some(listed) = s.whole {
-            let got = files.get_into(name, &mut out).map_err(store_err)?;
-            if got != listed {
-                drop(out);
-                let _ = std::fs::remove_file(&tmp);
-                return Err(ArchiveError::Diverged {
-                    file: name.clone(),
-                    reason: format!(
-                        "{} listed it with {listed} bytes and sent {got}",
-                        files.url()
-                    ),
-                });
-            }
-        } else {
-            let mut end = 0;
-            for (&at, &len) in &s.segments {
-                if at != end {
-                    drop(out);
-                    let _ = std::fs::remove_file(&tmp);
-                    return Err(ArchiveError::Diverged {
-                        file: name.clone(),
-                        reason: format!(
-                            "{} holds it in segments with a hole: bytes {end}..{at} are missing",
-                            files.url()
-                        ),
-                    });
-                }
-                let got = files
-                    .get_into(&segment_name(name, at), &mut out)
-                    .map_err(store_err)?;
-                if got != len {
-                    drop(out);
-                    let _ = std::fs::remove_file(&tmp);
-                    return Err(ArchiveError::Diverged {
-                        file: name.clone(),
-                        reason: format!(
-                            "its segment at {at} was listed with {len} bytes and read with {got}"
-                        ),
-                    });
-                }
-                end = at + got;
-            }
-        }
-        out.flush().map_err(io(&tmp))?;
+        let fetched =
+            fetch_file(files, name, s, &mut out).and_then(|()| out.flush().map_err(io(&tmp)));
         drop(out);
+        if let Err(e) = fetched {
+            // a partial file never stays beside the whole ones
+            let _ = std::fs::remove_file(&tmp);
+            return Err(e);
+        }
         std::fs::rename(&tmp, &path).map_err(io(&path))?;
         if name != SOURCE_FILE {
             names.push(name.clone());
         }
     }
     Ok(names)
+}
+
+/// Writes the stored copy `s` of `name` into `out`: its whole object, or
+/// its segments joined, each of the size the listing gave.
+fn fetch_file(
+    files: &ObjectFiles,
+    name: &str,
+    s: &Stored,
+    out: &mut dyn Write,
+) -> Result<(), ArchiveError> {
+    let diverged = |reason: String| ArchiveError::Diverged {
+        file: name.to_string(),
+        reason,
+    };
+    if let Some(listed) = s.whole {
+        let got = files.get_into(name, out).map_err(store_err)?;
+        if got != listed {
+            return Err(diverged(format!(
+                "{} listed it with {listed} bytes and sent {got}",
+                files.url()
+            )));
+        }
+        return Ok(());
+    }
+    let mut end = 0;
+    for (&at, &len) in &s.segments {
+        if at != end {
+            return Err(diverged(format!(
+                "{} holds it in segments with a hole: bytes {end}..{at} are missing",
+                files.url()
+            )));
+        }
+        let got = files
+            .get_into(&segment_name(name, at), out)
+            .map_err(store_err)?;
+        if got != len {
+            return Err(diverged(format!(
+                "its segment at {at} was listed with {len} bytes and read with {got}"
+            )));
+        }
+        end = at + got;
+    }
+    Ok(())
 }
 
 #[cfg(test)]
